@@ -1,0 +1,23 @@
+//! One module per binary: its clap `Args` and its `run` function.
+//!
+//! [`ALL`] lists every tool; the man-page and completion generator and the `--help` smoke
+//! tests walk it, so adding a tool is adding one module, one `src/bin` file and one line
+//! here.
+
+use clap::CommandFactory;
+
+pub mod record_check;
+
+/// A binary of the package: its name and its clap command.
+pub struct Tool {
+    /// The binary's name (also its `src/bin/<name>.rs`).
+    pub name: &'static str,
+    /// Builds the clap command, for documentation and completions.
+    pub command: fn() -> clap::Command,
+}
+
+/// Every binary of the package.
+pub const ALL: &[Tool] = &[Tool {
+    name: "record-check",
+    command: record_check::Args::command,
+}];

@@ -1,0 +1,259 @@
+//! The manners every binary shares: help, version, man pages, exit codes, error messages,
+//! closed pipes, signals; and the harness itself.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bin, bin_path, repo_root, BackgroundServer};
+use measpipe::tools::ALL;
+use predicates::prelude::*;
+
+const STAT: &str =
+    r#"{"kind":"stat","file":"/run/a.mmstats","pid":1,"label":"a","type":"Q","value":1,"ts":1.5}"#;
+
+#[test]
+fn every_tool_has_a_binary_and_every_binary_is_a_tool() {
+    let mut bins: Vec<String> = std::fs::read_dir(repo_root().join("src/bin"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    bins.sort();
+    let mut tools: Vec<String> = ALL.iter().map(|t| t.name.to_owned()).collect();
+    tools.sort();
+    assert_eq!(bins, tools, "src/bin and measpipe::tools::ALL disagree");
+}
+
+#[test]
+fn every_binary_answers_help_and_version() {
+    for tool in ALL {
+        bin(tool.name)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Usage:"))
+            .stdout(predicate::str::contains("Example"));
+        bin(tool.name)
+            .arg("--version")
+            .assert()
+            .success()
+            .stdout(format!("{} {}\n", tool.name, env!("CARGO_PKG_VERSION")));
+        bin(tool.name)
+            .arg("--no-such-flag")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("unexpected argument"));
+    }
+}
+
+#[test]
+fn committed_man_pages_and_completions_are_current() {
+    let stale = measpipe::docs::stale(repo_root(), &measpipe::docs::generate(ALL));
+    assert!(
+        stale.is_empty(),
+        "stale generated files {stale:?}: run `cargo run --example gen-docs` and commit"
+    );
+}
+
+#[test]
+fn the_staleness_check_catches_a_changed_flag() {
+    let changed = [measpipe::tools::Tool {
+        name: ALL[0].name,
+        command: || (ALL[0].command)().arg(clap::Arg::new("new").long("a-new-flag")),
+    }];
+    let stale = measpipe::docs::stale(repo_root(), &measpipe::docs::generate(&changed));
+    assert!(
+        stale.contains(&format!("man/{}.1", ALL[0].name).into()),
+        "{stale:?}"
+    );
+}
+
+#[test]
+fn every_man_page_renders_with_man() {
+    if !common::have("man", "renders the man pages") {
+        return;
+    }
+    for tool in ALL {
+        let page = repo_root().join(format!("man/{}.1", tool.name));
+        let out = Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "man -l {page:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "roff warnings for {page:?}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("NAME") && text.contains(tool.name), "{text}");
+        assert!(text.contains("--help"), "{text}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_status_zero() {
+    let input = format!("{STAT}\n").repeat(200_000);
+    let mut child = Command::new(bin_path("record-check"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    // Read one line, then close the pipe, as `| head -1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn head_in_a_real_shell_pipeline_exits_zero_with_empty_stderr() {
+    let script = format!(
+        "yes '{STAT}' | head -n 300000 >in; {} in 2>err | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err",
+        bin_path("record-check").display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+}
+
+#[test]
+fn a_malformed_line_names_file_and_line_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.ndjson");
+    std::fs::write(&path, format!("{STAT}\n\n{{\"kind\":\"stat\",\n{STAT}\n")).unwrap();
+    bin("record-check")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stdout(format!("{STAT}\n"))
+        .stderr(format!(
+            "record-check: error: {}:3: EOF while parsing a value at column 15\n",
+            path.display()
+        ));
+}
+
+#[test]
+fn on_error_skip_counts_bad_lines_and_exits_zero() {
+    let input = format!("{STAT}\nnot json\n{STAT}\n{{\"kind\":\"stat\"}}\n");
+    bin("record-check")
+        .args(["--on-error", "skip"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout(format!("{STAT}\n{STAT}\n"))
+        .stderr(predicate::str::starts_with(
+            "record-check: warning: skipped 2 bad lines (first: <stdin>:2: ",
+        ));
+}
+
+#[test]
+fn several_inputs_are_read_in_order_and_dash_is_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    std::fs::write(&a, format!("{STAT}\n")).unwrap();
+    let trace = r#"{"kind":"trace","task":"t","tracer":"proc","ts":1.0,"series":"rss","unit":"bytes","value":5}"#;
+    bin("record-check")
+        .arg(&a)
+        .arg("-")
+        .arg(&a)
+        .write_stdin(format!("{trace}\n"))
+        .assert()
+        .success()
+        .stdout(format!("{STAT}\n{trace}\n{STAT}\n"));
+}
+
+#[test]
+fn a_missing_input_file_is_named() {
+    bin("record-check")
+        .arg("/nonexistent/x.ndjson")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "record-check: error: /nonexistent/x.ndjson: No such file",
+        ));
+}
+
+#[test]
+fn sigterm_flushes_buffered_records_and_exits_143() {
+    let mut child = Command::new(bin_path("record-check"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two records sit in the 64 KiB buffer while the filter waits for more input.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{STAT}\n{STAT}\n").as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{STAT}\n{STAT}\n")
+    );
+}
+
+#[test]
+fn the_harness_starts_a_real_server_and_waits_for_it() {
+    if !common::have("python3", "serves HTTP for the harness test") {
+        return;
+    }
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello").unwrap();
+    let mut command = Command::new("python3");
+    command
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = BackgroundServer::start(command, port, Duration::from_secs(20));
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    server.stop();
+}

@@ -1,0 +1,109 @@
+//! Test harness shared by the integration tests: run the real binaries, and start and stop
+//! background servers on free loopback ports.
+//!
+//! Each integration test binary includes this module and uses part of it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of one of the package's binaries, built by cargo next to the test executable.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// An `assert_cmd` command for one of the package's binaries.
+pub fn bin(name: &str) -> assert_cmd::Command {
+    assert_cmd::Command::new(bin_path(name))
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(relative: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(relative)
+}
+
+/// Whether `program` can be run; if not, prints why the calling test skips.
+pub fn have(program: &str, why: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIP: {program} not found ({why}); .ci/run installs it");
+    }
+    found
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// A server process in the background, killed when dropped.
+pub struct BackgroundServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl BackgroundServer {
+    /// Starts `command` (which must listen on `port` on 127.0.0.1) and waits until a TCP
+    /// connection succeeds, or panics after `timeout` with the server's exit status.
+    pub fn start(mut command: Command, port: u16, timeout: Duration) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let mut server = BackgroundServer { child, addr };
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{command:?} exited before listening: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{command:?} not ready on {addr} after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for server")
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

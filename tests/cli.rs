@@ -142,6 +142,21 @@ fn head_in_a_real_shell_pipeline_exits_zero_with_empty_stderr() {
 }
 
 #[test]
+fn an_endless_generator_ends_quietly_under_head() {
+    let script = format!(
+        "{} --payload seed 2>err | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err",
+        bin_path("notigen-emit").display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+}
+
+#[test]
 fn a_malformed_line_names_file_and_line_and_exits_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.ndjson");

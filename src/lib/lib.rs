@@ -12,6 +12,7 @@ pub mod cli;
 pub mod docs;
 pub mod error;
 pub mod ndjson;
+pub mod notigen;
 pub mod record;
 pub mod tools;
 

@@ -6,6 +6,7 @@
 
 use clap::CommandFactory;
 
+pub mod notigen_emit;
 pub mod record_check;
 
 /// A binary of the package: its name and its clap command.
@@ -17,7 +18,13 @@ pub struct Tool {
 }
 
 /// Every binary of the package.
-pub const ALL: &[Tool] = &[Tool {
-    name: "record-check",
-    command: record_check::Args::command,
-}];
+pub const ALL: &[Tool] = &[
+    Tool {
+        name: "notigen-emit",
+        command: notigen_emit::Args::command,
+    },
+    Tool {
+        name: "record-check",
+        command: record_check::Args::command,
+    },
+];

@@ -126,34 +126,31 @@ fn a_closed_pipe_ends_quietly_with_status_zero() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
-#[test]
-fn head_in_a_real_shell_pipeline_exits_zero_with_empty_stderr() {
-    let script = format!(
-        "yes '{STAT}' | head -n 300000 >in; {} in 2>err | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err",
-        bin_path("record-check").display()
-    );
+/// Runs `<command> 2>err | head -1` in bash and returns the command's exit status followed
+/// by whatever it wrote on stderr.
+fn status_and_stderr_under_head(setup: &str, command: &str) -> String {
+    let script =
+        format!("{setup} {command} 2>err | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err");
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .args(["-c", &script])
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn head_in_a_real_shell_pipeline_exits_zero_with_empty_stderr() {
+    let setup = format!("yes '{STAT}' | head -n 300000 >in;");
+    let command = format!("{} in", bin_path("record-check").display());
+    assert_eq!(status_and_stderr_under_head(&setup, &command), "0\n");
 }
 
 #[test]
 fn an_endless_generator_ends_quietly_under_head() {
-    let script = format!(
-        "{} --payload seed 2>err | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err",
-        bin_path("notigen-emit").display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("bash")
-        .args(["-c", &script])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    let command = format!("{} --payload seed", bin_path("notigen-emit").display());
+    assert_eq!(status_and_stderr_under_head("", &command), "0\n");
 }
 
 #[test]

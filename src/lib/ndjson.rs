@@ -188,25 +188,22 @@ impl NdjsonWriter {
 
     /// Writes `line` (which must not contain `\n`) followed by a newline.
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), Error> {
-        let mut sink = cli::lock(&self.sink);
-        let result = sink
-            .write_all(line)
-            .and_then(|()| sink.write_all(b"\n"))
-            .and_then(|()| {
-                if self.line_buffered {
-                    sink.flush()
-                } else {
-                    Ok(())
-                }
-            });
-        result.map_err(|source| Error::io("<stdout>", source))
+        self.write_with(|sink| sink.write_all(line))
     }
 
     /// Serializes `record` as compact JSON followed by a newline.
     pub fn write_record<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<(), Error> {
+        self.write_with(|sink| serde_json::to_writer(sink, record).map_err(io::Error::from))
+    }
+
+    /// Runs `write` and appends the newline under one hold of the lock, then flushes if
+    /// line-buffered.
+    fn write_with(
+        &mut self,
+        write: impl FnOnce(&mut io::BufWriter<io::Stdout>) -> io::Result<()>,
+    ) -> Result<(), Error> {
         let mut sink = cli::lock(&self.sink);
-        let result = serde_json::to_writer(&mut *sink, record)
-            .map_err(io::Error::from)
+        let result = write(&mut sink)
             .and_then(|()| sink.write_all(b"\n"))
             .and_then(|()| {
                 if self.line_buffered {

@@ -155,7 +155,59 @@ struct Chain<'o> {
     first: usize,
 }
 
-impl Chain<'_> {
+impl<'o> Chain<'o> {
+    fn new(
+        op: Rc<Operation>,
+        instance: Rc<Instance>,
+        at: Micros,
+        events: &'o mut Vec<Event>,
+    ) -> Self {
+        Chain {
+            op,
+            instance,
+            at,
+            first: events.len(),
+            events,
+        }
+    }
+
+    /// Pushes an INFO `compute.instance.update` with the given vm and task states.
+    fn update(
+        &mut self,
+        publisher: Publisher,
+        state: &'static str,
+        old_state: &'static str,
+        old_task: &'static str,
+        new_task: &'static str,
+    ) {
+        let body = Body::Update {
+            state,
+            old_state,
+            old_task,
+            new_task,
+        };
+        self.push("compute.instance.update", Priority::Info, publisher, body);
+    }
+
+    /// Pushes an INFO event with the instance payload.
+    fn instance(
+        &mut self,
+        name: &'static str,
+        publisher: Publisher,
+        state: &'static str,
+        old_state: &'static str,
+        task: &'static str,
+        extra: Extra,
+    ) {
+        let body = Body::Instance {
+            state,
+            old_state,
+            task,
+            extra,
+        };
+        self.push(name, Priority::Info, publisher, body);
+    }
+
     fn push(&mut self, name: &'static str, priority: Priority, publisher: Publisher, body: Body) {
         self.events.push(Event {
             when: self.at,
@@ -242,24 +294,8 @@ impl Builder<'_> {
             self.time,
         ));
 
-        let mut chain = Chain {
-            op,
-            instance: Rc::clone(&instance),
-            at: t0,
-            first: out.len(),
-            events: out,
-        };
-        chain.push(
-            "compute.instance.update",
-            Priority::Info,
-            api,
-            Body::Update {
-                state: "building",
-                old_state: "",
-                old_task: "",
-                new_task: "scheduling",
-            },
-        );
+        let mut chain = Chain::new(op, Rc::clone(&instance), t0, out);
+        chain.update(api, "building", "", "", "scheduling");
         for attempt in &attempts {
             attempt.push(&mut chain);
         }
@@ -284,17 +320,7 @@ impl Builder<'_> {
                     scheduler,
                     Body::Scheduler(SchedulerPhase::Failed),
                 );
-                chain.push(
-                    "compute.instance.update",
-                    Priority::Info,
-                    scheduler,
-                    Body::Update {
-                        state: "error",
-                        old_state: "building",
-                        old_task: "scheduling",
-                        new_task: "",
-                    },
-                );
+                chain.update(scheduler, "error", "building", "scheduling", "");
                 instance.state.set("error");
                 Completion::Gone
             }
@@ -312,28 +338,12 @@ impl Builder<'_> {
         let compute = Publisher::Compute(instance.host);
         let name = &UPDATE_NAMES[self.rng.random_range(0..UPDATE_NAMES.len())];
         let state = instance.state.get();
-        let mut chain = Chain {
-            op,
-            instance: Rc::clone(&instance),
-            at: t0,
-            first: out.len(),
-            events: out,
-        };
+        let mut chain = Chain::new(op, Rc::clone(&instance), t0, out);
         let task = match name {
             UpdateName::Paired { task, .. } | UpdateName::Single { task, .. } => task,
             _ => "",
         };
-        chain.push(
-            "compute.instance.update",
-            Priority::Info,
-            api,
-            Body::Update {
-                state,
-                old_state: state,
-                old_task: "",
-                new_task: task,
-            },
-        );
+        chain.update(api, state, state, "", task);
         chain.at += bump(self.rng, 0.1, 1.0);
         match *name {
             UpdateName::Paired {
@@ -343,17 +353,7 @@ impl Builder<'_> {
                 after,
                 fault,
             } => {
-                chain.push(
-                    start,
-                    Priority::Info,
-                    compute,
-                    Body::Instance {
-                        state,
-                        old_state: state,
-                        task,
-                        extra: Extra::None,
-                    },
-                );
+                chain.instance(start, compute, state, state, task, Extra::None);
                 let failed = self.rng.random_range(0..100) < FAULT;
                 chain.at += bump(self.rng, 0.25, 900.0);
                 if failed {
@@ -373,33 +373,13 @@ impl Builder<'_> {
                     } else {
                         Extra::None
                     };
-                    chain.push(
-                        end,
-                        Priority::Info,
-                        compute,
-                        Body::Instance {
-                            state: next,
-                            old_state: state,
-                            task: "",
-                            extra,
-                        },
-                    );
+                    chain.instance(end, compute, next, state, "", extra);
                     instance.state.set(next);
                 }
             }
             UpdateName::Single { name, task, after } => {
                 let next = after.unwrap_or(state);
-                chain.push(
-                    name,
-                    Priority::Info,
-                    compute,
-                    Body::Instance {
-                        state: next,
-                        old_state: state,
-                        task,
-                        extra: Extra::None,
-                    },
-                );
+                chain.instance(name, compute, next, state, task, Extra::None);
                 instance.state.set(next);
             }
             UpdateName::Exists => {
@@ -413,30 +393,10 @@ impl Builder<'_> {
                 );
             }
             UpdateName::Update => {
-                chain.push(
-                    "compute.instance.update",
-                    Priority::Info,
-                    compute,
-                    Body::Update {
-                        state,
-                        old_state: state,
-                        old_task: task,
-                        new_task: "",
-                    },
-                );
+                chain.update(compute, state, state, task, "");
             }
             UpdateName::Bare(name) => {
-                chain.push(
-                    name,
-                    Priority::Info,
-                    compute,
-                    Body::Instance {
-                        state,
-                        old_state: state,
-                        task: "",
-                        extra: Extra::None,
-                    },
-                );
+                chain.instance(name, compute, state, state, "", Extra::None);
             }
         }
         chain.finish(Completion::Idle);
@@ -448,46 +408,24 @@ impl Builder<'_> {
         let api = self.api();
         let compute = Publisher::Compute(instance.host);
         let state = instance.state.get();
-        let mut chain = Chain {
-            op,
-            instance: Rc::clone(&instance),
-            at: t0,
-            first: out.len(),
-            events: out,
-        };
-        chain.push(
-            "compute.instance.update",
-            Priority::Info,
-            api,
-            Body::Update {
-                state,
-                old_state: state,
-                old_task: "",
-                new_task: "deleting",
-            },
-        );
-        chain.push(
+        let mut chain = Chain::new(op, Rc::clone(&instance), t0, out);
+        chain.update(api, state, state, "", "deleting");
+        chain.instance(
             "compute.instance.delete.start",
-            Priority::Info,
             compute,
-            Body::Instance {
-                state,
-                old_state: state,
-                task: "deleting",
-                extra: Extra::None,
-            },
+            state,
+            state,
+            "deleting",
+            Extra::None,
         );
         chain.at += bump(self.rng, 0.1, 0.5);
-        chain.push(
+        chain.instance(
             "compute.instance.shutdown.start",
-            Priority::Info,
             compute,
-            Body::Instance {
-                state,
-                old_state: state,
-                task: "deleting",
-                extra: Extra::None,
-            },
+            state,
+            state,
+            "deleting",
+            Extra::None,
         );
         if self.rng.random_range(0..100) < FAULT {
             chain.at += bump(self.rng, 0.5, 5.0);
@@ -503,40 +441,24 @@ impl Builder<'_> {
             instance.state.set("error");
         } else {
             chain.at += bump(self.rng, 0.5, 10.0);
-            chain.push(
+            chain.instance(
                 "compute.instance.shutdown.end",
-                Priority::Info,
                 compute,
-                Body::Instance {
-                    state,
-                    old_state: state,
-                    task: "deleting",
-                    extra: Extra::None,
-                },
+                state,
+                state,
+                "deleting",
+                Extra::None,
             );
             chain.at += bump(self.rng, 0.1, 0.5);
-            chain.push(
-                "compute.instance.update",
-                Priority::Info,
-                compute,
-                Body::Update {
-                    state: "deleted",
-                    old_state: state,
-                    old_task: "deleting",
-                    new_task: "",
-                },
-            );
+            chain.update(compute, "deleted", state, "deleting", "");
             chain.at += bump(self.rng, 0.25, 900.0);
-            chain.push(
+            chain.instance(
                 "compute.instance.delete.end",
-                Priority::Info,
                 compute,
-                Body::Instance {
-                    state: "deleted",
-                    old_state: state,
-                    task: "",
-                    extra: Extra::Deleted,
-                },
+                "deleted",
+                state,
+                "",
+                Extra::Deleted,
             );
             instance.state.set("deleted");
         }
@@ -608,17 +530,7 @@ impl Attempt {
             Body::Scheduler(SchedulerPhase::End),
         );
         chain.at += d3;
-        chain.push(
-            "compute.instance.update",
-            Priority::Info,
-            compute,
-            Body::Update {
-                state: "building",
-                old_state: "building",
-                old_task: "scheduling",
-                new_task: "spawning",
-            },
-        );
+        chain.update(compute, "building", "building", "scheduling", "spawning");
         chain.at += d4;
         chain.push(
             "compute.instance.create.start",

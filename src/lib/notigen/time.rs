@@ -184,4 +184,18 @@ mod tests {
         assert!(parse_start("yesterday").is_err());
         assert_eq!(midnight_before(midnight + 5), midnight);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_start_never_panics(text in "\\PC{0,40}") {
+            let _ = parse_start(&text);
+        }
+
+        #[test]
+        fn formatting_never_panics_and_has_a_fixed_width(at in proptest::num::i64::ANY) {
+            let at = at / 4; // keep within chrono's range of years
+            let text = TimeFormat::Python.format(at);
+            proptest::prop_assert_eq!(text.len(), 26);
+        }
+    }
 }

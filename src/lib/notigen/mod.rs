@@ -177,11 +177,6 @@ impl Generator {
         generator
     }
 
-    /// Simulated time between two operation starts.
-    pub fn tick(&self) -> Micros {
-        self.tick
-    }
-
     /// `now` plus one tick: the next `now` in fast mode.
     pub fn move_to_next_tick(&self, now: Micros) -> Micros {
         now + self.tick
@@ -197,11 +192,6 @@ impl Generator {
     /// How many operations have been started.
     pub fn operations(&self) -> u64 {
         self.operations
-    }
-
-    /// How many instances are live now.
-    pub fn live_instances(&self) -> usize {
-        self.live.len()
     }
 
     /// Starts every operation whose tick is at or before `now` and returns every

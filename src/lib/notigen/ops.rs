@@ -208,6 +208,11 @@ impl<'o> Chain<'o> {
         self.push(name, Priority::Info, publisher, body);
     }
 
+    /// Pushes an INFO scheduler event.
+    fn scheduler(&mut self, name: &'static str, publisher: Publisher, phase: SchedulerPhase) {
+        self.push(name, Priority::Info, publisher, Body::Scheduler(phase));
+    }
+
     fn push(&mut self, name: &'static str, priority: Priority, publisher: Publisher, body: Body) {
         self.events.push(Event {
             when: self.at,
@@ -307,11 +312,10 @@ impl Builder<'_> {
             None => {
                 let (scheduler, before, after) = scheduler_gives_up;
                 chain.at += before;
-                chain.push(
+                chain.scheduler(
                     "scheduler.run_instance.start",
-                    Priority::Info,
                     scheduler,
-                    Body::Scheduler(SchedulerPhase::Start),
+                    SchedulerPhase::Start,
                 );
                 chain.at += after;
                 chain.push(
@@ -509,25 +513,22 @@ impl Attempt {
         let compute = Publisher::Compute(host);
         let [d0, d1, d2, d3, d4, d5] = self.delays;
         chain.at += d0;
-        chain.push(
+        chain.scheduler(
             "scheduler.run_instance.start",
-            Priority::Info,
             self.scheduler,
-            Body::Scheduler(SchedulerPhase::Start),
+            SchedulerPhase::Start,
         );
         chain.at += d1;
-        chain.push(
+        chain.scheduler(
             "scheduler.run_instance.scheduled",
-            Priority::Info,
             self.scheduler,
-            Body::Scheduler(SchedulerPhase::Scheduled { host }),
+            SchedulerPhase::Scheduled { host },
         );
         chain.at += d2;
-        chain.push(
+        chain.scheduler(
             "scheduler.run_instance.end",
-            Priority::Info,
             self.scheduler,
-            Body::Scheduler(SchedulerPhase::End),
+            SchedulerPhase::End,
         );
         chain.at += d3;
         chain.update(compute, "building", "building", "scheduling", "spawning");

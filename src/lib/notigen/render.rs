@@ -114,10 +114,7 @@ impl Renderer {
                 task,
                 extra,
             } => {
-                out.extend_from_slice(instance.fragment.as_bytes());
-                self.launched_at(out, event);
-                static_field(out, "state", state);
-                static_field(out, "state_description", task);
+                self.instance_head(out, event, state, task);
                 match extra {
                     Extra::Deleted => {
                         self.time_field(out, "deleted_at", event.when);
@@ -177,10 +174,7 @@ impl Renderer {
                 old_task,
                 new_task,
             } => {
-                out.extend_from_slice(instance.fragment.as_bytes());
-                self.launched_at(out, event);
-                static_field(out, "state", state);
-                static_field(out, "state_description", new_task);
+                self.instance_head(out, event, state, new_task);
                 static_field(out, "old_state", old_state);
                 static_field(out, "old_task_state", old_task);
                 static_field(out, "new_task_state", new_task);
@@ -193,10 +187,7 @@ impl Renderer {
                 out.extend_from_slice(br#","bandwidth":{},"deleted_at":"","terminated_at":"""#);
             }
             Body::Exists { begin, end, state } => {
-                out.extend_from_slice(instance.fragment.as_bytes());
-                self.launched_at(out, event);
-                static_field(out, "state", state);
-                static_field(out, "state_description", "");
+                self.instance_head(out, event, state, "");
                 self.time_field(out, "audit_period_beginning", begin);
                 self.time_field(out, "audit_period_ending", end);
                 let seed =
@@ -261,6 +252,21 @@ impl Renderer {
                 );
             }
         }
+    }
+
+    /// Appends the instance's static payload, `launched_at`, `state` and
+    /// `state_description`: the start of every instance payload.
+    fn instance_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        event: &Event,
+        state: &'static str,
+        description: &'static str,
+    ) {
+        out.extend_from_slice(event.instance.fragment.as_bytes());
+        self.launched_at(out, event);
+        static_field(out, "state", state);
+        static_field(out, "state_description", description);
     }
 
     /// Appends the instance's `launched_at`: its launch time once `at` has reached it.

@@ -369,19 +369,9 @@ fn bad_arguments_are_usage_errors() {
 
 #[test]
 fn stackdistiller_accepts_the_output_with_every_trait_filled() {
-    let python = std::env::var("MEASPIPE_PYTHON27").unwrap_or_else(|_| {
-        format!(
-            "{}/.pyenv/versions/2.7.18/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let probe = Command::new(&python)
-        .args(["-c", "import stackdistiller"])
-        .output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("SKIP: Python 2.7 with stackdistiller 0.12 not found at {python} (set MEASPIPE_PYTHON27); .ci/run installs it");
+    let Some(python) = common::python27_with("stackdistiller", "stackdistiller 0.12") else {
         return;
-    }
+    };
     for args in [
         &["--payload", "full"][..],
         &["--payload", "seed", "--envelope", "v2"][..],

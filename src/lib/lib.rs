@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod docs;
 pub mod error;
+pub mod mmstats;
 pub mod ndjson;
 pub mod notigen;
 pub mod record;

@@ -155,8 +155,9 @@ pub struct StatSample {
     pub kind: String,
     /// The stats file it was read from.
     pub file: String,
-    /// The writer's process id.
-    pub pid: u32,
+    /// The writer's process id; `null` for a file that does not record it (a Python
+    /// `BaseMmStats` file has no `sys.pid`).
+    pub pid: Option<u32>,
     /// The field's label, e.g. `web.stats.status.2XX`.
     pub label: String,
     /// The field's type signature.

@@ -48,6 +48,27 @@ pub fn have(program: &str, why: &str) -> bool {
     found
 }
 
+/// The Python 2.7 oracle interpreter (`$MEASPIPE_PYTHON27`, else pyenv's 2.7.18) if it
+/// can import `module`; otherwise prints why the calling test skips.
+pub fn python27_with(module: &str, package: &str) -> Option<String> {
+    let python = std::env::var("MEASPIPE_PYTHON27").unwrap_or_else(|_| {
+        format!(
+            "{}/.pyenv/versions/2.7.18/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let imports = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !imports {
+        eprintln!("SKIP: Python 2.7 with {package} not found at {python} (set MEASPIPE_PYTHON27); .ci/run installs it");
+        return None;
+    }
+    Some(python)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

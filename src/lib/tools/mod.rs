@@ -6,6 +6,9 @@
 
 use clap::CommandFactory;
 
+pub mod mmstats_clean;
+pub mod mmstats_poll;
+pub mod mmstats_slurp;
 pub mod notigen_emit;
 pub mod record_check;
 
@@ -19,6 +22,18 @@ pub struct Tool {
 
 /// Every binary of the package.
 pub const ALL: &[Tool] = &[
+    Tool {
+        name: "mmstats-clean",
+        command: mmstats_clean::Args::command,
+    },
+    Tool {
+        name: "mmstats-poll",
+        command: mmstats_poll::Args::command,
+    },
+    Tool {
+        name: "mmstats-slurp",
+        command: mmstats_slurp::Args::command,
+    },
     Tool {
         name: "notigen-emit",
         command: notigen_emit::Args::command,

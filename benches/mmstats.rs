@@ -1,0 +1,121 @@
+//! mmstats benchmarks: the writer's hot paths and `mmstats-slurp` over 1,000 files.
+//!
+//! `cargo bench --bench mmstats` (figures in BENCHMARKS.md). Each writer figure is the
+//! best of five runs of a tight loop on a file in the temp dir, in ns per update; the
+//! slurp figure is the best of five runs of the release binary, output to /dev/null.
+//! Pin it to one core (`taskset -c 0`) for steadier numbers.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use measpipe::mmstats::{Builder, Local, Mode, Shared, Stats};
+
+const UPDATES: u64 = 50_000_000;
+const FILES: usize = 1_000;
+
+fn best_of_five(mut run: impl FnMut() -> Duration) -> Duration {
+    (0..5).map(|_| run()).min().unwrap_or_default()
+}
+
+fn per_update(name: &str, updates: u64, mut body: impl FnMut(u64)) {
+    let best = best_of_five(|| {
+        let started = Instant::now();
+        for i in 0..updates {
+            body(black_box(i));
+        }
+        started.elapsed()
+    });
+    println!(
+        "{name:<40} {:>7.2} ns/update",
+        best.as_nanos() as f64 / updates as f64
+    );
+}
+
+fn declare() -> Builder {
+    Builder::new()
+        .counter("hits")
+        .histogram("latency_ns")
+        .average("avg")
+        .text("status", 32)
+        .gauge("queue")
+}
+
+fn writer_benchmarks<M: Mode>(stats: &Stats<M>, mode: &str) {
+    let hits = stats.counter("hits").unwrap();
+    let latency = stats.histogram("latency_ns").unwrap();
+    let avg = stats.average("avg").unwrap();
+    let status = stats.text("status").unwrap();
+    let queue = stats.gauge("queue").unwrap();
+    per_update(&format!("counter incr ({mode})"), UPDATES, |_| hits.incr());
+    per_update(&format!("gauge set ({mode})"), UPDATES, |i| {
+        queue.set(i as i64)
+    });
+    // Values spread over many buckets, as latencies are.
+    per_update(&format!("histogram record ({mode})"), UPDATES, |i| {
+        latency.record((i.wrapping_mul(2_654_435_761) & 0xf_ffff) + 100)
+    });
+    per_update(&format!("average add ({mode})"), UPDATES / 5, |i| {
+        avg.add(i as f64)
+    });
+    per_update(&format!("text set, 20 bytes ({mode})"), UPDATES / 5, |_| {
+        status.set("degraded: 3 of 5 up")
+    });
+}
+
+fn slurp(binary: &str, files: &Path, what: &str) {
+    let pattern = files.join("*.mmstats");
+    let best = best_of_five(|| {
+        let started = Instant::now();
+        let status = Command::new(binary)
+            .arg(&pattern)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        started.elapsed()
+    });
+    println!(
+        "{:<40} {:>7.1} ms",
+        format!("mmstats-slurp, {FILES} {what}"),
+        best.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Stats<Local> = declare()
+        .path(dir.path().join("local.mmstats"))
+        .create()
+        .unwrap();
+    writer_benchmarks(&local, "one writer thread");
+    let shared: Stats<Shared> = declare()
+        .path(dir.path().join("shared.mmstats"))
+        .create_shared()
+        .unwrap();
+    writer_benchmarks(&shared, "shared file, uncontended");
+
+    let binary = env!("CARGO_BIN_EXE_mmstats-slurp");
+    let native = tempfile::tempdir().unwrap();
+    let files: Vec<Stats<Local>> = (0..FILES)
+        .map(|i| {
+            declare()
+                .label_prefix("web.")
+                .static_text("version", "1.2.3")
+                .path(native.path().join(format!("web-{i}.mmstats")))
+                .create()
+                .unwrap()
+        })
+        .collect();
+    slurp(binary, native.path(), "native files (6 fields)");
+    drop(files);
+
+    let v1 = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mmstats/alltypes-0.8.0.mmstats");
+    for i in 0..FILES {
+        std::fs::copy(&fixture, v1.path().join(format!("py-{i}.mmstats"))).unwrap();
+    }
+    slurp(binary, v1.path(), "format 1 files (31 fields)");
+}

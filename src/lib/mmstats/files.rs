@@ -1,0 +1,155 @@
+//! Where stats files live: the writer's file name template and the readers' default glob,
+//! both compatible with Python mmstats 0.7+ (`MMSTATS_PATH`, `MMSTATS_FILES`,
+//! `MMSTATS_GLOB`), and the expansion of reader arguments that may be files or globs.
+
+use std::collections::HashSet;
+use std::env;
+use std::path::{Path, PathBuf};
+
+use super::process;
+
+/// The file name template when `MMSTATS_FILES` is unset.
+pub const DEFAULT_TEMPLATE: &str = "{CMD}-{PID}-{TID}.mmstats";
+
+/// The directory stats files go in: `$MMSTATS_PATH`, else the temp dir.
+pub fn stats_dir() -> PathBuf {
+    env::var_os("MMSTATS_PATH")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(env::temp_dir)
+}
+
+/// The file a writer on thread `tid` creates: `$MMSTATS_FILES` (else
+/// [`DEFAULT_TEMPLATE`]) expanded, inside [`stats_dir`] unless the template is absolute.
+pub fn writer_path(tid: u32) -> Result<PathBuf, String> {
+    let template = env::var("MMSTATS_FILES")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned());
+    let name = expand_template(&template, &process::command_name(), std::process::id(), tid)?;
+    Ok(stats_dir().join(name))
+}
+
+/// Expands `{CMD}`, `{PID}` and `{TID}` in a file name template; `{{` and `}}` are literal
+/// braces (Python `str.format` rules).
+pub fn expand_template(template: &str, cmd: &str, pid: u32, tid: u32) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(at) = rest.find(['{', '}']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        let Some(close) = tail.find('}').filter(|_| tail.starts_with('{')) else {
+            return Err(format!("stats file template {template:?}: unmatched brace"));
+        };
+        match &tail[1..close] {
+            "CMD" => out.push_str(cmd),
+            "PID" => out.push_str(&pid.to_string()),
+            "TID" => out.push_str(&tid.to_string()),
+            other => {
+                return Err(format!(
+                    "stats file template {template:?}: unknown field {{{other}}} (use {{CMD}}, {{PID}}, {{TID}})"
+                ))
+            }
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The readers' default pattern: `$MMSTATS_GLOB`, else `$MMSTATS_PATH/*.mmstats`, else
+/// `<temp dir>/*.mmstats`.
+pub fn default_glob() -> String {
+    match env::var("MMSTATS_GLOB") {
+        Ok(glob) if !glob.is_empty() => glob,
+        _ => stats_dir().join("*.mmstats").to_string_lossy().into_owned(),
+    }
+}
+
+/// The files named by reader arguments, in order, without repeats. An argument that
+/// names an existing path is taken as it is; one with glob characters is expanded (sorted).
+/// No arguments means [`default_glob`]. Returns the files and the patterns that matched
+/// nothing, so the caller can warn about explicit ones.
+pub fn expand(args: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+    let default;
+    let patterns: &[String] = if args.is_empty() {
+        default = [default_glob()];
+        &default
+    } else {
+        args
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut unmatched = Vec::new();
+    for pattern in patterns {
+        let literal = Path::new(pattern);
+        if literal.exists() || !pattern.contains(['*', '?', '[']) {
+            push_unique(&mut files, &mut seen, literal.to_path_buf());
+            continue;
+        }
+        let matches = glob::glob(pattern).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
+        let before = files.len();
+        for path in matches.flatten() {
+            if !path.is_dir() {
+                push_unique(&mut files, &mut seen, path);
+            }
+        }
+        if files.len() == before {
+            unmatched.push(pattern.clone());
+        }
+    }
+    Ok((files, unmatched))
+}
+
+/// The stats-file arguments every mmstats reader takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileArgs {
+    /// Stats files or glob patterns. Quote a pattern to let the tool expand it
+    /// (mmstats-poll expands it again at every tick). Default: $MMSTATS_GLOB, else
+    /// $MMSTATS_PATH/*.mmstats, else <temp dir>/*.mmstats.
+    #[arg(value_name = "FILES|GLOBS")]
+    pub files: Vec<String>,
+}
+
+impl FileArgs {
+    /// The files named now, warning about explicit patterns that matched nothing.
+    pub fn resolve(&self, warn_unmatched: bool) -> Result<Vec<PathBuf>, crate::Error> {
+        let (files, unmatched) = expand(&self.files).map_err(crate::Error::Usage)?;
+        if warn_unmatched && !self.files.is_empty() {
+            for pattern in unmatched {
+                crate::cli::warn(&format!("no stats files match {pattern}"));
+            }
+        }
+        Ok(files)
+    }
+}
+
+fn push_unique(files: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, path: PathBuf) {
+    if seen.insert(path.clone()) {
+        files.push(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand_like_python_format() {
+        assert_eq!(
+            expand_template(DEFAULT_TEMPLATE, "web", 12, 13).unwrap(),
+            "web-12-13.mmstats"
+        );
+        assert_eq!(expand_template("{{x}}-{PID}", "c", 1, 2).unwrap(), "{x}-1");
+        assert!(expand_template("{HOST}", "c", 1, 2)
+            .unwrap_err()
+            .contains("{HOST}"));
+        assert!(expand_template("a{PID", "c", 1, 2).is_err());
+        assert!(expand_template("a}b", "c", 1, 2).is_err());
+    }
+}

@@ -10,14 +10,20 @@
 //!   program quietly with status 0 (Rust ignores SIGPIPE, so writes fail with EPIPE rather
 //!   than killing the process; restoring SIG_DFL would exit 141 and break `set -o pipefail`);
 //! * SIGINT and SIGTERM flush whatever [`stdout`] has buffered, never splitting a record,
-//!   and exit 130 / 143.
+//!   and exit 130 / 143;
+//! * 75 (EX_TEMPFAIL) when another run holds a state lock ([`Error::Locked`]), so cron
+//!   overlap is visible.
 //!
 //! The signal design: a dedicated thread waits for the signal and then takes the stdout
 //! lock that every record write holds, so it flushes between two records; the main thread
 //! never needs to poll a flag, which matters for a filter blocked reading a quiet pipe.
+//! Stateful tools call [`stop_on_signal`] instead: the thread then only records the signal,
+//! the tool polls [`interrupted`] between records, saves its state and returns
+//! [`Error::Interrupted`] (a second signal still ends the program at once).
 
 use std::io::{self, IsTerminal, Write};
 use std::process;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use clap::{Args, Parser, ValueEnum};
@@ -31,6 +37,13 @@ pub const EXIT_SUCCESS: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit status for a usage error (what clap uses).
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status when another run holds the lock (EX_TEMPFAIL).
+pub const EXIT_TEMPFAIL: i32 = 75;
+
+/// Set by [`stop_on_signal`]: signals are recorded instead of ending the program.
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+/// The signal received in graceful mode, or 0.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
 /// Size of the stdout buffer: large writes keep pipes fast.
 const STDOUT_BUFFER: usize = 64 * 1024;
@@ -59,6 +72,7 @@ pub fn main<A: Parser>(run: fn(A) -> anyhow::Result<()>) -> ! {
     process::exit(match outcome {
         Ok(()) => EXIT_SUCCESS,
         Err(err) if is_broken_pipe(&err) => EXIT_SUCCESS,
+        Err(err) if matches!(err.downcast_ref(), Some(Error::Interrupted(_))) => exit_code(&err),
         Err(err) => {
             error(&format!("{err:#}"));
             exit_code(&err)
@@ -84,6 +98,8 @@ pub fn error(message: &str) {
 fn exit_code(err: &anyhow::Error) -> i32 {
     match err.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => EXIT_USAGE,
+        Some(Error::Locked(_)) => EXIT_TEMPFAIL,
+        Some(Error::Interrupted(signal)) => 128 + signal,
         _ => EXIT_FAILURE,
     }
 }
@@ -143,11 +159,28 @@ fn install_signal_flusher() {
         return;
     };
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            if GRACEFUL.load(Ordering::SeqCst) && RECEIVED.swap(signal, Ordering::SeqCst) == 0 {
+                continue;
+            }
             let _ = flush_stdout();
             process::exit(128 + signal);
         }
     });
+}
+
+/// Makes SIGINT/SIGTERM set a flag (see [`interrupted`]) instead of ending the program, for
+/// tools that must save their state first. A second signal ends it at once.
+pub fn stop_on_signal() {
+    GRACEFUL.store(true, Ordering::SeqCst);
+}
+
+/// The signal received since [`stop_on_signal`], if any.
+pub fn interrupted() -> Option<i32> {
+    match RECEIVED.load(Ordering::Relaxed) {
+        0 => None,
+        signal => Some(signal),
+    }
 }
 
 /// What to do with an input line that cannot be parsed.

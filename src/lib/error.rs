@@ -46,6 +46,12 @@ pub enum Error {
     /// Arguments that clap accepted but that do not make sense together.
     #[error("{0}")]
     Usage(String),
+    /// Another run holds the lock on this state (exit status 75).
+    #[error("{0} is locked by another run; try again later")]
+    Locked(String),
+    /// A signal asked the tool to stop; it saved its state (exit status 128 + signal).
+    #[error("stopped by signal {0}")]
+    Interrupted(i32),
 }
 
 impl Error {

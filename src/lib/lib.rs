@@ -11,10 +11,12 @@
 pub mod cli;
 pub mod docs;
 pub mod error;
+pub mod gridftp;
 pub mod mmstats;
 pub mod ndjson;
 pub mod notigen;
 pub mod record;
+pub mod state;
 pub mod tools;
 
 pub use error::{Error, Location};

@@ -196,6 +196,14 @@ impl NdjsonWriter {
         self.write_with(|sink| serde_json::to_writer(sink, record).map_err(io::Error::from))
     }
 
+    /// Pushes buffered records to stdout now (before saving a state that says they were
+    /// delivered).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        cli::lock(&self.sink)
+            .flush()
+            .map_err(|source| Error::io("<stdout>", source))
+    }
+
     /// Runs `write` and appends the newline under one hold of the lock, then flushes if
     /// line-buffered.
     fn write_with(

@@ -6,6 +6,7 @@
 
 use clap::CommandFactory;
 
+pub mod gridftp_parse;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
 pub mod mmstats_slurp;
@@ -22,6 +23,10 @@ pub struct Tool {
 
 /// Every binary of the package.
 pub const ALL: &[Tool] = &[
+    Tool {
+        name: "gridftp-parse",
+        command: gridftp_parse::Args::command,
+    },
     Tool {
         name: "mmstats-clean",
         command: mmstats_clean::Args::command,

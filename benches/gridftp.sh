@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# gridftp-parse throughput: transfer-log ("netlogger") lines per second turned into
+# measurement records on one core (taskset -c 0), written to /dev/null, three runs.
+#
+#   benches/gridftp.sh [LINES]     (default 2,000,000 lines of about 290 bytes)
+#
+# The lines are real-shaped: alternating RETR/STOR with 226, four streams with retransmits.
+# --host-ip keeps name resolution out of the measurement (it happens once per run anyway).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+lines=${1:-2000000}
+cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin gridftp-parse
+bin=$root/target/release/gridftp-parse
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+awk -v n="$lines" 'BEGIN { for (i = 0; i < n; i++) printf "DATE=20261122222712.%06d HOST=vm PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.%06d USER=anonymous FILE=/data/gftp/src%d.bin BUFFER=131072 BLOCK=262144 NBYTES=%d VOLUME=/ STREAMS=4 STRIPES=1 DEST=[127.0.0.1] TYPE=%s CODE=226 TASKID=none retrans=0,1,2,3\n", i % 1000000, (i * 7) % 1000000, i, 50000000 + i, (i % 2 ? "RETR" : "STOR") }' > "$log"
+bytes=$(wc -c < "$log")
+for _ in 1 2 3; do
+    start=$(date +%s.%N)
+    taskset -c 0 "$bin" --host-ip 127.0.0.1 "$log" > /dev/null
+    end=$(date +%s.%N)
+    awk -v s="$start" -v e="$end" -v n="$lines" -v b="$bytes" \
+        'BEGIN { t = e - s; printf "gridftp-parse: %d lines in %.3f s: %.0f lines/s, %.0f MB/s in\n", n, t, n / t, b / t / 1e6 }'
+done

@@ -1,0 +1,627 @@
+//! gridftp-parse: fixtures against what esmond-ps-load-gridftp posted, resuming from state
+//! and acknowledgement files, real logrotate, and a live globus-gridftp-server.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bin, bin_path, fixture};
+use serde_json::{json, Value};
+
+fn records(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn parse(args: &[&str]) -> Vec<Value> {
+    let out = bin("gridftp-parse").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    records(&out.stdout)
+}
+
+fn mock_requests(name: &str) -> Vec<Value> {
+    fs::read_to_string(fixture(&format!("gridftp/{name}")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn without(mut value: Value, key: &str) -> Value {
+    value.as_object_mut().unwrap().remove(key);
+    value
+}
+
+#[test]
+fn netlogger_records_carry_what_the_original_posted() {
+    let log = fixture("gridftp/netlogger-synthetic.log");
+    let got = parse(&["--host-ip", "127.0.0.1", log.to_str().unwrap()]);
+    // RETR 226, STOR 426, (LIST skipped), RETR without HOST (address from --host-ip), STOR to ::1
+    assert_eq!(got.len(), 4);
+    let mock = mock_requests("mock_requests_gridftp_netlogger.jsonl");
+    assert_eq!(got[0]["metadata"], mock[0]["body"]);
+    assert_eq!(got[1]["metadata"], mock[2]["body"]);
+    let put = &mock[1]["body"]["data"][0];
+    assert_eq!(got[0]["ts"], put["ts"]);
+    assert_eq!(got[0]["values"]["throughput"], put["val"][0]["val"]);
+    assert_eq!(
+        got[0]["values"]["streams-packet-retransmits"],
+        put["val"][1]["val"]
+    );
+    assert_eq!(got[1]["ts"], mock[3]["body"]["ts"]);
+    assert_eq!(got[1]["values"]["failures"], mock[3]["body"]["val"]);
+    // Where the original gave up (no HOST; an IPv6 peer), we record the transfer.
+    assert_eq!(got[2]["metadata"]["source"], "127.0.0.1");
+    assert_eq!(got[2]["metadata"]["destination"], "IPv4address");
+    assert_eq!(got[3]["metadata"]["source"], "::1");
+    for record in &got {
+        bin("record-check")
+            .args(["--kind", "measurement", "--quiet"])
+            .write_stdin(serde_json::to_vec(record).unwrap())
+            .assert()
+            .success();
+    }
+}
+
+#[test]
+fn json_records_carry_what_the_original_posted_minus_its_unregistered_blobs() {
+    let got = parse(&[
+        "-N",
+        "-V",
+        fixture("gridftp/json-synthetic.log").to_str().unwrap(),
+    ]);
+    assert_eq!(got.len(), 1);
+    let mock = mock_requests("mock_requests_gridftp_json.jsonl");
+    // The original registered no failures event type for JSON logs; we always do, so a
+    // failed transfer has somewhere to go.
+    assert_eq!(
+        without(got[0]["metadata"].clone(), "event-types"),
+        without(mock[0]["body"].clone(), "event-types")
+    );
+    let put = &mock[1]["body"]["data"][0];
+    assert_eq!(got[0]["ts"], put["ts"]);
+    assert_eq!(
+        got[0]["values"],
+        json!({"throughput": put["val"][0]["val"], "streams-packet-retransmits": put["val"][1]["val"]})
+    );
+}
+
+#[test]
+fn the_main_log_gives_the_same_transfers_as_the_transfer_log() {
+    let strip = |mut records: Vec<Value>| {
+        for r in &mut records {
+            r.as_object_mut().unwrap().remove("cursor");
+        }
+        records
+    };
+    let transfer = strip(parse(&[
+        "--host-ip",
+        "127.0.0.1",
+        fixture("gridftp/transfer-netlogger.log").to_str().unwrap(),
+    ]));
+    let main = strip(parse(&[
+        "--host-ip",
+        "127.0.0.1",
+        "--format",
+        "main",
+        fixture("gridftp/server-main.log").to_str().unwrap(),
+    ]));
+    assert_eq!(transfer.len(), 7);
+    assert_eq!(main, transfer);
+    let stor = &transfer[3];
+    assert_eq!(stor["metadata"]["input-destination"], "vm");
+    assert_eq!(stor["metadata"]["input-source"], "127.0.0.1");
+}
+
+#[test]
+fn values_with_spaces_parse_and_raw_keeps_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    fs::write(&log, "DATE=20261122222712.944702 HOST=vm FILE=/data/my file.bin NBYTES=8 START=20261122222712.944700 DEST=[10.0.0.2] TYPE=RETR CODE=226 SITE=x y\n").unwrap();
+    let raw = parse(&["--raw", log.to_str().unwrap()]);
+    assert_eq!(raw[0]["FILE"], "/data/my file.bin");
+    assert_eq!(raw[0]["SITE"], "x y");
+    let m = parse(&["-F", "--host-ip", "10.0.0.1", log.to_str().unwrap()]);
+    assert_eq!(m[0]["metadata"]["gridftp-file"], "/data/my file.bin");
+    assert_eq!(m[0]["values"]["throughput"], 32_000_000.0);
+}
+
+#[test]
+fn bad_lines_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    fs::write(
+        &log,
+        "DATE=20261122222712.9 START=2026 TYPE=RETR CODE=226 DEST=[1.2.3.4] HOST=h\n",
+    )
+    .unwrap();
+    let out = bin("gridftp-parse").arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "gridftp-parse: error: {}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff",
+            log.display()
+        )
+    );
+    bin("gridftp-parse")
+        .arg(dir.path().join("missing.log"))
+        .assert()
+        .code(1);
+    bin("gridftp-parse")
+        .args(["--state", "s", "-"])
+        .assert()
+        .code(2);
+    bin("gridftp-parse")
+        .args(["--state", "s", "--ack", "a", "x"])
+        .assert()
+        .code(2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Resuming.
+
+/// A netlogger line for transfer number `n`.
+fn line(n: u32) -> String {
+    format!(
+        "DATE=20261122222712.{:06} HOST=vm PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.000000 USER=anonymous FILE=/data/f{n}.bin BUFFER=131072 BLOCK=262144 NBYTES={} VOLUME=/ STREAMS=1 STRIPES=1 DEST=[127.0.0.1] TYPE=RETR CODE=226 TASKID=none\n",
+        n,
+        1000 + n
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// The transfer numbers in a set of records.
+fn numbers(records: &[Value]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| r["metadata"]["gridftp-bytes-transferred"].as_u64().unwrap() - 1000)
+        .collect()
+}
+
+#[test]
+fn state_resumes_after_the_last_complete_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--host-ip", "127.0.0.1", "--state", state.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(log.to_str().unwrap());
+        numbers(&parse(&args))
+    };
+    append(&log, &(line(1) + &line(2)));
+    // The server is still writing line 3.
+    let partial = line(3);
+    append(&log, &partial[..40]);
+    assert_eq!(run(&[]), [1, 2]);
+    assert_eq!(run(&[]), Vec::<u64>::new());
+    append(&log, &partial[40..]);
+    append(&log, "DATE=20261122222712.000000 TYPE=LIST CODE=226\n");
+    assert_eq!(run(&[]), [3]);
+    append(&log, &(line(4) + &line(5)));
+    assert_eq!(run(&["--single"]), [4]);
+    assert_eq!(run(&["--dont-write"]), [5]);
+    assert_eq!(run(&[]), [5]);
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+    let len = fs::metadata(&log).unwrap().len();
+    assert!(
+        saved["cursor"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{len}:6")),
+        "{saved}"
+    );
+    assert_eq!(run(&["--delete-state"]), Vec::<u64>::new());
+    assert!(!state.exists());
+    assert_eq!(run(&[]), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn an_overlapping_run_exits_75_and_leaves_the_state_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    append(&log, &line(1));
+    let lock = fs::File::create(dir.path().join("state.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = bin("gridftp-parse")
+        .args(["--host-ip", "127.0.0.1", "--state"])
+        .arg(&state)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by another run"));
+    assert!(out.stdout.is_empty() && !state.exists());
+}
+
+#[test]
+fn a_rotated_log_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    let args = [
+        "--host-ip",
+        "127.0.0.1",
+        "--state",
+        state.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ];
+    append(&log, &(line(1) + &line(2)));
+    assert_eq!(numbers(&parse(&args)), [1, 2]);
+    fs::rename(&log, dir.path().join("t.log.1")).unwrap();
+    append(&log, &line(3));
+    let out = bin("gridftp-parse").args(args).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rotated or truncated"));
+    assert_eq!(numbers(&records(&out.stdout)), [3]);
+}
+
+/// A consumer that delivers records one by one and acknowledges each by writing its
+/// cursor atomically, dying after `limit` of them (None: reads to the end).
+fn consume(log: &Path, ack: &Path, limit: Option<usize>) -> Vec<u64> {
+    let mut parse = Command::new(bin_path("gridftp-parse"))
+        .args(["--host-ip", "127.0.0.1", "--ack"])
+        .arg(ack)
+        .arg(log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut delivered = Vec::new();
+    for line in BufReader::new(parse.stdout.take().unwrap()).lines() {
+        if limit == Some(delivered.len()) {
+            break; // the consumer dies: its pipe closes mid-stream
+        }
+        let record: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        delivered.push(
+            record["metadata"]["gridftp-bytes-transferred"]
+                .as_u64()
+                .unwrap()
+                - 1000,
+        );
+        let temp = ack.with_extension("new");
+        fs::write(&temp, record["cursor"].as_str().unwrap()).unwrap();
+        fs::rename(&temp, ack).unwrap();
+    }
+    let status = parse.wait().unwrap();
+    assert!(
+        status.success(),
+        "a closed pipe is a quiet exit 0: {status}"
+    );
+    delivered
+}
+
+#[test]
+fn a_consumer_killed_mid_stream_loses_nothing_and_a_rerun_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let ack = dir.path().join("ack");
+    // Enough records that the killed consumer leaves many unread in the pipe.
+    let all: Vec<u64> = (1..=20_000).collect();
+    let text: String = all.iter().map(|&n| line(n as u32)).collect();
+    append(&log, &text);
+    let first = consume(&log, &ack, Some(7));
+    assert_eq!(first, (1..=7).collect::<Vec<u64>>());
+    let second = consume(&log, &ack, Some(12_345));
+    let third = consume(&log, &ack, None);
+    let delivered: Vec<u64> = first.into_iter().chain(second).chain(third).collect();
+    assert_eq!(delivered, all, "every transfer exactly once, in order");
+    assert!(
+        consume(&log, &ack, None).is_empty(),
+        "a further run emits nothing"
+    );
+    append(&log, &line(20_001));
+    assert_eq!(consume(&log, &ack, None), [20_001]);
+}
+
+// ---------------------------------------------------------------------------------------
+// pipelines/: the cron line and the logrotate stanza, with the real logrotate.
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let site = Site {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        fs::create_dir(site.lib()).unwrap();
+        site
+    }
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("gridftp-transfer.log")
+    }
+    fn lib(&self) -> PathBuf {
+        self.dir.path().join("lib")
+    }
+    fn spool(&self) -> PathBuf {
+        self.lib().join("gridftp.ndjson")
+    }
+    /// A file of pipelines/ with its paths moved into this site.
+    fn localize(&self, pipeline: &str) -> String {
+        let text =
+            fs::read_to_string(common::repo_root().join("pipelines").join(pipeline)).unwrap();
+        text.replace(
+            "/var/log/gridftp-transfer.log",
+            self.log().to_str().unwrap(),
+        )
+        .replace("/var/lib/measpipe", self.lib().to_str().unwrap())
+        .replace(
+            "gridftp-parse ",
+            &format!(
+                "{} --host-ip 127.0.0.1 ",
+                bin_path("gridftp-parse").display()
+            ),
+        )
+    }
+    fn cron_run(&self) {
+        let cron = self.localize("gridftp.cron");
+        let entry = cron.lines().find(|l| !l.starts_with('#')).unwrap();
+        // Five time fields and the user, then the command.
+        let mut command = entry;
+        for _ in 0..6 {
+            command = command.trim_start();
+            command = &command[command.find(char::is_whitespace).unwrap()..];
+        }
+        let out = Command::new("sh")
+            .args(["-c", command.trim()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fn rotate(&self, mode: &str) {
+        let config = self.dir.path().join("logrotate.conf");
+        let stanza = self
+            .localize("gridftp.logrotate")
+            .replace("    create\n", &format!("    {mode}\n"));
+        fs::write(&config, stanza).unwrap();
+        let out = Command::new("logrotate")
+            .arg("-f")
+            .arg("-s")
+            .arg(self.dir.path().join("logrotate.status"))
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fn delivered(&self) -> Vec<u64> {
+        numbers(&records(&fs::read(self.spool()).unwrap_or_default()))
+    }
+}
+
+fn rotation_loses_and_repeats_nothing(mode: &str) {
+    if !common::have("logrotate", "rotation tests") {
+        return;
+    }
+    let site = Site::new();
+    append(&site.log(), &(line(1) + &line(2)));
+    site.cron_run();
+    append(&site.log(), &(line(3) + &line(4)));
+    site.rotate(mode);
+    assert!(site.dir.path().join("gridftp-transfer.log.1").exists());
+    assert!(
+        !site.lib().join("gridftp.state").exists(),
+        "prerotate dropped the state"
+    );
+    append(&site.log(), &(line(5) + &line(6)));
+    site.cron_run();
+    site.cron_run();
+    append(&site.log(), &line(7));
+    site.rotate(mode);
+    site.cron_run();
+    assert_eq!(site.delivered(), [1, 2, 3, 4, 5, 6, 7]);
+}
+
+#[test]
+fn logrotate_create_with_the_prerotate_hook_loses_and_repeats_nothing() {
+    rotation_loses_and_repeats_nothing("create");
+}
+
+#[test]
+fn logrotate_copytruncate_with_the_prerotate_hook_loses_and_repeats_nothing() {
+    rotation_loses_and_repeats_nothing("copytruncate");
+}
+
+// ---------------------------------------------------------------------------------------
+// A live globus-gridftp-server on loopback.
+
+#[test]
+fn live_gridftp_transfers_each_appear_once_with_their_fields() {
+    if !common::have("globus-gridftp-server", "live GridFTP test")
+        || !common::have("globus-url-copy", "live GridFTP test")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let source = data.join("src.bin");
+    fs::write(&source, vec![7u8; 8_000_000]).unwrap();
+    // The anonymous user (nobody) must be able to read and write here.
+    Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    let transfer_log = dir.path().join("transfer.log");
+    let main_log = dir.path().join("main.log");
+    let port = common::free_port();
+    let mut server = Command::new("globus-gridftp-server");
+    server
+        .args([
+            "-aa",
+            "-anonymous-user",
+            "nobody",
+            "-anonymous-group",
+            "nogroup",
+        ])
+        .args(["-p", &port.to_string(), "-control-interface", "127.0.0.1"])
+        .args(["-data-interface", "127.0.0.1", "-c", "/dev/null"])
+        .arg("-log-transfer")
+        .arg(&transfer_log)
+        .arg("-l")
+        .arg(&main_log)
+        .args(["-log-level", "ALL"]);
+    let server = common::BackgroundServer::start(server, port, Duration::from_secs(20));
+    let url = |path: &Path| format!("ftp://127.0.0.1:{port}{}", path.display());
+    let mut expected = Vec::new();
+    for streams in [1, 2, 4] {
+        let dest = dir.path().join(format!("got-{streams}.bin"));
+        let status = Command::new("globus-url-copy")
+            .args(["-p", &streams.to_string(), &url(&source)])
+            .arg(format!("file://{}", dest.display()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        expected.push(("RETR", streams, source.clone()));
+    }
+    for streams in [1, 3] {
+        let dest = data.join(format!("up-{streams}.bin"));
+        let status = Command::new("globus-url-copy")
+            .args(["-p", &streams.to_string()])
+            .arg(format!("file://{}", source.display()))
+            .arg(url(&dest))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        expected.push(("STOR", streams, dest));
+    }
+    // The server logs a transfer as it completes; give the last one a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(&transfer_log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < expected.len()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+
+    let log = transfer_log.to_str().unwrap();
+    let measured = parse(&["--host-ip", "127.0.0.1", "-F", log]);
+    let raw = parse(&["--raw", log]);
+    assert_eq!(measured.len(), expected.len(), "each transfer exactly once");
+    for ((record, raw), (command, streams, file)) in measured.iter().zip(&raw).zip(&expected) {
+        let meta = &record["metadata"];
+        assert_eq!(raw["TYPE"], *command);
+        assert_eq!(meta["bw-parallel-streams"], *streams);
+        assert_eq!(meta["gridftp-file"], file.to_str().unwrap());
+        assert_eq!(meta["gridftp-bytes-transferred"], 8_000_000);
+        assert_eq!(meta["tool-name"], "gridftp");
+        let (from, to) = if *command == "RETR" {
+            (&meta["source"], &meta["input-destination"])
+        } else {
+            (&meta["destination"], &meta["input-source"])
+        };
+        assert_eq!(from, "127.0.0.1");
+        assert_eq!(to, "127.0.0.1");
+        let micros = |key: &str| {
+            let text = raw[key].as_str().unwrap();
+            let (whole, fraction) = text.split_once('.').unwrap();
+            let time = chrono::NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S").unwrap();
+            time.and_utc().timestamp() * 1_000_000
+                + format!("{fraction:0<6}").parse::<i64>().unwrap()
+        };
+        let elapsed = (micros("DATE") - micros("START")) as f64 / 1e6;
+        let expected_bps = 8.0 * 8_000_000.0 / elapsed;
+        let bps = record["values"]["throughput"].as_f64().unwrap();
+        assert!(
+            (bps - expected_bps).abs() / expected_bps < 1e-9,
+            "{bps} vs {expected_bps}"
+        );
+        assert_eq!(record["ts"], micros("START") / 1_000_000);
+        let retrans = record["values"]["streams-packet-retransmits"]
+            .as_array()
+            .unwrap();
+        assert!(retrans.is_empty() || retrans.len() == *streams as usize);
+    }
+    let from_main = parse(&[
+        "--host-ip",
+        "127.0.0.1",
+        "-F",
+        "--format",
+        "main",
+        main_log.to_str().unwrap(),
+    ]);
+    let strip = |r: &Value| without(r.clone(), "cursor");
+    assert_eq!(
+        from_main.iter().map(strip).collect::<Vec<_>>(),
+        measured.iter().map(strip).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    let total = 120_000u32;
+    let text: String = (1..=total).map(line).collect();
+    append(&log, &text);
+    let first_out = dir.path().join("first.ndjson");
+    let mut run = Command::new(bin_path("gridftp-parse"))
+        .args(["--host-ip", "127.0.0.1", "--state"])
+        .arg(&state)
+        .arg(&log)
+        .stdout(fs::File::create(&first_out).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = run.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = run.wait().unwrap();
+    let first = numbers(&records(&fs::read(&first_out).unwrap()));
+    if status.code() == Some(0) {
+        eprintln!("the run finished before the signal; nothing to check");
+        return;
+    }
+    assert_eq!(status.code(), Some(143));
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+    let cursor = saved["cursor"].as_str().unwrap();
+    let line_count: u64 = cursor.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        first.len() as u64,
+        line_count,
+        "the state covers exactly what was written"
+    );
+    let second = parse(&[
+        "--host-ip",
+        "127.0.0.1",
+        "--state",
+        state.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    let all: Vec<u64> = first.into_iter().chain(numbers(&second)).collect();
+    assert_eq!(all, (1..=u64::from(total)).collect::<Vec<_>>());
+}

@@ -14,11 +14,6 @@ bin=$root/target/release/gridftp-parse
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 awk -v n="$lines" 'BEGIN { for (i = 0; i < n; i++) printf "DATE=20261122222712.%06d HOST=vm PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.%06d USER=anonymous FILE=/data/gftp/src%d.bin BUFFER=131072 BLOCK=262144 NBYTES=%d VOLUME=/ STREAMS=4 STRIPES=1 DEST=[127.0.0.1] TYPE=%s CODE=226 TASKID=none retrans=0,1,2,3\n", i % 1000000, (i * 7) % 1000000, i, 50000000 + i, (i % 2 ? "RETR" : "STOR") }' > "$log"
-bytes=$(wc -c < "$log")
-for _ in 1 2 3; do
-    start=$(date +%s.%N)
-    taskset -c 0 "$bin" --host-ip 127.0.0.1 "$log" > /dev/null
-    end=$(date +%s.%N)
-    awk -v s="$start" -v e="$end" -v n="$lines" -v b="$bytes" \
-        'BEGIN { t = e - s; printf "gridftp-parse: %d lines in %.3f s: %.0f lines/s, %.0f MB/s in\n", n, t, n / t, b / t / 1e6 }'
-done
+# shellcheck source=benches/timing.sh
+. "$root/benches/timing.sh"
+time_runs 3 gridftp-parse lines "$lines" "$(wc -c < "$log")" -- "$bin" --host-ip 127.0.0.1 "$log"

@@ -12,13 +12,8 @@ trap 'rm -rf "$work"' EXIT
 line=$(head -1 "$root/tests/fixtures/records/mixed.ndjson")
 LINE=$line awk -v n="$lines" 'BEGIN { for (i = 0; i < n; i++) print ENVIRON["LINE"] }' > "$work/in.ndjson"
 bytes=$(stat -c %s "$work/in.ndjson")
-run() {
-    local start end
-    start=$(date +%s.%N)
-    taskset -c 0 "$root/target/release/record-check" "$@" "$work/in.ndjson" > /dev/null
-    end=$(date +%s.%N)
-    awk -v s="$start" -v e="$end" -v n="$lines" -v b="$bytes" -v what="$*" \
-        'BEGIN { t = e - s; printf "record-check %-10s %d lines in %.3f s: %.0f lines/s, %.0f MB/s\n", what, n, t, n / t, b / t / 1e6 }'
-}
-for _ in 1 2 3; do run; done
-for _ in 1 2 3; do run --quiet; done
+# shellcheck source=benches/timing.sh
+. "$root/benches/timing.sh"
+bin=$root/target/release/record-check
+time_runs 3 "record-check" lines "$lines" "$bytes" -- "$bin" "$work/in.ndjson"
+time_runs 3 "record-check --quiet" lines "$lines" "$bytes" -- "$bin" --quiet "$work/in.ndjson"

@@ -9,24 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{bin, bin_path, fixture};
+use common::{bin, bin_path, fixture, ndjson_lines, ndjson_of};
 use serde_json::{json, Value};
 
-fn records(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn parse(args: &[&str]) -> Vec<Value> {
-    let out = bin("gridftp-parse").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    records(&out.stdout)
+    ndjson_of(bin("gridftp-parse").args(args))
 }
 
 fn mock_requests(name: &str) -> Vec<Value> {
@@ -274,7 +261,7 @@ fn a_rotated_log_is_read_from_its_start() {
     append(&log, &line(3));
     let out = bin("gridftp-parse").args(args).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rotated or truncated"));
-    assert_eq!(numbers(&records(&out.stdout)), [3]);
+    assert_eq!(numbers(&ndjson_lines(&out.stdout)), [3]);
 }
 
 /// A consumer that delivers records one by one and acknowledges each by writing its
@@ -414,7 +401,7 @@ impl Site {
         );
     }
     fn delivered(&self) -> Vec<u64> {
-        numbers(&records(&fs::read(self.spool()).unwrap_or_default()))
+        numbers(&ndjson_lines(&fs::read(self.spool()).unwrap_or_default()))
     }
 }
 
@@ -601,7 +588,7 @@ fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
     let pid = run.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = run.wait().unwrap();
-    let first = numbers(&records(&fs::read(&first_out).unwrap()));
+    let first = numbers(&ndjson_lines(&fs::read(&first_out).unwrap()));
     if status.code() == Some(0) {
         eprintln!("the run finished before the signal; nothing to check");
         return;

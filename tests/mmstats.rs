@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bin, bin_path, fixture};
+use common::{bin, bin_path, fixture, ndjson_of};
 use measpipe::mmstats::histogram::{bucket_of, DEFAULT_SUB_BITS};
 use measpipe::mmstats::{self, layout, v1, Builder, Value};
 use serde_json::{json, Value as Json};
@@ -570,21 +570,6 @@ fn check_invariants(file: &mmstats::StatsFile) {
 
 // ---------------------------------------------------------------------------------------
 // mmstats-poll
-
-/// Runs a tool that must succeed and returns its NDJSON output.
-fn ndjson_of(command: &mut assert_cmd::Command) -> Vec<Json> {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn poll_ndjson(args: &[&str]) -> Vec<Json> {
     ndjson_of(bin("mmstats-poll").arg("--format=ndjson").args(args))

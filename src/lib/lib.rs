@@ -12,6 +12,8 @@ pub mod cli;
 pub mod docs;
 pub mod error;
 pub mod gridftp;
+pub mod iperf3;
+pub mod jsonout;
 pub mod mmstats;
 pub mod ndjson;
 pub mod notigen;

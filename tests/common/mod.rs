@@ -48,6 +48,25 @@ pub fn have(program: &str, why: &str) -> bool {
     found
 }
 
+/// The lines of NDJSON output, parsed.
+pub fn ndjson_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an NDJSON line"))
+        .collect()
+}
+
+/// Runs a tool that must succeed and returns its NDJSON output.
+pub fn ndjson_of(command: &mut assert_cmd::Command) -> Vec<serde_json::Value> {
+    let out = command.output().expect("run the tool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ndjson_lines(&out.stdout)
+}
+
 /// The Python 2.7 oracle interpreter (`$MEASPIPE_PYTHON27`, else pyenv's 2.7.18) if it
 /// can import `module`; otherwise prints why the calling test skips.
 pub fn python27_with(module: &str, package: &str) -> Option<String> {

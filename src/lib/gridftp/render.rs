@@ -2,6 +2,7 @@
 //! the hot path of a loader that must keep up with a million lines a second.
 
 use super::transfer::{Direction, Retransmits, Scalar, Transfer};
+use crate::jsonout::{float, integer, string};
 
 /// What to put in every record besides the transfer itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,26 +130,6 @@ fn scalar(out: &mut Vec<u8>, value: Scalar) {
     }
 }
 
-fn integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
-
-fn float(out: &mut Vec<u8>, value: f64) {
-    // serde_json's float formatting (shortest round-trip), through its writer.
-    let _ = serde_json::to_writer(&mut *out, &value);
-}
-
-/// A JSON string; the common case (nothing to escape) is a plain copy.
-fn string(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, text);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,12 +171,5 @@ mod tests {
             json!({"failures": {"error": "426 Connection closed; transfer aborted."}})
         );
         assert_eq!(record["cursor"], "gridftp1:1:2:0:0000000000000000:10:1");
-    }
-
-    #[test]
-    fn strings_are_escaped() {
-        let mut out = Vec::new();
-        string(&mut out, "a\"b\\c\u{1}");
-        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\u0001""#);
     }
 }

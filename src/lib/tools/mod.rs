@@ -6,6 +6,7 @@
 
 use clap::CommandFactory;
 
+pub mod bwctl_extract;
 pub mod gridftp_parse;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
@@ -23,6 +24,10 @@ pub struct Tool {
 
 /// Every binary of the package.
 pub const ALL: &[Tool] = &[
+    Tool {
+        name: "bwctl-extract",
+        command: bwctl_extract::Args::command,
+    },
     Tool {
         name: "gridftp-parse",
         command: gridftp_parse::Args::command,

@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::bwctl_extract`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::bwctl_extract::run)
+}

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod docs;
 pub mod error;
+pub mod esmond;
 pub mod gridftp;
 pub mod iperf3;
 pub mod jsonout;

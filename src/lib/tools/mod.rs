@@ -7,6 +7,7 @@
 use clap::CommandFactory;
 
 pub mod bwctl_extract;
+pub mod esmond_serve;
 pub mod gridftp_parse;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
@@ -27,6 +28,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "bwctl-extract",
         command: bwctl_extract::Args::command,
+    },
+    Tool {
+        name: "esmond-serve",
+        command: esmond_serve::Args::command,
     },
     Tool {
         name: "gridftp-parse",

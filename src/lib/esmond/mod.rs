@@ -1,0 +1,69 @@
+//! An esmond-compatible measurement archive: the perfSONAR REST API of esmond 4.2.1
+//! (esmond.md §1) served from an embedded SQLite store, so the real esmond-client and
+//! existing perfSONAR scripts have an archive again.
+//!
+//! [`types`] is the event-type catalogue and value validation, [`timefilter`] the time
+//! parameters, [`statistics`] histogram summaries, [`store`] the database and [`server`]
+//! the HTTP routes. Where esmond was wrong or fragile the archive does better and says so:
+//! a bulk PUT is one transaction, re-sending identical data is a no-op, subject addresses
+//! must be IP literals (esmond answered 500), and `--retention` really frees space.
+
+pub mod server;
+pub mod statistics;
+pub mod store;
+pub mod timefilter;
+pub mod types;
+
+/// An API error: an HTTP status and esmond's `detail` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `{"detail": ...}` text.
+    pub detail: String,
+}
+
+impl Failure {
+    /// 400.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Failure {
+            status: 400,
+            detail: detail.into(),
+        }
+    }
+    /// 404 `Not found.`
+    pub fn not_found() -> Self {
+        Failure {
+            status: 404,
+            detail: "Not found.".into(),
+        }
+    }
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Failure {
+            status: 409,
+            detail: detail.into(),
+        }
+    }
+    /// 500.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Failure {
+            status: 500,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(err: rusqlite::Error) -> Self {
+        Failure::internal(format!("database error: {err}"))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.detail)
+    }
+}
+
+impl std::error::Error for Failure {}

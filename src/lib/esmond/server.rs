@@ -1,0 +1,721 @@
+//! The HTTP side of the archive: esmond's routes, messages and shapes (esmond.md §1),
+//! served by axum. Paths are routed by hand so the script alias, trailing-slash redirects
+//! and esmond's exact 400 messages for bad path parts all live in one place.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::store::{Condition, Metadata, NewMetadata, Store, SUBJECT_FIELDS};
+use super::timefilter;
+use super::types::{self, Summary};
+use super::Failure;
+
+/// Page size when a request gives no `limit` (esmond's `default_limit`).
+const DEFAULT_LIMIT: u64 = 1500;
+
+/// How the archive is served.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// URL prefix before `/perfsonar/archive/` (`esmond` on perfSONAR hosts), if any.
+    pub script_alias: Option<String>,
+    /// Networks whose clients may write without a key.
+    pub trusted: Vec<(IpAddr, u8)>,
+    /// Largest request body accepted, bytes.
+    pub max_body: usize,
+    /// Delete points older than this many days (checked hourly).
+    pub retention_days: Option<u64>,
+}
+
+struct App {
+    store: Store,
+    root: String,
+    trusted: Vec<(IpAddr, u8)>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
+    let root = match config.script_alias.as_deref().map(|a| a.trim_matches('/')) {
+        Some(alias) if !alias.is_empty() => format!("/{alias}/perfsonar/archive"),
+        _ => "/perfsonar/archive".to_owned(),
+    };
+    let app = Arc::new(App {
+        store,
+        root,
+        trusted: config.trusted.clone(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        eprintln!(
+            "{}: listening on http://{address}{}/",
+            crate::cli::program(),
+            app.root
+        );
+        if let Some(days) = config.retention_days {
+            tokio::spawn(retention(app.clone(), days));
+        }
+        let router = Router::new()
+            .fallback(handle)
+            .layer(DefaultBodyLimit::max(config.max_body))
+            .with_state(app);
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown())
+            .await
+    })
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn retention(app: Arc<App>, days: u64) {
+    loop {
+        let before = now() - (days as i64) * 86_400;
+        let store = app.clone();
+        let purged = tokio::task::spawn_blocking(move || store.store.purge(before)).await;
+        match purged {
+            Ok(Ok(n)) if n > 0 => crate::cli::warn(&format!("retention: deleted {n} points older than {days} days")),
+            Ok(Err(e)) => crate::cli::warn(&format!("retention: {e}")),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// Every request.
+async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let started = Instant::now();
+    let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let request = Request {
+        method: method.clone(),
+        uri,
+        headers,
+        body,
+        peer: peer.ip(),
+    };
+    let app2 = app.clone();
+    let response = tokio::task::spawn_blocking(move || route(&app2, &request))
+        .await
+        .unwrap_or_else(|_| Err(Failure::internal("request handler failed")));
+    let response = response.unwrap_or_else(|failure| failure_response(&failure));
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    eprintln!(
+        "{} \"{method} {target}\" {} {length} {:.1}ms",
+        peer.ip(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    response
+}
+
+struct Request {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    peer: IpAddr,
+}
+
+impl Request {
+    fn query(&self) -> Vec<(String, String)> {
+        self.uri
+            .query()
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default()
+    }
+
+    /// `http://host` as the client named this server.
+    fn origin(&self) -> String {
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+type Reply = Result<Response<Body>, Failure>;
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let length = HeaderValue::from(body.len());
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(header::CONTENT_LENGTH, length);
+    *response.status_mut() = status;
+    // Exactly this: esmond-client 4.2.1 compares the header string for equality.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn failure_response(failure: &Failure) -> Response<Body> {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, json!({"detail": failure.detail}).to_string());
+    if failure.status == 401 {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+    }
+    response
+}
+
+fn created() -> Reply {
+    Ok(json_response(StatusCode::CREATED, "\"\"".to_owned()))
+}
+
+fn redirect(to: String) -> Reply {
+    let mut response = json_response(StatusCode::MOVED_PERMANENTLY, String::new());
+    let location = HeaderValue::from_str(&to).map_err(|e| Failure::internal(e.to_string()))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+fn route(app: &App, request: &Request) -> Reply {
+    let path = request.uri.path();
+    let Some(rest) = path.strip_prefix(app.root.as_str()) else {
+        return Err(Failure::not_found());
+    };
+    let trailing = rest.ends_with('/');
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let method = &request.method;
+    let writing = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if writing {
+        authenticate(app, request)?;
+    }
+    match (parts.as_slice(), method) {
+        ([], &Method::GET) if !trailing => redirect(with_query(format!("{}/", app.root), request)),
+        ([], &Method::GET) => list(app, request),
+        ([], &Method::POST) => create(app, request),
+        ([key], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
+        ([key], &Method::GET) => {
+            let metadata = app.store.metadata(key)?.ok_or_else(Failure::not_found)?;
+            let body = metadata_json(app, request, &metadata).to_string();
+            Ok(json_response(StatusCode::OK, body))
+        }
+        ([key], &Method::PUT) => bulk(app, key, request),
+        ([_], &Method::PATCH) => Err(Failure {
+            status: 405,
+            detail: "does not support PATCH verb".into(),
+        }),
+        ([key, event_type], &Method::GET) => {
+            let found = app.store.metadata(key)?;
+            let objects: Vec<Value> = found
+                .iter()
+                .flat_map(|m| {
+                    m.event_types
+                        .iter()
+                        .filter(|(et, _)| et == event_type)
+                        .map(|et| event_type_json(app, m, et))
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, Value::Array(objects).to_string()))
+        }
+        ([_, _], &Method::POST) => created(),
+        ([key, event_type, "base"], &Method::POST) => post_point(app, key, event_type, request),
+        ([_, _, other, ..], &Method::POST) => Err(Failure::bad_request(format!(
+            "Only base summary-type allowed for writing. Cannot use {other}"
+        ))),
+        ([key, event_type, "base"], &Method::GET) => data(app, request, key, event_type, "base", "0"),
+        ([key, event_type, summaries], &Method::GET) => summary_list(app, key, event_type, summaries),
+        ([key, event_type, summary, window], &Method::GET) => {
+            data(app, request, key, event_type, summary, window)
+        }
+        (_, &Method::GET | &Method::POST | &Method::PUT) => Err(Failure::not_found()),
+        _ => Err(Failure {
+            status: 405,
+            detail: format!("Method \"{method}\" not allowed."),
+        }),
+    }
+}
+
+fn with_query(path: String, request: &Request) -> String {
+    match request.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
+/// Checks write credentials: a Token (or legacy ApiKey) header, or a trusted network.
+fn authenticate(app: &App, request: &Request) -> Result<(), Failure> {
+    let unauthorized = |detail: &str| Failure {
+        status: 401,
+        detail: detail.into(),
+    };
+    let header = request
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    match header.and_then(|h| h.split_once(' ')) {
+        Some(("Token", key)) => match app.store.token_user(key.trim())? {
+            Some(_) => Ok(()),
+            None => Err(unauthorized("Invalid token.")),
+        },
+        Some(("ApiKey", credentials)) => {
+            let (user, key) = credentials.trim().split_once(':').unwrap_or(("", credentials));
+            match app.store.token_user(key)? {
+                Some(owner) if owner == user => Ok(()),
+                _ => Err(unauthorized("Invalid token.")),
+            }
+        }
+        _ if app.trusted.iter().any(|net| contains(*net, request.peer)) => Ok(()),
+        _ => Err(unauthorized("Authentication credentials were not provided.")),
+    }
+}
+
+/// Whether `ip` is inside `network/prefix`.
+pub fn contains((network, prefix): (IpAddr, u8), ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match (network, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Metadata.
+
+fn metadata_uri(app: &App, key: &str) -> String {
+    format!("{}/{key}/", app.root)
+}
+
+fn event_type_json(app: &App, metadata: &Metadata, (name, series): &(String, Vec<super::store::SeriesInfo>)) -> Value {
+    let uri = metadata_uri(app, &metadata.key);
+    let base = series.iter().find(|s| s.summary == Summary::Base);
+    let summaries: Vec<Value> = series
+        .iter()
+        .filter(|s| s.summary != Summary::Base)
+        .map(|s| {
+            json!({
+                "summary-type": s.summary.name(),
+                "summary-window": s.window.to_string(),
+                "time-updated": s.updated,
+                "uri": format!("{uri}{name}/{}/{}", s.summary.path(), s.window),
+            })
+        })
+        .collect();
+    json!({
+        "event-type": name,
+        "base-uri": format!("{uri}{name}/base"),
+        "time-updated": base.and_then(|b| b.updated),
+        "summaries": summaries,
+    })
+}
+
+fn metadata_json(app: &App, request: &Request, metadata: &Metadata) -> Value {
+    let uri = metadata_uri(app, &metadata.key);
+    let mut object = Map::new();
+    object.insert("url".into(), json!(format!("{}{uri}", request.origin())));
+    object.insert("uri".into(), json!(uri));
+    object.insert("metadata-key".into(), json!(metadata.key));
+    object.insert("subject-type".into(), json!(metadata.subject_type));
+    for (name, value) in &metadata.subject {
+        object.insert((*name).to_owned(), json!(value));
+    }
+    for (name, value) in &metadata.parameters {
+        object.insert(name.replace('_', "-"), json!(value));
+    }
+    let event_types: Vec<Value> = metadata
+        .event_types
+        .iter()
+        .map(|et| event_type_json(app, metadata, et))
+        .collect();
+    object.insert("event-types".into(), Value::Array(event_types));
+    Value::Object(object)
+}
+
+/// IP addresses for a host filter, by esmond's `dns-match-rule`.
+fn addresses(host: &str, rule: &str) -> Result<Vec<String>, Failure> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip.to_string()]);
+    }
+    let found: Vec<IpAddr> = (host, 80)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default();
+    let v4 = found.iter().find(|i| i.is_ipv4()).map(IpAddr::to_string);
+    let v6 = found.iter().find(|i| i.is_ipv6()).map(IpAddr::to_string);
+    let chosen: Vec<String> = match rule {
+        "only-v4" => v4.into_iter().collect(),
+        "only-v6" => v6.into_iter().collect(),
+        "prefer-v4" => v4.or(v6).into_iter().collect(),
+        "prefer-v6" => v6.or(v4).into_iter().collect(),
+        _ => v4.into_iter().chain(v6).collect(),
+    };
+    if chosen.is_empty() {
+        return Err(Failure::bad_request(format!("Unable to find address for host {host}")));
+    }
+    Ok(chosen)
+}
+
+fn list(app: &App, request: &Request) -> Reply {
+    let query = request.query();
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let rule = get("dns-match-rule").unwrap_or("v4v6");
+    if !matches!(rule, "v4v6" | "only-v4" | "only-v6" | "prefer-v4" | "prefer-v6") {
+        return Err(Failure::bad_request(format!("Invalid dns-match-rule parameter {rule}")));
+    }
+    let mut conditions = Vec::new();
+    let range = timefilter::resolve(get, now()).map_err(Failure::bad_request)?;
+    let window = get("summary-window")
+        .map(|w| w.parse::<i64>().map_err(|_| Failure::bad_request("Summary window parameter must be an integer")))
+        .transpose()?;
+    let event_type = get("event-type").map(str::to_owned);
+    let summary = get("summary-type").map(str::to_owned);
+    if event_type.is_some() || summary.is_some() || window.is_some() || range.is_some() {
+        conditions.push(Condition::Series {
+            event_type,
+            summary,
+            window,
+            range: range.map(|r| (r.begin, r.end)),
+        });
+    }
+    for (name, value) in &query {
+        match name.as_str() {
+            "source" | "destination" | "measurement-agent" => {
+                let column = if name == "measurement-agent" { "measurement_agent" } else if name == "source" { "source" } else { "destination" };
+                conditions.push(Condition::SubjectIn(column, addresses(value, rule)?));
+            }
+            "tool-name" => conditions.push(Condition::Column("tool_name", value.clone())),
+            "input-source" => conditions.push(Condition::Column("input_source", value.clone())),
+            "input-destination" => conditions.push(Condition::Column("input_destination", value.clone())),
+            "subject-type" => conditions.push(Condition::Column("subject_type", value.clone())),
+            "metadata-key" => conditions.push(Condition::Column("key", value.clone())),
+            "event-type" | "summary-type" | "summary-window" | "time" | "time-start" | "time-end"
+            | "time-range" | "limit" | "offset" | "format" | "dns-match-rule" => {}
+            _ => conditions.push(Condition::Parameter(name.clone(), value.clone())),
+        }
+    }
+    let number = |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
+    let (found, total) = app.store.search(&conditions, limit, offset)?;
+    let mut objects: Vec<Value> = found.iter().map(|m| metadata_json(app, request, m)).collect();
+    let next = (offset + limit < total).then(|| page_url(request, limit, Some(offset + limit)));
+    let previous = (offset > 0).then(|| {
+        let back = offset.saturating_sub(limit);
+        page_url(request, limit, (back > 0).then_some(back))
+    });
+    if let Some(Value::Object(first)) = objects.first_mut() {
+        first.insert("metadata-count-total".into(), json!(total));
+        first.insert("metadata-previous-page".into(), json!(previous));
+        first.insert("metadata-next-page".into(), json!(next));
+    }
+    let mut response = json_response(StatusCode::OK, Value::Array(objects).to_string());
+    link_header(&mut response, next, previous);
+    Ok(response)
+}
+
+/// The request's URL with `limit` and `offset` replaced (no offset: removed).
+fn page_url(request: &Request, limit: u64, offset: Option<u64>) -> String {
+    let mut query: Vec<(String, String)> = request
+        .query()
+        .into_iter()
+        .filter(|(k, _)| k != "limit" && k != "offset")
+        .collect();
+    query.push(("limit".into(), limit.to_string()));
+    if let Some(offset) = offset {
+        query.push(("offset".into(), offset.to_string()));
+    }
+    let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
+    format!("{}{}?{encoded}", request.origin(), request.uri.path())
+}
+
+fn link_header(response: &mut Response<Body>, next: Option<String>, previous: Option<String>) {
+    let links: Vec<String> = next
+        .map(|n| format!("<{n}>; rel=\"next\""))
+        .into_iter()
+        .chain(previous.map(|p| format!("<{p}>; rel=\"prev\"")))
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
+        if !links.is_empty() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+}
+
+fn parse_body(request: &Request) -> Result<Value, Failure> {
+    serde_json::from_slice(&request.body)
+        .map_err(|e| Failure::bad_request(format!("JSON parse error - {e}")))
+}
+
+/// Text of a free-form parameter value, as esmond stored it.
+fn parameter_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn create(app: &App, request: &Request) -> Reply {
+    let body = parse_body(request)?;
+    let object = body
+        .as_object()
+        .ok_or_else(|| Failure::bad_request("JSON parse error - expected a JSON object"))?;
+    if object.contains_key("metadata-key") {
+        return Err(Failure::bad_request("metadata-key is not allowed to be specified"));
+    }
+    let subject_type = object
+        .get("subject-type")
+        .ok_or_else(|| Failure::bad_request("Missing subject-type field in request"))?;
+    let subject_type = parameter_text(subject_type);
+    if !matches!(subject_type.as_str(), "point-to-point" | "network-element") {
+        return Err(Failure::bad_request(format!("Invalid subject type {subject_type}")));
+    }
+    let event_types = object
+        .get("event-types")
+        .ok_or_else(|| Failure::bad_request("Missing event-types field in request"))?;
+    let event_types = event_types
+        .as_array()
+        .ok_or_else(|| Failure::bad_request("event_types must be a list"))?;
+    let mut new = NewMetadata {
+        subject_type,
+        ..NewMetadata::default()
+    };
+    for item in event_types {
+        let name = item
+            .get("event-type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Failure::bad_request("No event-type defined"))?;
+        let storage = types::storage(name)
+            .ok_or_else(|| Failure::bad_request(format!("Invalid event-type {name}")))?;
+        let mut summaries = Vec::new();
+        for summary in item.get("summaries").and_then(Value::as_array).into_iter().flatten() {
+            let kind = summary
+                .get("summary-type")
+                .ok_or_else(|| Failure::bad_request("Summary must contain summary-type"))?;
+            let kind = parameter_text(kind);
+            let parsed = Summary::from_name(&kind)
+                .ok_or_else(|| Failure::bad_request(format!("Invalid summary type '{kind}'")))?;
+            if parsed == Summary::Base {
+                continue;
+            }
+            if !storage.allows(parsed) {
+                return Err(Failure::bad_request(format!(
+                    "Summary type {kind} not allowed for event-type {name}"
+                )));
+            }
+            let window = summary
+                .get("summary-window")
+                .ok_or_else(|| Failure::bad_request("Summary must contain summary-window"))?;
+            let window = parameter_text(window)
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Failure::bad_request("Summary window must be an integer"))?;
+            summaries.push((parsed, window));
+        }
+        new.event_types.push((name.to_owned(), summaries));
+    }
+    if new.event_types.is_empty() {
+        return Err(Failure::bad_request("No event-type defined"));
+    }
+    for (key, value) in object {
+        if key == "subject-type" || key == "event-types" {
+            continue;
+        }
+        let text = parameter_text(value);
+        match SUBJECT_FIELDS.iter().find(|(name, _)| name == key) {
+            Some((name, _)) => {
+                if matches!(*name, "source" | "destination" | "measurement-agent") && text.parse::<IpAddr>().is_err() {
+                    return Err(Failure::bad_request(format!(
+                        "{name} must be an IP address, not '{text}'"
+                    )));
+                }
+                new.subject.push((name, text));
+            }
+            None => new.parameters.push((key.clone(), text)),
+        }
+    }
+    let (key, _) = app.store.create_metadata(&new)?;
+    let metadata = app.store.metadata(&key)?.ok_or_else(Failure::not_found)?;
+    let body = metadata_json(app, request, &metadata);
+    let mut response = json_response(StatusCode::CREATED, body.to_string());
+    if let Some(Ok(url)) = body.get("url").and_then(Value::as_str).map(HeaderValue::from_str) {
+        response.headers_mut().insert(header::LOCATION, url);
+    }
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// Data.
+
+/// Python's `long()` of a timestamp.
+fn timestamp(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn post_point(app: &App, key: &str, event_type: &str, request: &Request) -> Reply {
+    let json_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_type {
+        return Err(Failure::bad_request(
+            "Must post content-type: application/json header and json-formatted payload.",
+        ));
+    }
+    if request.body.is_empty() {
+        return Err(Failure::bad_request("No data payload POSTed."));
+    }
+    let payload: Value = serde_json::from_slice(&request.body)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| {
+            Failure::bad_request(format!(
+                "POST data payload could not be decoded to a JSON object - given: {}",
+                String::from_utf8_lossy(&request.body)
+            ))
+        })?;
+    let ts = payload
+        .get("ts")
+        .ok_or_else(|| Failure::bad_request("Required field ts not provided in request"))?;
+    let ts = timestamp(ts).ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
+    let value = payload
+        .get("val")
+        .ok_or_else(|| Failure::bad_request("Required field val not provided in request"))?;
+    if types::storage(event_type).is_none() {
+        return Err(Failure::bad_request(format!("Invalid event type {event_type}")));
+    }
+    app.store
+        .write_points(key, &[(ts, event_type.to_owned(), value.clone())], now())?;
+    created()
+}
+
+fn bulk(app: &App, key: &str, request: &Request) -> Reply {
+    let body = parse_body(request)?;
+    let data = body
+        .get("data")
+        .ok_or_else(|| Failure::bad_request("Request must contain 'data' element"))?;
+    let data = data
+        .as_array()
+        .ok_or_else(|| Failure::bad_request("The 'data' element must be an array"))?;
+    let mut points = Vec::new();
+    for (i, item) in data.iter().enumerate() {
+        let ts = item.get("ts").ok_or_else(|| {
+            Failure::bad_request(format!("Missing ts field in provided data list at position {i}"))
+        })?;
+        let ts = timestamp(ts).ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
+        let values = item.get("val").ok_or_else(|| {
+            Failure::bad_request(format!("Missing val field in provided data list at position {i}"))
+        })?;
+        let values = values.as_array().ok_or_else(|| {
+            Failure::bad_request(format!("'val' field must be an array in provided data list at position {i}"))
+        })?;
+        for (j, value) in values.iter().enumerate() {
+            let event_type = value.get("event-type").and_then(Value::as_str).ok_or_else(|| {
+                Failure::bad_request(format!("Missing event-type field at data item {i} in value {j} "))
+            })?;
+            let val = value.get("val").ok_or_else(|| {
+                Failure::bad_request(format!("Missing val field at data item {i} in value {j} "))
+            })?;
+            points.push((ts, event_type.to_owned(), val.clone()));
+        }
+    }
+    app.store.write_points(key, &points, now())?;
+    created()
+}
+
+fn summary_list(app: &App, key: &str, event_type: &str, summaries: &str) -> Reply {
+    let summary = Summary::from_path(summaries)
+        .filter(|s| *s != Summary::Base)
+        .ok_or_else(|| Failure::bad_request(format!("Invalid summary type '{summaries}'")))?;
+    let metadata = app.store.metadata(key)?.ok_or_else(Failure::not_found)?;
+    let objects: Vec<Value> = metadata
+        .event_types
+        .iter()
+        .filter(|(et, _)| et == event_type)
+        .flat_map(|et| event_type_json(app, &metadata, et)["summaries"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["summary-type"] == summary.name())
+        .collect();
+    if objects.is_empty() {
+        return Err(Failure::not_found());
+    }
+    Ok(json_response(StatusCode::OK, Value::Array(objects).to_string()))
+}
+
+fn data(app: &App, request: &Request, key: &str, event_type: &str, summary: &str, window: &str) -> Reply {
+    if types::storage(event_type).is_none() {
+        return Err(Failure::bad_request(format!("Unsupported event type '{event_type}' provided")));
+    }
+    let summary = Summary::from_path(summary)
+        .ok_or_else(|| Failure::bad_request(format!("Invalid summary type '{summary}'")))?;
+    let window: i64 = window
+        .parse()
+        .map_err(|_| Failure::bad_request("Summary window parameter must be an integer"))?;
+    let query = request.query();
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let now = now();
+    let range = timefilter::resolve(get, now)
+        .map_err(Failure::bad_request)?
+        .map_or((0, now), |r| (r.begin, r.end.unwrap_or(now + 3600)));
+    let number = |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
+    let body = app
+        .store
+        .points(key, event_type, summary, window, range, limit, offset)?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let net: (IpAddr, u8) = ("10.1.0.0".parse().unwrap(), 16);
+        assert!(contains(net, "10.1.200.3".parse().unwrap()));
+        assert!(!contains(net, "10.2.0.1".parse().unwrap()));
+        assert!(contains(net, "::ffff:10.1.0.9".parse().unwrap()));
+        assert!(contains(("::1".parse().unwrap(), 128), "::1".parse().unwrap()));
+        assert!(contains(("0.0.0.0".parse().unwrap(), 0), "192.0.2.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,672 @@
+//! The archive's embedded store: SQLite in WAL mode, one file in the data directory.
+//!
+//! ```text
+//! metadata  (id, key, checksum, subject_type, source, destination, measurement_agent,
+//!            tool_name, input_source, input_destination)     one row per metadata
+//! parameter (metadata_id, name, value)                        free-form keys, as text
+//! series    (id, metadata_id, event_type, summary, win, updated)
+//!                                                             base and summary series
+//! point     (series_id, ts, value, state)                     value: the JSON the API
+//!                                                             returns; state: what
+//!                                                             summaries fold (numeric types)
+//! token     (user, hash, created)                             SHA-256 of API keys
+//! ```
+//!
+//! Every request's writes are one transaction: a bulk PUT lands whole or not at all, and a
+//! write that got 201 is in the WAL before the response is sent (`synchronous = FULL`).
+//! Summaries are kept on write: numeric ones fold the new value into their bin's running
+//! state, histogram ones are recomputed from the bin's base points (so an overwritten
+//! histogram is not counted twice).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::statistics;
+use super::types::{self, Storage, Stored, Summary};
+use super::Failure;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS metadata (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    checksum TEXT NOT NULL UNIQUE,
+    subject_type TEXT NOT NULL,
+    source TEXT, destination TEXT, measurement_agent TEXT,
+    tool_name TEXT, input_source TEXT, input_destination TEXT);
+CREATE INDEX IF NOT EXISTS metadata_source ON metadata(source);
+CREATE INDEX IF NOT EXISTS metadata_destination ON metadata(destination);
+CREATE INDEX IF NOT EXISTS metadata_agent ON metadata(measurement_agent);
+CREATE INDEX IF NOT EXISTS metadata_tool ON metadata(tool_name);
+CREATE INDEX IF NOT EXISTS metadata_input_source ON metadata(input_source);
+CREATE INDEX IF NOT EXISTS metadata_input_destination ON metadata(input_destination);
+CREATE TABLE IF NOT EXISTS parameter (
+    metadata_id INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (metadata_id, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parameter_lookup ON parameter(name, value, metadata_id);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, metadata_id INTEGER NOT NULL, event_type TEXT NOT NULL,
+    summary TEXT NOT NULL, win INTEGER NOT NULL, updated INTEGER,
+    UNIQUE (metadata_id, event_type, summary, win));
+CREATE INDEX IF NOT EXISTS series_lookup ON series(event_type, summary, win, updated, metadata_id);
+CREATE TABLE IF NOT EXISTS point (
+    series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT,
+    PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token (
+    user TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
+";
+
+/// Readers that may query at once (WAL lets them run beside the writer).
+const READERS: usize = 4;
+
+/// The archive's store.
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+/// A metadata as posted, validated.
+#[derive(Debug, Clone, Default)]
+pub struct NewMetadata {
+    /// `point-to-point` or `network-element`.
+    pub subject_type: String,
+    /// Subject fields by their dashed names.
+    pub subject: Vec<(&'static str, String)>,
+    /// Free-form parameters, values as text.
+    pub parameters: Vec<(String, String)>,
+    /// Event types and their summaries (type, window).
+    pub event_types: Vec<(String, Vec<(Summary, i64)>)>,
+}
+
+/// One series of a metadata, as listed.
+#[derive(Debug, Clone)]
+pub struct SeriesInfo {
+    /// The summary kind.
+    pub summary: Summary,
+    /// Its window, seconds.
+    pub window: i64,
+    /// Last write, epoch seconds.
+    pub updated: Option<i64>,
+}
+
+/// A stored metadata.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// The 32-hex key.
+    pub key: String,
+    /// Subject type.
+    pub subject_type: String,
+    /// Subject fields present, by dashed name.
+    pub subject: Vec<(&'static str, String)>,
+    /// Free-form parameters.
+    pub parameters: Vec<(String, String)>,
+    /// Event types, each with its base series first, then its summaries.
+    pub event_types: Vec<(String, Vec<SeriesInfo>)>,
+}
+
+/// The subject columns, by dashed name.
+pub const SUBJECT_FIELDS: [(&str, &str); 6] = [
+    ("source", "source"),
+    ("destination", "destination"),
+    ("measurement-agent", "measurement_agent"),
+    ("tool-name", "tool_name"),
+    ("input-source", "input_source"),
+    ("input-destination", "input_destination"),
+];
+
+/// One condition of a metadata search.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// A subject column is one of these values.
+    SubjectIn(&'static str, Vec<String>),
+    /// `subject_type` or `key` equals.
+    Column(&'static str, String),
+    /// A parameter equals.
+    Parameter(String, String),
+    /// Some series matches all of these (event type, summary, window, time range).
+    Series {
+        /// `event-type`.
+        event_type: Option<String>,
+        /// `summary-type`.
+        summary: Option<String>,
+        /// `summary-window`.
+        window: Option<i64>,
+        /// Time range on `updated`.
+        range: Option<(i64, Option<i64>)>,
+    },
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, Failure> {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::internal(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("archive.sqlite");
+        let writer = Connection::open(&path)?;
+        // Must precede the first table: lets --retention give space back to the system.
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        configure(&writer)?;
+        writer.execute_batch(SCHEMA)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(&path)?;
+                configure(&reader)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        Ok(Store {
+            writer: Mutex::new(writer),
+            readers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let connection = crate::cli::lock(&self.readers[index]);
+        f(&connection)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T, Failure>) -> Result<T, Failure> {
+        let mut connection = crate::cli::lock(&self.writer);
+        let transaction = connection.transaction()?;
+        let result = f(&transaction)?;
+        transaction.commit()?;
+        Ok(result)
+    }
+
+    /// Creates a metadata, or finds the identical one. Returns its key and whether it is new.
+    pub fn create_metadata(&self, new: &NewMetadata) -> Result<(String, bool), Failure> {
+        let checksum = sha256_hex(&checksum_text(new));
+        self.write(|tx| {
+            let existing: Option<String> = tx
+                .query_row("SELECT key FROM metadata WHERE checksum = ?1", [&checksum], |r| r.get(0))
+                .optional()?;
+            if let Some(key) = existing {
+                return Ok((key, false));
+            }
+            let key = uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .simple()
+                .to_string();
+            let value = |name: &str| {
+                new.subject
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            tx.execute(
+                "INSERT INTO metadata (key, checksum, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    key,
+                    checksum,
+                    new.subject_type,
+                    value("source"),
+                    value("destination"),
+                    value("measurement-agent"),
+                    value("tool-name"),
+                    value("input-source"),
+                    value("input-destination"),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            for (name, value) in &new.parameters {
+                tx.execute(
+                    "INSERT OR REPLACE INTO parameter (metadata_id, name, value) VALUES (?1, ?2, ?3)",
+                    params![id, name, value],
+                )?;
+            }
+            for (event_type, summaries) in &new.event_types {
+                let rows = std::iter::once((Summary::Base, 0)).chain(summaries.iter().copied());
+                for (summary, window) in rows {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win) VALUES (?1, ?2, ?3, ?4)",
+                        params![id, event_type, summary.name(), window],
+                    )?;
+                }
+            }
+            Ok((key, true))
+        })
+    }
+
+    /// The metadata with this key.
+    pub fn metadata(&self, key: &str) -> Result<Option<Metadata>, Failure> {
+        self.read(|c| {
+            let id: Option<i64> = c
+                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?;
+            id.map(|id| load(c, id)).transpose()
+        })
+    }
+
+    /// Metadata matching every condition, sorted by key: one page and the total count.
+    pub fn search(
+        &self,
+        conditions: &[Condition],
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<Metadata>, u64), Failure> {
+        let mut sql = String::from(" FROM metadata m WHERE 1");
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        for condition in conditions {
+            match condition {
+                Condition::SubjectIn(column, options) => {
+                    sql.push_str(&format!(" AND m.{column} IN ({})", placeholders(options.len())));
+                    values.extend(options.iter().cloned().map(Into::into));
+                }
+                Condition::Column(column, value) => {
+                    sql.push_str(&format!(" AND m.{column} = ?"));
+                    values.push(value.clone().into());
+                }
+                Condition::Parameter(name, value) => {
+                    sql.push_str(
+                        " AND EXISTS (SELECT 1 FROM parameter p WHERE p.metadata_id = m.id AND p.name = ? AND p.value = ?)",
+                    );
+                    values.push(name.clone().into());
+                    values.push(value.clone().into());
+                }
+                Condition::Series {
+                    event_type,
+                    summary,
+                    window,
+                    range,
+                } => {
+                    sql.push_str(" AND EXISTS (SELECT 1 FROM series s WHERE s.metadata_id = m.id");
+                    if let Some(et) = event_type {
+                        sql.push_str(" AND s.event_type = ?");
+                        values.push(et.clone().into());
+                    }
+                    if let Some(summary) = summary {
+                        sql.push_str(" AND s.summary = ?");
+                        values.push(summary.clone().into());
+                    }
+                    if let Some(window) = window {
+                        sql.push_str(" AND s.win = ?");
+                        values.push((*window).into());
+                    }
+                    if let Some((begin, end)) = range {
+                        sql.push_str(" AND s.updated >= ?");
+                        values.push((*begin).into());
+                        if let Some(end) = end {
+                            sql.push_str(" AND s.updated <= ?");
+                            values.push((*end).into());
+                        }
+                    }
+                    sql.push(')');
+                }
+            }
+        }
+        self.read(|c| {
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*){sql}"),
+                params_from_iter(values.iter()),
+                |r| r.get(0),
+            )?;
+            let mut page = values.clone();
+            page.push((limit.min(i64::MAX as u64) as i64).into());
+            page.push((offset.min(i64::MAX as u64) as i64).into());
+            let mut statement =
+                c.prepare(&format!("SELECT m.id{sql} ORDER BY m.key LIMIT ? OFFSET ?"))?;
+            let ids: Vec<i64> = statement
+                .query_map(params_from_iter(page.iter()), |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let found = ids.into_iter().map(|id| load(c, id)).collect::<Result<_, _>>()?;
+            Ok((found, total as u64))
+        })
+    }
+
+    /// Writes points `(ts, event type, value)` to a metadata in one transaction. Points
+    /// for event types the metadata does not register are ignored, as esmond did.
+    pub fn write_points(&self, key: &str, points: &[(i64, String, Value)], now: i64) -> Result<(), Failure> {
+        self.write(|tx| {
+            let id: Option<i64> = tx
+                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?;
+            let Some(id) = id else {
+                return Err(Failure::not_found());
+            };
+            let mut series_cache: HashMap<String, Vec<(i64, Summary, i64)>> = HashMap::new();
+            for (ts, event_type, value) in points {
+                let storage = types::storage(event_type)
+                    .ok_or_else(|| Failure::bad_request(format!("Invalid event type {event_type}")))?;
+                let stored = types::validate(storage, value).map_err(Failure::bad_request)?;
+                if !series_cache.contains_key(event_type) {
+                    let mut statement = tx.prepare_cached(
+                        "SELECT id, summary, win FROM series WHERE metadata_id = ?1 AND event_type = ?2",
+                    )?;
+                    let rows = statement
+                        .query_map(params![id, event_type], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let rows = rows
+                        .into_iter()
+                        .filter_map(|(sid, s, w)| Summary::from_name(&s).map(|s| (sid, s, w)))
+                        .filter(|(_, s, _)| storage.allows(*s))
+                        .collect();
+                    series_cache.insert(event_type.clone(), rows);
+                }
+                let series = &series_cache[event_type];
+                let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+                    continue;
+                };
+                if write_point(tx, base, storage, event_type, *ts, &stored)? {
+                    for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base) {
+                        fold(tx, base, sid, storage, summary, window, *ts, &stored)?;
+                    }
+                }
+                let mut touch = tx.prepare_cached(
+                    "UPDATE series SET updated = ?1 WHERE metadata_id = ?2 AND event_type = ?3",
+                )?;
+                touch.execute(params![now, id, event_type])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A series' points in `[begin, end]`, ascending, as a JSON array of `{ts, val}`.
+    pub fn points(
+        &self,
+        key: &str,
+        event_type: &str,
+        summary: Summary,
+        window: i64,
+        range: (i64, i64),
+        limit: u64,
+        offset: u64,
+    ) -> Result<String, Failure> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT p.ts, p.value FROM metadata m JOIN series s ON s.metadata_id = m.id JOIN point p ON p.series_id = s.id WHERE m.key = ?1 AND s.event_type = ?2 AND s.summary = ?3 AND s.win = ?4 AND p.ts BETWEEN ?5 AND ?6 ORDER BY p.ts LIMIT ?7 OFFSET ?8",
+            )?;
+            let mut rows = statement.query(params![
+                key,
+                event_type,
+                summary.name(),
+                window,
+                range.0,
+                range.1,
+                limit.min(i64::MAX as u64) as i64,
+                offset.min(i64::MAX as u64) as i64
+            ])?;
+            let mut out = String::with_capacity(4096);
+            out.push('[');
+            let mut first = true;
+            while let Some(row) = rows.next()? {
+                if !std::mem::take(&mut first) {
+                    out.push(',');
+                }
+                out.push_str("{\"ts\":");
+                out.push_str(itoa::Buffer::new().format(row.get::<_, i64>(0)?));
+                out.push_str(",\"val\":");
+                out.push_str(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?);
+                out.push('}');
+            }
+            out.push(']');
+            Ok(out)
+        })
+    }
+
+    /// Deletes points older than `before` (epoch seconds) and returns the freed pages to
+    /// the file system. Returns how many points went.
+    pub fn purge(&self, before: i64) -> Result<usize, Failure> {
+        let deleted = self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
+        let connection = crate::cli::lock(&self.writer);
+        connection.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(deleted)
+    }
+
+    /// Creates (or replaces) `user`'s API key; returns the key, which is stored only hashed.
+    pub fn add_token(&self, user: &str, now: i64) -> Result<String, Failure> {
+        let key: String = (0..20)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let hash = sha256_hex(&key);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO token (user, hash, created) VALUES (?1, ?2, ?3)",
+                params![user, hash, now],
+            )?;
+            Ok(())
+        })?;
+        Ok(key)
+    }
+
+    /// Users with keys and when they were created.
+    pub fn tokens(&self) -> Result<Vec<(String, i64)>, Failure> {
+        self.read(|c| {
+            let mut statement = c.prepare("SELECT user, created FROM token ORDER BY user")?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Removes `user`'s key; false if there was none.
+    pub fn revoke_token(&self, user: &str) -> Result<bool, Failure> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM token WHERE user = ?1", [user])? > 0))
+    }
+
+    /// The user owning `key`, if any.
+    pub fn token_user(&self, key: &str) -> Result<Option<String>, Failure> {
+        let hash = sha256_hex(key);
+        self.read(|c| {
+            Ok(c.query_row("SELECT user FROM token WHERE hash = ?1", [hash], |r| r.get(0))
+                .optional()?)
+        })
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n.max(1)].join(",")
+}
+
+/// The text whose SHA-256 identifies a metadata (esmond's checksum recipe).
+fn checksum_text(new: &NewMetadata) -> String {
+    let mut text = format!("subject-type::{}", new.subject_type.to_lowercase());
+    let mut subject = new.subject.clone();
+    subject.sort();
+    for (k, v) in subject {
+        text.push_str(&format!(",{k}::{}", v.to_lowercase()));
+    }
+    let mut parameters = new.parameters.clone();
+    parameters.sort();
+    for (k, v) in parameters {
+        text.push_str(&format!(",{}::{}", k.to_lowercase(), v.to_lowercase()));
+    }
+    let mut rows: Vec<String> = new
+        .event_types
+        .iter()
+        .flat_map(|(et, summaries)| {
+            std::iter::once(format!(",{et}::base::0")).chain(
+                summaries
+                    .iter()
+                    .map(move |(s, w)| format!(",{et}::{}::{w}", s.name())),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    text.extend(rows);
+    text
+}
+
+/// Loads a metadata by row id.
+fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
+    let mut statement = c.prepare_cached(
+        "SELECT key, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination FROM metadata WHERE id = ?1",
+    )?;
+    let (key, subject_type, subject) = statement.query_row([id], |r| {
+        let mut subject = Vec::new();
+        for (i, (name, _)) in SUBJECT_FIELDS.iter().enumerate() {
+            if let Some(value) = r.get::<_, Option<String>>(i + 2)? {
+                subject.push((*name, value));
+            }
+        }
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, subject))
+    })?;
+    let mut statement = c.prepare_cached("SELECT name, value FROM parameter WHERE metadata_id = ?1")?;
+    let parameters = statement
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<(String, String)>, _>>()?;
+    let mut statement = c.prepare_cached(
+        "SELECT event_type, summary, win, updated FROM series WHERE metadata_id = ?1 ORDER BY event_type, summary, win",
+    )?;
+    let mut event_types: Vec<(String, Vec<SeriesInfo>)> = Vec::new();
+    let rows = statement.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (event_type, summary, window, updated) = row?;
+        let Some(summary) = Summary::from_name(&summary) else { continue };
+        let info = SeriesInfo { summary, window, updated };
+        match event_types.iter_mut().find(|(et, _)| *et == event_type) {
+            Some((_, series)) => series.push(info),
+            None => event_types.push((event_type, vec![info])),
+        }
+    }
+    for (_, series) in &mut event_types {
+        series.sort_by_key(|s| (s.summary != Summary::Base, s.summary.name(), s.window));
+    }
+    Ok(Metadata {
+        key,
+        subject_type,
+        subject,
+        parameters,
+        event_types,
+    })
+}
+
+/// Stores a base point. Returns false when an identical point was already there (nothing
+/// to do); a different numeric value at the same time is a 409.
+fn write_point(
+    tx: &Transaction,
+    series: i64,
+    storage: Storage,
+    event_type: &str,
+    ts: i64,
+    stored: &Stored,
+) -> Result<bool, Failure> {
+    let json = stored.to_json();
+    let state = (!storage.is_raw()).then(|| stored.to_store());
+    let mut select = tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
+    let existing: Option<(String, Option<String>)> = select
+        .query_row(params![series, ts], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match existing {
+        Some((value, old_state)) if value == json && old_state == state => return Ok(false),
+        Some(_) if !storage.is_raw() => {
+            return Err(Failure::conflict(format!(
+                "Time series value already exists with event type {event_type} at time {ts}"
+            )))
+        }
+        _ => {}
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    insert.execute(params![series, ts, json, state])?;
+    Ok(true)
+}
+
+/// Folds a new base point into one summary series.
+#[allow(clippy::too_many_arguments)]
+fn fold(
+    tx: &Transaction,
+    base: i64,
+    series: i64,
+    storage: Storage,
+    summary: Summary,
+    window: i64,
+    ts: i64,
+    stored: &Stored,
+) -> Result<(), Failure> {
+    let bin = if window > 0 { ts - ts.rem_euclid(window) } else { ts };
+    let mut select = tx.prepare_cached("SELECT state FROM point WHERE series_id = ?1 AND ts = ?2")?;
+    let state: Option<String> = select
+        .query_row(params![series, bin], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten();
+    let pair = |state: &Option<String>| -> (i64, i64) {
+        state
+            .as_deref()
+            .and_then(|s| s.split_once(' '))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .unwrap_or((0, 0))
+    };
+    let (value, new_state) = match (storage, summary, stored) {
+        (Storage::Integer, Summary::Aggregation, Stored::Integer(v)) => {
+            let sum = state.as_deref().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).saturating_add(*v);
+            (sum.to_string(), Some(sum.to_string()))
+        }
+        (Storage::Float, Summary::Aggregation, Stored::Scaled(v)) => {
+            let sum = state.as_deref().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).saturating_add(*v);
+            (types::float_text(sum as f64 / 10_000.0), Some(sum.to_string()))
+        }
+        (Storage::Integer | Storage::Float, Summary::Average, Stored::Integer(v) | Stored::Scaled(v)) => {
+            let (sum, count) = pair(&state);
+            let (sum, count) = (sum.saturating_add(*v), count + 1);
+            let scale = if storage == Storage::Float { 10_000.0 } else { 1.0 };
+            (
+                types::float_text(sum as f64 / count as f64 / scale),
+                Some(format!("{sum} {count}")),
+            )
+        }
+        (Storage::Percentage, Summary::Aggregation, Stored::Ratio(n, d)) => {
+            let (num, den) = pair(&state);
+            let (num, den) = (num.saturating_add(*n), den.saturating_add(*d));
+            (types::float_text(num as f64 / den as f64), Some(format!("{num} {den}")))
+        }
+        (Storage::Histogram, Summary::Aggregation | Summary::Statistics, Stored::Json(point)) => {
+            let merged = if window > 0 {
+                let mut statement = tx.prepare_cached(
+                    "SELECT value FROM point WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3",
+                )?;
+                let histograms = statement
+                    .query_map(params![base, bin, bin + window], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                statistics::merge(histograms.iter().filter_map(|h| serde_json::from_str(h).ok()))
+            } else {
+                statistics::merge([point.clone()])
+            };
+            let value = if summary == Summary::Aggregation {
+                Value::Object(merged)
+            } else {
+                statistics::statistics(&merged)
+            };
+            (value.to_string(), None)
+        }
+        _ => return Ok(()),
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    insert.execute(params![series, bin, value, new_state])?;
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! The esmond event-type catalogue: how each event type stores its values, which
+//! summaries it allows, and the validation and normalisation of posted values
+//! (esmond.md §1.5).
+
+use serde_json::{Map, Value};
+
+/// How an event type's values are stored and returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Whole numbers, returned as floats.
+    Integer,
+    /// Numbers kept to four decimals.
+    Float,
+    /// `{numerator, denominator}`, returned as their ratio.
+    Percentage,
+    /// `{bucket: count}`.
+    Histogram,
+    /// Lists of `{start, duration, val}`.
+    Subinterval,
+    /// Any JSON.
+    Json,
+}
+
+/// A summary kind (singular, as in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    /// The base series itself.
+    Base,
+    /// Sum per window.
+    Aggregation,
+    /// Mean per window.
+    Average,
+    /// Histogram statistics per window.
+    Statistics,
+}
+
+impl Summary {
+    /// The JSON (singular) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Summary::Base => "base",
+            Summary::Aggregation => "aggregation",
+            Summary::Average => "average",
+            Summary::Statistics => "statistics",
+        }
+    }
+
+    /// The URL path (plural) name.
+    pub fn path(self) -> &'static str {
+        match self {
+            Summary::Base => "base",
+            Summary::Aggregation => "aggregations",
+            Summary::Average => "averages",
+            Summary::Statistics => "statistics",
+        }
+    }
+
+    /// From the JSON name.
+    pub fn from_name(name: &str) -> Option<Summary> {
+        Some(match name {
+            "base" => Summary::Base,
+            "aggregation" => Summary::Aggregation,
+            "average" => Summary::Average,
+            "statistics" => Summary::Statistics,
+            _ => return None,
+        })
+    }
+
+    /// From the URL path name.
+    pub fn from_path(path: &str) -> Option<Summary> {
+        Some(match path {
+            "base" => Summary::Base,
+            "aggregations" => Summary::Aggregation,
+            "averages" => Summary::Average,
+            "statistics" => Summary::Statistics,
+            _ => return None,
+        })
+    }
+}
+
+/// The storage of an event type, or `None` if esmond does not know it.
+pub fn storage(event_type: &str) -> Option<Storage> {
+    Some(match event_type {
+        "throughput" | "packet-count-lost" | "packet-count-lost-bidir" | "packet-count-sent"
+        | "packet-duplicates" | "packet-duplicates-bidir" | "packet-reorders"
+        | "packet-reorders-bidir" | "packet-retransmits" | "packet-rtt" | "path-mtu"
+        | "ntp-stratum" | "ntp-reach" | "tcp-windowsize" => Storage::Integer,
+        "time-error-estimates" | "ntp-offset" | "ntp-jitter" | "ntp-wander"
+        | "ntp-polling-interval" | "ntp-delay" | "ntp-dispersion" => Storage::Float,
+        "packet-loss-rate" | "packet-loss-rate-bidir" => Storage::Percentage,
+        "histogram-owdelay" | "histogram-rtt" | "histogram-ttl" | "histogram-ttl-reverse" => {
+            Storage::Histogram
+        }
+        "throughput-subintervals" | "packet-retransmits-subintervals"
+        | "packet-rtt-subintervals" | "tcp-windowsize-subintervals" => Storage::Subinterval,
+        "failures" | "packet-trace" | "packet-trace-multi" | "streams-packet-retransmits"
+        | "streams-packet-retransmits-subintervals" | "streams-throughput"
+        | "streams-throughput-subintervals" | "streams-packet-rtt"
+        | "streams-packet-rtt-subintervals" | "streams-tcp-windowsize"
+        | "streams-tcp-windowsize-subintervals" | "streams-tcpinfo" | "tcpinfo" | "iostat"
+        | "mpstat" | "rusage" | "pscheduler-raw" | "pscheduler-run-href" => Storage::Json,
+        _ => return None,
+    })
+}
+
+impl Storage {
+    /// Whether a summary kind may be kept for this storage.
+    pub fn allows(self, summary: Summary) -> bool {
+        matches!(
+            (self, summary),
+            (_, Summary::Base)
+                | (Storage::Integer | Storage::Float, Summary::Aggregation | Summary::Average)
+                | (Storage::Percentage, Summary::Aggregation)
+                | (Storage::Histogram, Summary::Aggregation | Summary::Statistics)
+        )
+    }
+
+    /// Raw types are overwritten by a second write at the same time; numeric ones conflict.
+    pub fn is_raw(self) -> bool {
+        matches!(self, Storage::Histogram | Storage::Subinterval | Storage::Json)
+    }
+}
+
+/// A validated value, in the form it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// An integer (integer storage).
+    Integer(i64),
+    /// Ten-thousandths (float storage).
+    Scaled(i64),
+    /// A ratio's parts.
+    Ratio(i64, i64),
+    /// Anything kept as JSON (histogram counts normalised to integers).
+    Json(Value),
+}
+
+impl Stored {
+    /// The value as the API returns it, as JSON text.
+    pub fn to_json(&self) -> String {
+        match self {
+            Stored::Integer(n) => float_text(*n as f64),
+            Stored::Scaled(n) => float_text(*n as f64 / 10_000.0),
+            Stored::Ratio(num, den) => float_text(*num as f64 / *den as f64),
+            Stored::Json(v) => v.to_string(),
+        }
+    }
+
+    /// The text kept in the store: enough to rebuild the value for summaries.
+    pub fn to_store(&self) -> String {
+        match self {
+            Stored::Integer(n) | Stored::Scaled(n) => n.to_string(),
+            Stored::Ratio(num, den) => format!("{num}/{den}"),
+            Stored::Json(v) => v.to_string(),
+        }
+    }
+}
+
+/// A float as Python's `repr` / JSON writes it (always with a fraction or exponent).
+pub fn float_text(value: f64) -> String {
+    serde_json::Value::from(value).to_string()
+}
+
+/// Python's `long()` of a JSON value: integers, floats truncated toward zero, numeric
+/// strings of integers.
+fn long(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Bool(b) => Some(i64::from(*b)),
+        _ => None,
+    }
+}
+
+/// Python's `float()` of a JSON value.
+fn float(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|f: &f64| f.is_finite())
+}
+
+/// Validates a posted value for `storage`, with esmond's messages.
+pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
+    match storage {
+        Storage::Integer => long(value)
+            .map(Stored::Integer)
+            .ok_or_else(|| "Value must be an integer".to_owned()),
+        Storage::Float => float(value)
+            .map(|f| Stored::Scaled((f * 10_000.0) as i64))
+            .ok_or_else(|| "Value must be a floating point number".to_owned()),
+        Storage::Percentage => {
+            let object = value
+                .as_object()
+                .ok_or_else(|| "Value must be an object with 'numerator' and 'denominator'".to_owned())?;
+            let part = |name: &str| -> Result<i64, String> {
+                let field = object
+                    .get(name)
+                    .ok_or_else(|| format!("Missing required field '{name}'"))?;
+                long(field).ok_or_else(|| format!("The field '{name}' must be an integer"))
+            };
+            let numerator = part("numerator")?;
+            let denominator = part("denominator")?;
+            if denominator <= 0 {
+                return Err("The field 'denominator' must be greater than 0".into());
+            }
+            if numerator < 0 {
+                return Err("The field 'numerator' cannot be negative".into());
+            }
+            Ok(Stored::Ratio(numerator, denominator))
+        }
+        Storage::Histogram => {
+            let object = value
+                .as_object()
+                .ok_or_else(|| "Invalid histogram provided".to_owned())?;
+            let mut counts = Map::new();
+            for (bucket, count) in object {
+                let count = long(count).ok_or_else(|| "Value of histogram must be an integer".to_owned())?;
+                counts.insert(bucket.clone(), Value::from(count));
+            }
+            Ok(Stored::Json(Value::Object(counts)))
+        }
+        Storage::Subinterval => {
+            let list = value
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| "Empty subinterval provided".to_owned())?;
+            for (i, item) in list.iter().enumerate() {
+                let object = item
+                    .as_object()
+                    .ok_or_else(|| format!("Subinterval at position {i} must be an object"))?;
+                for field in ["start", "duration"] {
+                    if !object.contains_key(field) {
+                        return Err(format!("Interval must contain '{field}' field at position {i}"));
+                    }
+                }
+                if float(&object["start"]).is_none() || float(&object["duration"]).is_none() {
+                    return Err("Subinterval 'start' and 'duration' must be floating point numbers".into());
+                }
+                if !object.contains_key("val") {
+                    return Err(format!("Interval must contain 'val' field at position {i}"));
+                }
+            }
+            Ok(Stored::Json(value.clone()))
+        }
+        Storage::Json => Ok(Stored::Json(value.clone())),
+    }
+}
+
+/// Rebuilds a stored value from its store text.
+pub fn from_store(storage: Storage, text: &str) -> Option<Stored> {
+    match storage {
+        Storage::Integer => text.parse().ok().map(Stored::Integer),
+        Storage::Float => text.parse().ok().map(Stored::Scaled),
+        Storage::Percentage => {
+            let (n, d) = text.split_once('/')?;
+            Some(Stored::Ratio(n.parse().ok()?, d.parse().ok()?))
+        }
+        _ => serde_json::from_str(text).ok().map(Stored::Json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_catalogue_has_49_types() {
+        let names = [
+            "throughput", "packet-count-lost", "packet-count-lost-bidir", "packet-count-sent",
+            "packet-duplicates", "packet-duplicates-bidir", "packet-reorders",
+            "packet-reorders-bidir", "packet-retransmits", "packet-rtt", "path-mtu", "ntp-stratum",
+            "ntp-reach", "tcp-windowsize", "time-error-estimates", "ntp-offset", "ntp-jitter",
+            "ntp-wander", "ntp-polling-interval", "ntp-delay", "ntp-dispersion", "packet-loss-rate",
+            "packet-loss-rate-bidir", "histogram-owdelay", "histogram-rtt", "histogram-ttl",
+            "histogram-ttl-reverse", "throughput-subintervals", "packet-retransmits-subintervals",
+            "packet-rtt-subintervals", "tcp-windowsize-subintervals", "failures", "packet-trace",
+            "packet-trace-multi", "streams-packet-retransmits",
+            "streams-packet-retransmits-subintervals", "streams-throughput",
+            "streams-throughput-subintervals", "streams-packet-rtt", "streams-packet-rtt-subintervals",
+            "streams-tcp-windowsize", "streams-tcp-windowsize-subintervals", "streams-tcpinfo",
+            "tcpinfo", "iostat", "mpstat", "rusage", "pscheduler-raw", "pscheduler-run-href",
+        ];
+        assert_eq!(names.len(), 49);
+        assert!(names.iter().all(|n| storage(n).is_some()));
+        assert_eq!(storage("nonsense"), None);
+    }
+
+    #[test]
+    fn values_validate_like_esmond() {
+        assert_eq!(validate(Storage::Integer, &json!(7.9)).unwrap().to_json(), "7.0");
+        assert_eq!(validate(Storage::Integer, &json!("12")), Ok(Stored::Integer(12)));
+        assert_eq!(validate(Storage::Integer, &json!("x")).unwrap_err(), "Value must be an integer");
+        assert_eq!(validate(Storage::Float, &json!(0.00123456)).unwrap().to_json(), "0.0012");
+        let ratio = validate(Storage::Percentage, &json!({"numerator": 7, "denominator": "150"}));
+        assert_eq!(ratio.unwrap().to_json(), "0.04666666666666667");
+        assert_eq!(
+            validate(Storage::Percentage, &json!({"numerator": 1, "denominator": 0})).unwrap_err(),
+            "The field 'denominator' must be greater than 0"
+        );
+        assert_eq!(
+            validate(Storage::Percentage, &json!({"denominator": 3})).unwrap_err(),
+            "Missing required field 'numerator'"
+        );
+        assert_eq!(
+            validate(Storage::Histogram, &json!({"1": "x"})).unwrap_err(),
+            "Value of histogram must be an integer"
+        );
+        assert_eq!(validate(Storage::Subinterval, &json!([])).unwrap_err(), "Empty subinterval provided");
+        assert_eq!(
+            validate(Storage::Subinterval, &json!([{"duration": 1, "val": 2}])).unwrap_err(),
+            "Interval must contain 'start' field at position 0"
+        );
+    }
+}

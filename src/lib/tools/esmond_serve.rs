@@ -1,0 +1,149 @@
+//! `esmond-serve`: an esmond-compatible measurement archive on an embedded store.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::esmond::server::{self, Config};
+use crate::esmond::store::Store;
+use crate::error::Error;
+
+const EXAMPLES: &str = "\
+Examples:
+  # an archive on loopback, as esmond-client expects it (/esmond/perfsonar/archive/)
+  esmond-serve --data /var/lib/esmond-serve
+
+  # a key for a writer (printed once; only its hash is kept)
+  esmond-serve --data /var/lib/esmond-serve token add bwctl-host
+
+  # keep a year, let the measurement hosts of 10.1.0.0/16 write without a key
+  esmond-serve --data /var/lib/esmond-serve --retention 365 --trust 10.1.0.0/16 --listen 0.0.0.0:8080";
+
+/// Serve the esmond perfSONAR REST API from an embedded SQLite store.
+///
+/// Reads are anonymous; writes need `Authorization: Token <key>` (or the legacy
+/// `ApiKey user:key`), or a client address inside a --trust network. Every request is
+/// logged on stderr. SIGINT/SIGTERM stop accepting, finish the requests in flight and exit
+/// 0. A bulk PUT is one transaction, and a write answered 201 is on disk.
+#[derive(Debug, Parser)]
+#[command(name = "esmond-serve", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// Directory holding the archive (archive.sqlite); created if missing.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+
+    /// Address and port to listen on (loopback unless you say otherwise).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// URL prefix before /perfsonar/archive/; `/` for none.
+    #[arg(long, value_name = "ALIAS", default_value = "esmond")]
+    script_alias: String,
+
+    /// A network (CIDR) whose clients may write without a key; repeatable.
+    #[arg(long, value_name = "CIDR", value_parser = parse_network)]
+    trust: Vec<(IpAddr, u8)>,
+
+    /// Largest request body accepted, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_body: usize,
+
+    /// Delete points older than DAYS (checked hourly) and give the space back.
+    #[arg(long, value_name = "DAYS")]
+    retention: Option<u64>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Management commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the API keys writers use.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// What to do with keys.
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create (or replace) USER's key and print it once, on stdout.
+    Add {
+        /// The key's owner.
+        user: String,
+    },
+    /// List users with keys and when each key was made.
+    List,
+    /// Delete USER's key.
+    Revoke {
+        /// The key's owner.
+        user: String,
+    },
+}
+
+fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let address: IpAddr = address
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address or CIDR network"))?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = if prefix.is_empty() {
+        max
+    } else {
+        prefix
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("{text:?}: bad prefix length"))?
+    };
+    Ok((address, prefix))
+}
+
+/// Runs `esmond-serve`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let store = Store::open(&args.data).with_context(|| args.data.display().to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match args.command {
+        Some(Command::Token { action }) => {
+            let mut out = crate::cli::stdout(&crate::cli::OutputArgs { line_buffered: true });
+            match action {
+                TokenAction::Add { user } => {
+                    let key = store.add_token(&user, now)?;
+                    out.write_line(key.as_bytes())?;
+                }
+                TokenAction::List => {
+                    for (user, created) in store.tokens()? {
+                        let when = chrono::DateTime::from_timestamp(created, 0)
+                            .map_or_else(|| created.to_string(), |t| t.to_rfc3339());
+                        out.write_line(format!("{user}\t{when}").as_bytes())?;
+                    }
+                }
+                TokenAction::Revoke { user } => {
+                    if !store.revoke_token(&user)? {
+                        return Err(Error::Usage(format!("no key for user {user:?}")).into());
+                    }
+                }
+            }
+            Ok(())
+        }
+        None => {
+            // The server shuts down gracefully itself; the shared handler only notes it.
+            crate::cli::stop_on_signal();
+            let config = Config {
+                listen: args.listen,
+                script_alias: Some(args.script_alias).filter(|a| a.trim_matches('/') != ""),
+                trusted: args.trust,
+                max_body: args.max_body,
+                retention_days: args.retention,
+            };
+            server::serve(store, config).with_context(|| format!("serving on {}", args.listen))?;
+            Ok(())
+        }
+    }
+}

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, U
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::store::{Condition, Metadata, NewMetadata, Store, SUBJECT_FIELDS};
+use super::store::{Condition, Metadata, NewMetadata, SeriesQuery, Store, SUBJECT_FIELDS};
 use super::timefilter;
 use super::types::{self, Summary};
 use super::Failure;
@@ -58,7 +58,9 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         root,
         trusted: config.trusted.clone(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
@@ -74,15 +76,21 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
             .fallback(handle)
             .layer(DefaultBodyLimit::max(config.max_body))
             .with_state(app);
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown())
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown())
+        .await
     })
 }
 
 async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -97,7 +105,9 @@ async fn retention(app: Arc<App>, days: u64) {
         let store = app.clone();
         let purged = tokio::task::spawn_blocking(move || store.store.purge(before)).await;
         match purged {
-            Ok(Ok(n)) if n > 0 => crate::cli::warn(&format!("retention: deleted {n} points older than {days} days")),
+            Ok(Ok(n)) if n > 0 => crate::cli::warn(&format!(
+                "retention: deleted {n} points older than {days} days"
+            )),
             Ok(Err(e)) => crate::cli::warn(&format!("retention: {e}")),
             _ => {}
         }
@@ -175,12 +185,15 @@ type Reply = Result<Response<Body>, Failure>;
 fn json_response(status: StatusCode, body: String) -> Response<Body> {
     let length = HeaderValue::from(body.len());
     let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(header::CONTENT_LENGTH, length);
-    *response.status_mut() = status;
-    // Exactly this: esmond-client 4.2.1 compares the header string for equality.
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(header::CONTENT_LENGTH, length);
+    *response.status_mut() = status;
+    // Exactly this: esmond-client 4.2.1 compares the header string for equality.
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -244,15 +257,22 @@ fn route(app: &App, request: &Request) -> Reply {
                         .map(|et| event_type_json(app, m, et))
                 })
                 .collect();
-            Ok(json_response(StatusCode::OK, Value::Array(objects).to_string()))
+            Ok(json_response(
+                StatusCode::OK,
+                Value::Array(objects).to_string(),
+            ))
         }
         ([_, _], &Method::POST) => created(),
         ([key, event_type, "base"], &Method::POST) => post_point(app, key, event_type, request),
         ([_, _, other, ..], &Method::POST) => Err(Failure::bad_request(format!(
             "Only base summary-type allowed for writing. Cannot use {other}"
         ))),
-        ([key, event_type, "base"], &Method::GET) => data(app, request, key, event_type, "base", "0"),
-        ([key, event_type, summaries], &Method::GET) => summary_list(app, key, event_type, summaries),
+        ([key, event_type, "base"], &Method::GET) => {
+            data(app, request, key, event_type, "base", "0")
+        }
+        ([key, event_type, summaries], &Method::GET) => {
+            summary_list(app, key, event_type, summaries)
+        }
         ([key, event_type, summary, window], &Method::GET) => {
             data(app, request, key, event_type, summary, window)
         }
@@ -287,14 +307,19 @@ fn authenticate(app: &App, request: &Request) -> Result<(), Failure> {
             None => Err(unauthorized("Invalid token.")),
         },
         Some(("ApiKey", credentials)) => {
-            let (user, key) = credentials.trim().split_once(':').unwrap_or(("", credentials));
+            let (user, key) = credentials
+                .trim()
+                .split_once(':')
+                .unwrap_or(("", credentials));
             match app.store.token_user(key)? {
                 Some(owner) if owner == user => Ok(()),
                 _ => Err(unauthorized("Invalid token.")),
             }
         }
         _ if app.trusted.iter().any(|net| contains(*net, request.peer)) => Ok(()),
-        _ => Err(unauthorized("Authentication credentials were not provided.")),
+        _ => Err(unauthorized(
+            "Authentication credentials were not provided.",
+        )),
     }
 }
 
@@ -306,11 +331,15 @@ pub fn contains((network, prefix): (IpAddr, u8), ip: IpAddr) -> bool {
     };
     match (network, ip) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -324,7 +353,11 @@ fn metadata_uri(app: &App, key: &str) -> String {
     format!("{}/{key}/", app.root)
 }
 
-fn event_type_json(app: &App, metadata: &Metadata, (name, series): &(String, Vec<super::store::SeriesInfo>)) -> Value {
+fn event_type_json(
+    app: &App,
+    metadata: &Metadata,
+    (name, series): &(String, Vec<super::store::SeriesInfo>),
+) -> Value {
     let uri = metadata_uri(app, &metadata.key);
     let base = series.iter().find(|s| s.summary == Summary::Base);
     let summaries: Vec<Value> = series
@@ -388,22 +421,37 @@ fn addresses(host: &str, rule: &str) -> Result<Vec<String>, Failure> {
         _ => v4.into_iter().chain(v6).collect(),
     };
     if chosen.is_empty() {
-        return Err(Failure::bad_request(format!("Unable to find address for host {host}")));
+        return Err(Failure::bad_request(format!(
+            "Unable to find address for host {host}"
+        )));
     }
     Ok(chosen)
 }
 
 fn list(app: &App, request: &Request) -> Reply {
     let query = request.query();
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let rule = get("dns-match-rule").unwrap_or("v4v6");
-    if !matches!(rule, "v4v6" | "only-v4" | "only-v6" | "prefer-v4" | "prefer-v6") {
-        return Err(Failure::bad_request(format!("Invalid dns-match-rule parameter {rule}")));
+    if !matches!(
+        rule,
+        "v4v6" | "only-v4" | "only-v6" | "prefer-v4" | "prefer-v6"
+    ) {
+        return Err(Failure::bad_request(format!(
+            "Invalid dns-match-rule parameter {rule}"
+        )));
     }
     let mut conditions = Vec::new();
     let range = timefilter::resolve(get, now()).map_err(Failure::bad_request)?;
     let window = get("summary-window")
-        .map(|w| w.parse::<i64>().map_err(|_| Failure::bad_request("Summary window parameter must be an integer")))
+        .map(|w| {
+            w.parse::<i64>()
+                .map_err(|_| Failure::bad_request("Summary window parameter must be an integer"))
+        })
         .transpose()?;
     let event_type = get("event-type").map(str::to_owned);
     let summary = get("summary-type").map(str::to_owned);
@@ -418,23 +466,35 @@ fn list(app: &App, request: &Request) -> Reply {
     for (name, value) in &query {
         match name.as_str() {
             "source" | "destination" | "measurement-agent" => {
-                let column = if name == "measurement-agent" { "measurement_agent" } else if name == "source" { "source" } else { "destination" };
+                let column = if name == "measurement-agent" {
+                    "measurement_agent"
+                } else if name == "source" {
+                    "source"
+                } else {
+                    "destination"
+                };
                 conditions.push(Condition::SubjectIn(column, addresses(value, rule)?));
             }
             "tool-name" => conditions.push(Condition::Column("tool_name", value.clone())),
             "input-source" => conditions.push(Condition::Column("input_source", value.clone())),
-            "input-destination" => conditions.push(Condition::Column("input_destination", value.clone())),
+            "input-destination" => {
+                conditions.push(Condition::Column("input_destination", value.clone()))
+            }
             "subject-type" => conditions.push(Condition::Column("subject_type", value.clone())),
             "metadata-key" => conditions.push(Condition::Column("key", value.clone())),
-            "event-type" | "summary-type" | "summary-window" | "time" | "time-start" | "time-end"
-            | "time-range" | "limit" | "offset" | "format" | "dns-match-rule" => {}
+            "event-type" | "summary-type" | "summary-window" | "time" | "time-start"
+            | "time-end" | "time-range" | "limit" | "offset" | "format" | "dns-match-rule" => {}
             _ => conditions.push(Condition::Parameter(name.clone(), value.clone())),
         }
     }
-    let number = |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let number =
+        |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
     let (found, total) = app.store.search(&conditions, limit, offset)?;
-    let mut objects: Vec<Value> = found.iter().map(|m| metadata_json(app, request, m)).collect();
+    let mut objects: Vec<Value> = found
+        .iter()
+        .map(|m| metadata_json(app, request, m))
+        .collect();
     let next = (offset + limit < total).then(|| page_url(request, limit, Some(offset + limit)));
     let previous = (offset > 0).then(|| {
         let back = offset.saturating_sub(limit);
@@ -497,14 +557,18 @@ fn create(app: &App, request: &Request) -> Reply {
         .as_object()
         .ok_or_else(|| Failure::bad_request("JSON parse error - expected a JSON object"))?;
     if object.contains_key("metadata-key") {
-        return Err(Failure::bad_request("metadata-key is not allowed to be specified"));
+        return Err(Failure::bad_request(
+            "metadata-key is not allowed to be specified",
+        ));
     }
     let subject_type = object
         .get("subject-type")
         .ok_or_else(|| Failure::bad_request("Missing subject-type field in request"))?;
     let subject_type = parameter_text(subject_type);
     if !matches!(subject_type.as_str(), "point-to-point" | "network-element") {
-        return Err(Failure::bad_request(format!("Invalid subject type {subject_type}")));
+        return Err(Failure::bad_request(format!(
+            "Invalid subject type {subject_type}"
+        )));
     }
     let event_types = object
         .get("event-types")
@@ -524,7 +588,12 @@ fn create(app: &App, request: &Request) -> Reply {
         let storage = types::storage(name)
             .ok_or_else(|| Failure::bad_request(format!("Invalid event-type {name}")))?;
         let mut summaries = Vec::new();
-        for summary in item.get("summaries").and_then(Value::as_array).into_iter().flatten() {
+        for summary in item
+            .get("summaries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let kind = summary
                 .get("summary-type")
                 .ok_or_else(|| Failure::bad_request("Summary must contain summary-type"))?;
@@ -560,7 +629,9 @@ fn create(app: &App, request: &Request) -> Reply {
         let text = parameter_text(value);
         match SUBJECT_FIELDS.iter().find(|(name, _)| name == key) {
             Some((name, _)) => {
-                if matches!(*name, "source" | "destination" | "measurement-agent") && text.parse::<IpAddr>().is_err() {
+                if matches!(*name, "source" | "destination" | "measurement-agent")
+                    && text.parse::<IpAddr>().is_err()
+                {
                     return Err(Failure::bad_request(format!(
                         "{name} must be an IP address, not '{text}'"
                     )));
@@ -574,7 +645,11 @@ fn create(app: &App, request: &Request) -> Reply {
     let metadata = app.store.metadata(&key)?.ok_or_else(Failure::not_found)?;
     let body = metadata_json(app, request, &metadata);
     let mut response = json_response(StatusCode::CREATED, body.to_string());
-    if let Some(Ok(url)) = body.get("url").and_then(Value::as_str).map(HeaderValue::from_str) {
+    if let Some(Ok(url)) = body
+        .get("url")
+        .and_then(Value::as_str)
+        .map(HeaderValue::from_str)
+    {
         response.headers_mut().insert(header::LOCATION, url);
     }
     Ok(response)
@@ -623,10 +698,12 @@ fn post_point(app: &App, key: &str, event_type: &str, request: &Request) -> Repl
         .get("val")
         .ok_or_else(|| Failure::bad_request("Required field val not provided in request"))?;
     if types::storage(event_type).is_none() {
-        return Err(Failure::bad_request(format!("Invalid event type {event_type}")));
+        return Err(Failure::bad_request(format!(
+            "Invalid event type {event_type}"
+        )));
     }
     app.store
-        .write_points(key, &[(ts, event_type.to_owned(), value.clone())], now())?;
+        .write_points(key, &[(ts, event_type.to_owned(), value.clone())])?;
     created()
 }
 
@@ -641,26 +718,38 @@ fn bulk(app: &App, key: &str, request: &Request) -> Reply {
     let mut points = Vec::new();
     for (i, item) in data.iter().enumerate() {
         let ts = item.get("ts").ok_or_else(|| {
-            Failure::bad_request(format!("Missing ts field in provided data list at position {i}"))
+            Failure::bad_request(format!(
+                "Missing ts field in provided data list at position {i}"
+            ))
         })?;
-        let ts = timestamp(ts).ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
+        let ts =
+            timestamp(ts).ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
         let values = item.get("val").ok_or_else(|| {
-            Failure::bad_request(format!("Missing val field in provided data list at position {i}"))
+            Failure::bad_request(format!(
+                "Missing val field in provided data list at position {i}"
+            ))
         })?;
         let values = values.as_array().ok_or_else(|| {
-            Failure::bad_request(format!("'val' field must be an array in provided data list at position {i}"))
+            Failure::bad_request(format!(
+                "'val' field must be an array in provided data list at position {i}"
+            ))
         })?;
         for (j, value) in values.iter().enumerate() {
-            let event_type = value.get("event-type").and_then(Value::as_str).ok_or_else(|| {
-                Failure::bad_request(format!("Missing event-type field at data item {i} in value {j} "))
-            })?;
+            let event_type = value
+                .get("event-type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    Failure::bad_request(format!(
+                        "Missing event-type field at data item {i} in value {j} "
+                    ))
+                })?;
             let val = value.get("val").ok_or_else(|| {
                 Failure::bad_request(format!("Missing val field at data item {i} in value {j} "))
             })?;
             points.push((ts, event_type.to_owned(), val.clone()));
         }
     }
-    app.store.write_points(key, &points, now())?;
+    app.store.write_points(key, &points)?;
     created()
 }
 
@@ -673,18 +762,35 @@ fn summary_list(app: &App, key: &str, event_type: &str, summaries: &str) -> Repl
         .event_types
         .iter()
         .filter(|(et, _)| et == event_type)
-        .flat_map(|et| event_type_json(app, &metadata, et)["summaries"].as_array().cloned().unwrap_or_default())
+        .flat_map(|et| {
+            event_type_json(app, &metadata, et)["summaries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|s| s["summary-type"] == summary.name())
         .collect();
     if objects.is_empty() {
         return Err(Failure::not_found());
     }
-    Ok(json_response(StatusCode::OK, Value::Array(objects).to_string()))
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Array(objects).to_string(),
+    ))
 }
 
-fn data(app: &App, request: &Request, key: &str, event_type: &str, summary: &str, window: &str) -> Reply {
+fn data(
+    app: &App,
+    request: &Request,
+    key: &str,
+    event_type: &str,
+    summary: &str,
+    window: &str,
+) -> Reply {
     if types::storage(event_type).is_none() {
-        return Err(Failure::bad_request(format!("Unsupported event type '{event_type}' provided")));
+        return Err(Failure::bad_request(format!(
+            "Unsupported event type '{event_type}' provided"
+        )));
     }
     let summary = Summary::from_path(summary)
         .ok_or_else(|| Failure::bad_request(format!("Invalid summary type '{summary}'")))?;
@@ -692,16 +798,29 @@ fn data(app: &App, request: &Request, key: &str, event_type: &str, summary: &str
         .parse()
         .map_err(|_| Failure::bad_request("Summary window parameter must be an integer"))?;
     let query = request.query();
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let now = now();
     let range = timefilter::resolve(get, now)
         .map_err(Failure::bad_request)?
         .map_or((0, now), |r| (r.begin, r.end.unwrap_or(now + 3600)));
-    let number = |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let number =
+        |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
-    let body = app
-        .store
-        .points(key, event_type, summary, window, range, limit, offset)?;
+    let body = app.store.points(&SeriesQuery {
+        key,
+        event_type,
+        summary,
+        window,
+        begin: range.0,
+        end: range.1,
+        limit,
+        offset,
+    })?;
     Ok(json_response(StatusCode::OK, body))
 }
 
@@ -715,7 +834,13 @@ mod tests {
         assert!(contains(net, "10.1.200.3".parse().unwrap()));
         assert!(!contains(net, "10.2.0.1".parse().unwrap()));
         assert!(contains(net, "::ffff:10.1.0.9".parse().unwrap()));
-        assert!(contains(("::1".parse().unwrap(), 128), "::1".parse().unwrap()));
-        assert!(contains(("0.0.0.0".parse().unwrap(), 0), "192.0.2.1".parse().unwrap()));
+        assert!(contains(
+            ("::1".parse().unwrap(), 128),
+            "::1".parse().unwrap()
+        ));
+        assert!(contains(
+            ("0.0.0.0".parse().unwrap(), 0),
+            "192.0.2.1".parse().unwrap()
+        ));
     }
 }

@@ -110,6 +110,27 @@ pub struct Metadata {
     pub event_types: Vec<(String, Vec<SeriesInfo>)>,
 }
 
+/// Which points of which series to read.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery<'a> {
+    /// Metadata key.
+    pub key: &'a str,
+    /// Event type.
+    pub event_type: &'a str,
+    /// Base or a summary.
+    pub summary: Summary,
+    /// The summary window (0 for base).
+    pub window: i64,
+    /// First second included.
+    pub begin: i64,
+    /// Last second included.
+    pub end: i64,
+    /// At most this many points.
+    pub limit: u64,
+    /// After skipping this many.
+    pub offset: u64,
+}
+
 /// The subject columns, by dashed name.
 pub const SUBJECT_FIELDS: [(&str, &str); 6] = [
     ("source", "source"),
@@ -160,7 +181,8 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, Failure> {
-        std::fs::create_dir_all(dir).map_err(|e| Failure::internal(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::internal(format!("{}: {e}", dir.display())))?;
         let path = dir.join("archive.sqlite");
         let writer = Connection::open(&path)?;
         // Must precede the first table: lets --retention give space back to the system.
@@ -253,7 +275,9 @@ impl Store {
     pub fn metadata(&self, key: &str) -> Result<Option<Metadata>, Failure> {
         self.read(|c| {
             let id: Option<i64> = c
-                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| r.get(0))
+                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             id.map(|id| load(c, id)).transpose()
         })
@@ -271,7 +295,10 @@ impl Store {
         for condition in conditions {
             match condition {
                 Condition::SubjectIn(column, options) => {
-                    sql.push_str(&format!(" AND m.{column} IN ({})", placeholders(options.len())));
+                    sql.push_str(&format!(
+                        " AND m.{column} IN ({})",
+                        placeholders(options.len())
+                    ));
                     values.extend(options.iter().cloned().map(Into::into));
                 }
                 Condition::Column(column, value) => {
@@ -330,14 +357,21 @@ impl Store {
             let ids: Vec<i64> = statement
                 .query_map(params_from_iter(page.iter()), |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let found = ids.into_iter().map(|id| load(c, id)).collect::<Result<_, _>>()?;
+            let found = ids
+                .into_iter()
+                .map(|id| load(c, id))
+                .collect::<Result<_, _>>()?;
             Ok((found, total as u64))
         })
     }
 
     /// Writes points `(ts, event type, value)` to a metadata in one transaction. Points
     /// for event types the metadata does not register are ignored, as esmond did.
-    pub fn write_points(&self, key: &str, points: &[(i64, String, Value)], now: i64) -> Result<(), Failure> {
+    ///
+    /// An event type's `time-updated` becomes the time of its newest point (not the wall
+    /// clock of the write), so time-windowed metadata searches — which esmond-client always
+    /// sends — find data that was loaded after the fact.
+    pub fn write_points(&self, key: &str, points: &[(i64, String, Value)]) -> Result<(), Failure> {
         self.write(|tx| {
             let id: Option<i64> = tx
                 .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| r.get(0))
@@ -376,38 +410,29 @@ impl Store {
                     }
                 }
                 let mut touch = tx.prepare_cached(
-                    "UPDATE series SET updated = ?1 WHERE metadata_id = ?2 AND event_type = ?3",
+                    "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",
                 )?;
-                touch.execute(params![now, id, event_type])?;
+                touch.execute(params![ts, id, event_type])?;
             }
             Ok(())
         })
     }
 
-    /// A series' points in `[begin, end]`, ascending, as a JSON array of `{ts, val}`.
-    pub fn points(
-        &self,
-        key: &str,
-        event_type: &str,
-        summary: Summary,
-        window: i64,
-        range: (i64, i64),
-        limit: u64,
-        offset: u64,
-    ) -> Result<String, Failure> {
+    /// A series' points, ascending, as a JSON array of `{ts, val}`.
+    pub fn points(&self, query: &SeriesQuery) -> Result<String, Failure> {
         self.read(|c| {
             let mut statement = c.prepare_cached(
                 "SELECT p.ts, p.value FROM metadata m JOIN series s ON s.metadata_id = m.id JOIN point p ON p.series_id = s.id WHERE m.key = ?1 AND s.event_type = ?2 AND s.summary = ?3 AND s.win = ?4 AND p.ts BETWEEN ?5 AND ?6 ORDER BY p.ts LIMIT ?7 OFFSET ?8",
             )?;
             let mut rows = statement.query(params![
-                key,
-                event_type,
-                summary.name(),
-                window,
-                range.0,
-                range.1,
-                limit.min(i64::MAX as u64) as i64,
-                offset.min(i64::MAX as u64) as i64
+                query.key,
+                query.event_type,
+                query.summary.name(),
+                query.window,
+                query.begin,
+                query.end,
+                query.limit.min(i64::MAX as u64) as i64,
+                query.offset.min(i64::MAX as u64) as i64
             ])?;
             let mut out = String::with_capacity(4096);
             out.push('[');
@@ -430,9 +455,15 @@ impl Store {
     /// Deletes points older than `before` (epoch seconds) and returns the freed pages to
     /// the file system. Returns how many points went.
     pub fn purge(&self, before: i64) -> Result<usize, Failure> {
-        let deleted = self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
+        let deleted =
+            self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
         let connection = crate::cli::lock(&self.writer);
-        connection.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        // The pragma frees one page per step: run it to the end.
+        let mut vacuum = connection.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = vacuum.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(deleted)
     }
 
@@ -472,8 +503,12 @@ impl Store {
     pub fn token_user(&self, key: &str) -> Result<Option<String>, Failure> {
         let hash = sha256_hex(key);
         self.read(|c| {
-            Ok(c.query_row("SELECT user FROM token WHERE hash = ?1", [hash], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.query_row("SELECT user FROM token WHERE hash = ?1", [hash], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
     }
 }
@@ -526,7 +561,8 @@ fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
         }
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, subject))
     })?;
-    let mut statement = c.prepare_cached("SELECT name, value FROM parameter WHERE metadata_id = ?1")?;
+    let mut statement =
+        c.prepare_cached("SELECT name, value FROM parameter WHERE metadata_id = ?1")?;
     let parameters = statement
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<(String, String)>, _>>()?;
@@ -544,8 +580,14 @@ fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
     })?;
     for row in rows {
         let (event_type, summary, window, updated) = row?;
-        let Some(summary) = Summary::from_name(&summary) else { continue };
-        let info = SeriesInfo { summary, window, updated };
+        let Some(summary) = Summary::from_name(&summary) else {
+            continue;
+        };
+        let info = SeriesInfo {
+            summary,
+            window,
+            updated,
+        };
         match event_types.iter_mut().find(|(et, _)| *et == event_type) {
             Some((_, series)) => series.push(info),
             None => event_types.push((event_type, vec![info])),
@@ -575,7 +617,8 @@ fn write_point(
 ) -> Result<bool, Failure> {
     let json = stored.to_json();
     let state = (!storage.is_raw()).then(|| stored.to_store());
-    let mut select = tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
+    let mut select =
+        tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
     let existing: Option<(String, Option<String>)> = select
         .query_row(params![series, ts], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -607,8 +650,13 @@ fn fold(
     ts: i64,
     stored: &Stored,
 ) -> Result<(), Failure> {
-    let bin = if window > 0 { ts - ts.rem_euclid(window) } else { ts };
-    let mut select = tx.prepare_cached("SELECT state FROM point WHERE series_id = ?1 AND ts = ?2")?;
+    let bin = if window > 0 {
+        ts - ts.rem_euclid(window)
+    } else {
+        ts
+    };
+    let mut select =
+        tx.prepare_cached("SELECT state FROM point WHERE series_id = ?1 AND ts = ?2")?;
     let state: Option<String> = select
         .query_row(params![series, bin], |r| r.get::<_, Option<String>>(0))
         .optional()?
@@ -622,17 +670,36 @@ fn fold(
     };
     let (value, new_state) = match (storage, summary, stored) {
         (Storage::Integer, Summary::Aggregation, Stored::Integer(v)) => {
-            let sum = state.as_deref().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).saturating_add(*v);
+            let sum = state
+                .as_deref()
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+                .saturating_add(*v);
             (sum.to_string(), Some(sum.to_string()))
         }
         (Storage::Float, Summary::Aggregation, Stored::Scaled(v)) => {
-            let sum = state.as_deref().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0).saturating_add(*v);
-            (types::float_text(sum as f64 / 10_000.0), Some(sum.to_string()))
+            let sum = state
+                .as_deref()
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+                .saturating_add(*v);
+            (
+                types::float_text(sum as f64 / 10_000.0),
+                Some(sum.to_string()),
+            )
         }
-        (Storage::Integer | Storage::Float, Summary::Average, Stored::Integer(v) | Stored::Scaled(v)) => {
+        (
+            Storage::Integer | Storage::Float,
+            Summary::Average,
+            Stored::Integer(v) | Stored::Scaled(v),
+        ) => {
             let (sum, count) = pair(&state);
             let (sum, count) = (sum.saturating_add(*v), count + 1);
-            let scale = if storage == Storage::Float { 10_000.0 } else { 1.0 };
+            let scale = if storage == Storage::Float {
+                10_000.0
+            } else {
+                1.0
+            };
             (
                 types::float_text(sum as f64 / count as f64 / scale),
                 Some(format!("{sum} {count}")),
@@ -641,7 +708,10 @@ fn fold(
         (Storage::Percentage, Summary::Aggregation, Stored::Ratio(n, d)) => {
             let (num, den) = pair(&state);
             let (num, den) = (num.saturating_add(*n), den.saturating_add(*d));
-            (types::float_text(num as f64 / den as f64), Some(format!("{num} {den}")))
+            (
+                types::float_text(num as f64 / den as f64),
+                Some(format!("{num} {den}")),
+            )
         }
         (Storage::Histogram, Summary::Aggregation | Summary::Statistics, Stored::Json(point)) => {
             let merged = if window > 0 {
@@ -651,7 +721,11 @@ fn fold(
                 let histograms = statement
                     .query_map(params![base, bin, bin + window], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
-                statistics::merge(histograms.iter().filter_map(|h| serde_json::from_str(h).ok()))
+                statistics::merge(
+                    histograms
+                        .iter()
+                        .filter_map(|h| serde_json::from_str(h).ok()),
+                )
             } else {
                 statistics::merge([point.clone()])
             };

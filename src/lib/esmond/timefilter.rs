@@ -12,7 +12,10 @@ pub struct Range {
 
 /// Resolves the parameters; `Ok(None)` when none is given. `lookup` returns a parameter's
 /// raw value.
-pub fn resolve<'a>(lookup: impl Fn(&str) -> Option<&'a str>, now: i64) -> Result<Option<Range>, String> {
+pub fn resolve<'a>(
+    lookup: impl Fn(&str) -> Option<&'a str>,
+    now: i64,
+) -> Result<Option<Range>, String> {
     let parse = |name: &str| -> Result<Option<i64>, String> {
         lookup(name)
             .map(|v| {
@@ -29,13 +32,34 @@ pub fn resolve<'a>(lookup: impl Fn(&str) -> Option<&'a str>, now: i64) -> Result
         parse("time-range")?,
     );
     let resolved = match (time, start, end, range) {
-        (Some(t), ..) => Range { begin: t, end: Some(t) },
-        (None, Some(s), Some(e), _) => Range { begin: s, end: Some(e) },
-        (None, Some(s), None, Some(r)) => Range { begin: s, end: Some(s + r) },
-        (None, None, Some(e), Some(r)) => Range { begin: e - r, end: Some(e) },
-        (None, Some(s), None, None) => Range { begin: s, end: None },
-        (None, None, Some(e), None) => Range { begin: 0, end: Some(e) },
-        (None, None, None, Some(r)) => Range { begin: now - r, end: None },
+        (Some(t), ..) => Range {
+            begin: t,
+            end: Some(t),
+        },
+        (None, Some(s), Some(e), _) => Range {
+            begin: s,
+            end: Some(e),
+        },
+        (None, Some(s), None, Some(r)) => Range {
+            begin: s,
+            end: Some(s + r),
+        },
+        (None, None, Some(e), Some(r)) => Range {
+            begin: e - r,
+            end: Some(e),
+        },
+        (None, Some(s), None, None) => Range {
+            begin: s,
+            end: None,
+        },
+        (None, None, Some(e), None) => Range {
+            begin: 0,
+            end: Some(e),
+        },
+        (None, None, None, Some(r)) => Range {
+            begin: now - r,
+            end: None,
+        },
         (None, None, None, None) => return Ok(None),
     };
     if resolved.end.is_some_and(|e| e < resolved.begin) {
@@ -56,14 +80,26 @@ mod tests {
     fn every_rule() {
         let r = |begin, end| Ok(Some(Range { begin, end }));
         assert_eq!(with(&[("time", "5"), ("time-start", "1")]), r(5, Some(5)));
-        assert_eq!(with(&[("time-start", "1"), ("time-end", "9")]), r(1, Some(9)));
-        assert_eq!(with(&[("time-start", "1"), ("time-range", "9")]), r(1, Some(10)));
-        assert_eq!(with(&[("time-end", "20"), ("time-range", "5")]), r(15, Some(20)));
+        assert_eq!(
+            with(&[("time-start", "1"), ("time-end", "9")]),
+            r(1, Some(9))
+        );
+        assert_eq!(
+            with(&[("time-start", "1"), ("time-range", "9")]),
+            r(1, Some(10))
+        );
+        assert_eq!(
+            with(&[("time-end", "20"), ("time-range", "5")]),
+            r(15, Some(20))
+        );
         assert_eq!(with(&[("time-start", "7")]), r(7, None));
         assert_eq!(with(&[("time-end", "7")]), r(0, Some(7)));
         assert_eq!(with(&[("time-range", "100")]), r(900, None));
         assert_eq!(with(&[]), Ok(None));
-        assert_eq!(with(&[("time", "x")]).unwrap_err(), "Time parameter must be an integer");
+        assert_eq!(
+            with(&[("time", "x")]).unwrap_err(),
+            "Time parameter must be an integer"
+        );
         assert_eq!(
             with(&[("time-start", "9"), ("time-end", "1")]).unwrap_err(),
             "Requested start time must be less than end time"

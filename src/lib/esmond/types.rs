@@ -81,24 +81,53 @@ impl Summary {
 /// The storage of an event type, or `None` if esmond does not know it.
 pub fn storage(event_type: &str) -> Option<Storage> {
     Some(match event_type {
-        "throughput" | "packet-count-lost" | "packet-count-lost-bidir" | "packet-count-sent"
-        | "packet-duplicates" | "packet-duplicates-bidir" | "packet-reorders"
-        | "packet-reorders-bidir" | "packet-retransmits" | "packet-rtt" | "path-mtu"
-        | "ntp-stratum" | "ntp-reach" | "tcp-windowsize" => Storage::Integer,
-        "time-error-estimates" | "ntp-offset" | "ntp-jitter" | "ntp-wander"
-        | "ntp-polling-interval" | "ntp-delay" | "ntp-dispersion" => Storage::Float,
+        "throughput"
+        | "packet-count-lost"
+        | "packet-count-lost-bidir"
+        | "packet-count-sent"
+        | "packet-duplicates"
+        | "packet-duplicates-bidir"
+        | "packet-reorders"
+        | "packet-reorders-bidir"
+        | "packet-retransmits"
+        | "packet-rtt"
+        | "path-mtu"
+        | "ntp-stratum"
+        | "ntp-reach"
+        | "tcp-windowsize" => Storage::Integer,
+        "time-error-estimates"
+        | "ntp-offset"
+        | "ntp-jitter"
+        | "ntp-wander"
+        | "ntp-polling-interval"
+        | "ntp-delay"
+        | "ntp-dispersion" => Storage::Float,
         "packet-loss-rate" | "packet-loss-rate-bidir" => Storage::Percentage,
         "histogram-owdelay" | "histogram-rtt" | "histogram-ttl" | "histogram-ttl-reverse" => {
             Storage::Histogram
         }
-        "throughput-subintervals" | "packet-retransmits-subintervals"
-        | "packet-rtt-subintervals" | "tcp-windowsize-subintervals" => Storage::Subinterval,
-        "failures" | "packet-trace" | "packet-trace-multi" | "streams-packet-retransmits"
-        | "streams-packet-retransmits-subintervals" | "streams-throughput"
-        | "streams-throughput-subintervals" | "streams-packet-rtt"
-        | "streams-packet-rtt-subintervals" | "streams-tcp-windowsize"
-        | "streams-tcp-windowsize-subintervals" | "streams-tcpinfo" | "tcpinfo" | "iostat"
-        | "mpstat" | "rusage" | "pscheduler-raw" | "pscheduler-run-href" => Storage::Json,
+        "throughput-subintervals"
+        | "packet-retransmits-subintervals"
+        | "packet-rtt-subintervals"
+        | "tcp-windowsize-subintervals" => Storage::Subinterval,
+        "failures"
+        | "packet-trace"
+        | "packet-trace-multi"
+        | "streams-packet-retransmits"
+        | "streams-packet-retransmits-subintervals"
+        | "streams-throughput"
+        | "streams-throughput-subintervals"
+        | "streams-packet-rtt"
+        | "streams-packet-rtt-subintervals"
+        | "streams-tcp-windowsize"
+        | "streams-tcp-windowsize-subintervals"
+        | "streams-tcpinfo"
+        | "tcpinfo"
+        | "iostat"
+        | "mpstat"
+        | "rusage"
+        | "pscheduler-raw"
+        | "pscheduler-run-href" => Storage::Json,
         _ => return None,
     })
 }
@@ -109,15 +138,24 @@ impl Storage {
         matches!(
             (self, summary),
             (_, Summary::Base)
-                | (Storage::Integer | Storage::Float, Summary::Aggregation | Summary::Average)
+                | (
+                    Storage::Integer | Storage::Float,
+                    Summary::Aggregation | Summary::Average
+                )
                 | (Storage::Percentage, Summary::Aggregation)
-                | (Storage::Histogram, Summary::Aggregation | Summary::Statistics)
+                | (
+                    Storage::Histogram,
+                    Summary::Aggregation | Summary::Statistics
+                )
         )
     }
 
     /// Raw types are overwritten by a second write at the same time; numeric ones conflict.
     pub fn is_raw(self) -> bool {
-        matches!(self, Storage::Histogram | Storage::Subinterval | Storage::Json)
+        matches!(
+            self,
+            Storage::Histogram | Storage::Subinterval | Storage::Json
+        )
     }
 }
 
@@ -164,9 +202,11 @@ pub fn float_text(value: f64) -> String {
 /// strings of integers.
 fn long(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         Value::Bool(b) => Some(i64::from(*b)),
         _ => None,
@@ -193,9 +233,9 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
             .map(|f| Stored::Scaled((f * 10_000.0) as i64))
             .ok_or_else(|| "Value must be a floating point number".to_owned()),
         Storage::Percentage => {
-            let object = value
-                .as_object()
-                .ok_or_else(|| "Value must be an object with 'numerator' and 'denominator'".to_owned())?;
+            let object = value.as_object().ok_or_else(|| {
+                "Value must be an object with 'numerator' and 'denominator'".to_owned()
+            })?;
             let part = |name: &str| -> Result<i64, String> {
                 let field = object
                     .get(name)
@@ -218,7 +258,8 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
                 .ok_or_else(|| "Invalid histogram provided".to_owned())?;
             let mut counts = Map::new();
             for (bucket, count) in object {
-                let count = long(count).ok_or_else(|| "Value of histogram must be an integer".to_owned())?;
+                let count = long(count)
+                    .ok_or_else(|| "Value of histogram must be an integer".to_owned())?;
                 counts.insert(bucket.clone(), Value::from(count));
             }
             Ok(Stored::Json(Value::Object(counts)))
@@ -234,11 +275,15 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
                     .ok_or_else(|| format!("Subinterval at position {i} must be an object"))?;
                 for field in ["start", "duration"] {
                     if !object.contains_key(field) {
-                        return Err(format!("Interval must contain '{field}' field at position {i}"));
+                        return Err(format!(
+                            "Interval must contain '{field}' field at position {i}"
+                        ));
                     }
                 }
                 if float(&object["start"]).is_none() || float(&object["duration"]).is_none() {
-                    return Err("Subinterval 'start' and 'duration' must be floating point numbers".into());
+                    return Err(
+                        "Subinterval 'start' and 'duration' must be floating point numbers".into(),
+                    );
                 }
                 if !object.contains_key("val") {
                     return Err(format!("Interval must contain 'val' field at position {i}"));
@@ -271,19 +316,55 @@ mod tests {
     #[test]
     fn the_catalogue_has_49_types() {
         let names = [
-            "throughput", "packet-count-lost", "packet-count-lost-bidir", "packet-count-sent",
-            "packet-duplicates", "packet-duplicates-bidir", "packet-reorders",
-            "packet-reorders-bidir", "packet-retransmits", "packet-rtt", "path-mtu", "ntp-stratum",
-            "ntp-reach", "tcp-windowsize", "time-error-estimates", "ntp-offset", "ntp-jitter",
-            "ntp-wander", "ntp-polling-interval", "ntp-delay", "ntp-dispersion", "packet-loss-rate",
-            "packet-loss-rate-bidir", "histogram-owdelay", "histogram-rtt", "histogram-ttl",
-            "histogram-ttl-reverse", "throughput-subintervals", "packet-retransmits-subintervals",
-            "packet-rtt-subintervals", "tcp-windowsize-subintervals", "failures", "packet-trace",
-            "packet-trace-multi", "streams-packet-retransmits",
-            "streams-packet-retransmits-subintervals", "streams-throughput",
-            "streams-throughput-subintervals", "streams-packet-rtt", "streams-packet-rtt-subintervals",
-            "streams-tcp-windowsize", "streams-tcp-windowsize-subintervals", "streams-tcpinfo",
-            "tcpinfo", "iostat", "mpstat", "rusage", "pscheduler-raw", "pscheduler-run-href",
+            "throughput",
+            "packet-count-lost",
+            "packet-count-lost-bidir",
+            "packet-count-sent",
+            "packet-duplicates",
+            "packet-duplicates-bidir",
+            "packet-reorders",
+            "packet-reorders-bidir",
+            "packet-retransmits",
+            "packet-rtt",
+            "path-mtu",
+            "ntp-stratum",
+            "ntp-reach",
+            "tcp-windowsize",
+            "time-error-estimates",
+            "ntp-offset",
+            "ntp-jitter",
+            "ntp-wander",
+            "ntp-polling-interval",
+            "ntp-delay",
+            "ntp-dispersion",
+            "packet-loss-rate",
+            "packet-loss-rate-bidir",
+            "histogram-owdelay",
+            "histogram-rtt",
+            "histogram-ttl",
+            "histogram-ttl-reverse",
+            "throughput-subintervals",
+            "packet-retransmits-subintervals",
+            "packet-rtt-subintervals",
+            "tcp-windowsize-subintervals",
+            "failures",
+            "packet-trace",
+            "packet-trace-multi",
+            "streams-packet-retransmits",
+            "streams-packet-retransmits-subintervals",
+            "streams-throughput",
+            "streams-throughput-subintervals",
+            "streams-packet-rtt",
+            "streams-packet-rtt-subintervals",
+            "streams-tcp-windowsize",
+            "streams-tcp-windowsize-subintervals",
+            "streams-tcpinfo",
+            "tcpinfo",
+            "iostat",
+            "mpstat",
+            "rusage",
+            "pscheduler-raw",
+            "pscheduler-run-href",
         ];
         assert_eq!(names.len(), 49);
         assert!(names.iter().all(|n| storage(n).is_some()));
@@ -292,14 +373,35 @@ mod tests {
 
     #[test]
     fn values_validate_like_esmond() {
-        assert_eq!(validate(Storage::Integer, &json!(7.9)).unwrap().to_json(), "7.0");
-        assert_eq!(validate(Storage::Integer, &json!("12")), Ok(Stored::Integer(12)));
-        assert_eq!(validate(Storage::Integer, &json!("x")).unwrap_err(), "Value must be an integer");
-        assert_eq!(validate(Storage::Float, &json!(0.00123456)).unwrap().to_json(), "0.0012");
-        let ratio = validate(Storage::Percentage, &json!({"numerator": 7, "denominator": "150"}));
+        assert_eq!(
+            validate(Storage::Integer, &json!(7.9)).unwrap().to_json(),
+            "7.0"
+        );
+        assert_eq!(
+            validate(Storage::Integer, &json!("12")),
+            Ok(Stored::Integer(12))
+        );
+        assert_eq!(
+            validate(Storage::Integer, &json!("x")).unwrap_err(),
+            "Value must be an integer"
+        );
+        assert_eq!(
+            validate(Storage::Float, &json!(0.00123456))
+                .unwrap()
+                .to_json(),
+            "0.0012"
+        );
+        let ratio = validate(
+            Storage::Percentage,
+            &json!({"numerator": 7, "denominator": "150"}),
+        );
         assert_eq!(ratio.unwrap().to_json(), "0.04666666666666667");
         assert_eq!(
-            validate(Storage::Percentage, &json!({"numerator": 1, "denominator": 0})).unwrap_err(),
+            validate(
+                Storage::Percentage,
+                &json!({"numerator": 1, "denominator": 0})
+            )
+            .unwrap_err(),
             "The field 'denominator' must be greater than 0"
         );
         assert_eq!(
@@ -310,7 +412,10 @@ mod tests {
             validate(Storage::Histogram, &json!({"1": "x"})).unwrap_err(),
             "Value of histogram must be an integer"
         );
-        assert_eq!(validate(Storage::Subinterval, &json!([])).unwrap_err(), "Empty subinterval provided");
+        assert_eq!(
+            validate(Storage::Subinterval, &json!([])).unwrap_err(),
+            "Empty subinterval provided"
+        );
         assert_eq!(
             validate(Storage::Subinterval, &json!([{"duration": 1, "val": 2}])).unwrap_err(),
             "Interval must contain 'start' field at position 0"

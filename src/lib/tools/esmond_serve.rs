@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::error::Error;
 use crate::esmond::server::{self, Config};
 use crate::esmond::store::Store;
-use crate::error::Error;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -111,7 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_or(0, |d| d.as_secs() as i64);
     match args.command {
         Some(Command::Token { action }) => {
-            let mut out = crate::cli::stdout(&crate::cli::OutputArgs { line_buffered: true });
+            let mut out = crate::cli::stdout(&crate::cli::OutputArgs {
+                line_buffered: true,
+            });
             match action {
                 TokenAction::Add { user } => {
                     let key = store.add_token(&user, now)?;
@@ -137,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             crate::cli::stop_on_signal();
             let config = Config {
                 listen: args.listen,
-                script_alias: Some(args.script_alias).filter(|a| a.trim_matches('/') != ""),
+                script_alias: Some(args.script_alias).filter(|a| !a.trim_matches('/').is_empty()),
                 trusted: args.trust,
                 max_body: args.max_body,
                 retention_days: args.retention,

@@ -1,0 +1,53 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_esmond_serve_global_optspecs
+    string join \n data= listen= script-alias= trust= max-body= retention= h/help V/version
+end
+
+function __fish_esmond_serve_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_esmond_serve_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_esmond_serve_using_subcommand
+    set -l cmd (__fish_esmond_serve_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data -d 'Directory holding the archive (archive.sqlite); created if missing' -r -F
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l listen -d 'Address and port to listen on (loopback unless you say otherwise)' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l script-alias -d 'URL prefix before /perfsonar/archive/; `/` for none' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l trust -d 'A network (CIDR) whose clients may write without a key; repeatable' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-body -d 'Largest request body accepted, bytes' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l retention -d 'Delete points older than DAYS (checked hourly) and give the space back' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s V -l version -d 'Print version'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "token" -d 'Manage the API keys writers use'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "list" -d 'List users with keys and when each key was made'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "revoke" -d 'Delete USER\'s key'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with keys and when each key was made'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Delete USER\'s key'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token help" -f -a "token" -d 'Manage the API keys writers use'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List users with keys and when each key was made'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Delete USER\'s key'

@@ -1,0 +1,1061 @@
+//! esmond-serve over real HTTP on loopback: every route, the messages of esmond.md §1,
+//! summaries against esmond's own test oracle, keys, crash safety, and the real
+//! esmond-client 4.2.1 under Python 2.7 where present.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bin, bin_path, BackgroundServer};
+use serde_json::{json, Value};
+
+/// A running archive on a temporary data directory, with one writer key.
+struct Archive {
+    server: Option<BackgroundServer>,
+    port: u16,
+    key: String,
+    dir: tempfile::TempDir,
+}
+
+/// One HTTP exchange.
+struct Reply {
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn detail(&self) -> String {
+        self.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+impl Archive {
+    fn start() -> Archive {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Archive {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Self::token(dir.path(), "writer");
+        let mut archive = Archive {
+            server: None,
+            port: 0,
+            key,
+            dir,
+        };
+        archive.launch(extra);
+        archive
+    }
+
+    fn token(dir: &Path, user: &str) -> String {
+        let out = bin("esmond-serve")
+            .arg("--data")
+            .arg(dir)
+            .args(["token", "add", user])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn launch(&mut self, extra: &[&str]) {
+        self.port = common::free_port();
+        let mut command = Command::new(bin_path("esmond-serve"));
+        command
+            .arg("--data")
+            .arg(self.dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(extra)
+            .stderr(Stdio::null());
+        self.server = Some(BackgroundServer::start(
+            command,
+            self.port,
+            Duration::from_secs(20),
+        ));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn root(&self) -> String {
+        self.url("/esmond/perfsonar/archive/")
+    }
+
+    fn send(&self, method: &str, url: &str, key: Option<&str>, body: Option<&str>) -> Reply {
+        let agent = agent();
+        let auth = key.map(|k| format!("Token {k}"));
+        let mut response = match method {
+            "GET" => {
+                let mut r = agent.get(url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "POST" => agent.post(url),
+                    "PUT" => agent.put(url),
+                    "PATCH" => agent.patch(url),
+                    other => panic!("{other}"),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.header("Content-Type", "application/json")
+                    .send(body.unwrap_or("").as_bytes())
+            }
+        }
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect::<Vec<_>>();
+        Reply {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            headers,
+            body: response.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.send("GET", &self.url(path), None, None)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            "POST",
+            &self.url(path),
+            Some(&self.key),
+            Some(&body.to_string()),
+        )
+    }
+
+    fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            "PUT",
+            &self.url(path),
+            Some(&self.key),
+            Some(&body.to_string()),
+        )
+    }
+
+    /// Posts a metadata and returns its key.
+    fn metadata(&self, body: &Value) -> String {
+        let reply = self.post("/esmond/perfsonar/archive/", body);
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["metadata-key"].as_str().unwrap().to_owned()
+    }
+}
+
+fn throughput_metadata() -> Value {
+    json!({
+        "subject-type": "point-to-point", "source": "10.1.1.1", "destination": "10.1.1.2",
+        "tool-name": "bwctl/iperf3", "measurement-agent": "10.1.1.1",
+        "input-source": "host1.example.net", "input-destination": "host2.example.net",
+        "time-duration": 30, "ip-transport-protocol": "tcp",
+        "event-types": [
+            {"event-type": "throughput", "summaries": [
+                {"summary-type": "average", "summary-window": 86400},
+                {"summary-type": "aggregation", "summary-window": "86400"}]},
+            {"event-type": "packet-retransmits", "summaries": []},
+            {"event-type": "failures"},
+            {"event-type": "throughput-subintervals", "summaries": []},
+            {"event-type": "packet-loss-rate", "summaries": [{"summary-type": "aggregation", "summary-window": 3600}]},
+            {"event-type": "time-error-estimates", "summaries": [
+                {"summary-type": "average", "summary-window": 86400},
+                {"summary-type": "aggregation", "summary-window": 86400}]},
+            {"event-type": "histogram-owdelay", "summaries": [
+                {"summary-type": "aggregation", "summary-window": 86400},
+                {"summary-type": "statistics", "summary-window": 86400},
+                {"summary-type": "statistics", "summary-window": 0}]}
+        ]
+    })
+}
+
+#[test]
+fn metadata_is_created_once_and_reads_back_in_esmonds_shape() {
+    let archive = Archive::start();
+    let reply = archive.post("/esmond/perfsonar/archive/", &throughput_metadata());
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.content_type, "application/json");
+    let created = reply.json();
+    let key = created["metadata-key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 32);
+    assert!(key
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    let uri = format!("/esmond/perfsonar/archive/{key}/");
+    assert_eq!(created["uri"], uri);
+    assert_eq!(created["url"], archive.url(&uri));
+    assert_eq!(reply.header("location"), Some(archive.url(&uri).as_str()));
+    assert_eq!(
+        created["time-duration"], "30",
+        "free-form values are strings"
+    );
+    assert_eq!(created["input-source"], "host1.example.net");
+    let throughput = created["event-types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event-type"] == "throughput")
+        .unwrap()
+        .clone();
+    assert_eq!(throughput["base-uri"], format!("{uri}throughput/base"));
+    assert_eq!(throughput["time-updated"], Value::Null);
+    assert!(throughput["summaries"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({
+        "summary-type": "average", "summary-window": "86400", "time-updated": null,
+        "uri": format!("{uri}throughput/averages/86400")})));
+
+    // The same metadata again: the same key, still 201.
+    let again = archive.post("/esmond/perfsonar/archive/", &throughput_metadata());
+    assert_eq!(
+        (again.status, again.json()["metadata-key"].clone()),
+        (201, json!(key))
+    );
+
+    let detail = archive.get(&uri);
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.json(), created);
+    let et = archive.get(&format!("{uri}throughput"));
+    assert_eq!(et.json(), json!([throughput]));
+    assert_eq!(archive.get(&format!("{uri}nonsense")).json(), json!([]));
+    let averages = archive.get(&format!("{uri}throughput/averages"));
+    assert_eq!(averages.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        archive.get(&format!("{uri}throughput/statistics")).status,
+        404
+    );
+    assert_eq!(
+        archive.get(&format!("{uri}throughput/bogus")).detail(),
+        "Invalid summary type 'bogus'"
+    );
+    let missing = archive.get("/esmond/perfsonar/archive/00000000000000000000000000000000/");
+    assert_eq!(
+        (missing.status, missing.detail()),
+        (404, "Not found.".into())
+    );
+    let redirect = archive.get(&format!("/esmond/perfsonar/archive/{key}"));
+    assert_eq!(redirect.status, 301);
+    assert_eq!(archive.get("/esmond/perfsonar/archive").status, 301);
+    let patch = archive.send("PATCH", &archive.url(&uri), Some(&archive.key), Some("{}"));
+    assert_eq!(
+        (patch.status, patch.detail()),
+        (405, "does not support PATCH verb".into())
+    );
+}
+
+#[test]
+fn metadata_posts_are_validated_with_esmonds_messages() {
+    let archive = Archive::start();
+    let base = throughput_metadata();
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut body = base.clone();
+        change(&mut body);
+        body
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("subject-type");
+            }),
+            "Missing subject-type field in request",
+        ),
+        (
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("event-types");
+            }),
+            "Missing event-types field in request",
+        ),
+        (
+            with(&|b| b["subject-type"] = json!("mesh")),
+            "Invalid subject type mesh",
+        ),
+        (
+            with(&|b| b["metadata-key"] = json!("abc")),
+            "metadata-key is not allowed to be specified",
+        ),
+        (
+            with(&|b| b["event-types"] = json!({"event-type": "throughput"})),
+            "event_types must be a list",
+        ),
+        (
+            with(&|b| b["event-types"] = json!([{"summaries": []}])),
+            "No event-type defined",
+        ),
+        (
+            with(&|b| b["event-types"] = json!([{"event-type": "bogus"}])),
+            "Invalid event-type bogus",
+        ),
+        (
+            with(&|b| {
+                b["event-types"] =
+                    json!([{"event-type": "throughput", "summaries": [{"summary-window": 60}]}])
+            }),
+            "Summary must contain summary-type",
+        ),
+        (
+            with(
+                &|b| b["event-types"] = json!([{"event-type": "throughput", "summaries": [{"summary-type": "averages", "summary-window": 60}]}]),
+            ),
+            "Invalid summary type 'averages'",
+        ),
+        (
+            with(
+                &|b| b["event-types"] = json!([{"event-type": "failures", "summaries": [{"summary-type": "average", "summary-window": 60}]}]),
+            ),
+            "Summary type average not allowed for event-type failures",
+        ),
+        (
+            with(&|b| {
+                b["event-types"] = json!([{"event-type": "throughput", "summaries": [{"summary-type": "average"}]}])
+            }),
+            "Summary must contain summary-window",
+        ),
+        (
+            with(
+                &|b| b["event-types"] = json!([{"event-type": "throughput", "summaries": [{"summary-type": "average", "summary-window": "daily"}]}]),
+            ),
+            "Summary window must be an integer",
+        ),
+        (
+            with(&|b| b["source"] = json!("host1.example.net")),
+            "source must be an IP address, not 'host1.example.net'",
+        ),
+    ];
+    for (body, message) in cases {
+        let reply = archive.post("/esmond/perfsonar/archive/", &body);
+        assert_eq!((reply.status, reply.detail()), (400, message.to_owned()));
+        assert_eq!(reply.content_type, "application/json");
+    }
+}
+
+#[test]
+fn writes_need_a_key_and_reads_do_not() {
+    let archive = Archive::start();
+    let url = archive.root();
+    let body = throughput_metadata().to_string();
+    let anonymous = archive.send("POST", &url, None, Some(&body));
+    assert_eq!(
+        (anonymous.status, anonymous.detail()),
+        (401, "Authentication credentials were not provided.".into())
+    );
+    assert_eq!(anonymous.header("www-authenticate"), Some("Token"));
+    let bad = archive.send("POST", &url, Some("0000"), Some(&body));
+    assert_eq!((bad.status, bad.detail()), (401, "Invalid token.".into()));
+    // The legacy Tastypie form.
+    let legacy = agent()
+        .post(&url)
+        .header("Authorization", &format!("ApiKey writer:{}", archive.key))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(legacy.status().as_u16(), 201);
+    assert_eq!(archive.get("/esmond/perfsonar/archive/").status, 200);
+
+    // Keys are listed, revoked, and stored only hashed.
+    let dir = archive.dir.path().to_owned();
+    let list = bin("esmond-serve")
+        .arg("--data")
+        .arg(&dir)
+        .args(["token", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).starts_with("writer\t"));
+    let db = fs_bytes(&dir.join("archive.sqlite"));
+    assert!(
+        !contains(&db, archive.key.as_bytes()),
+        "the key itself is not stored"
+    );
+    bin("esmond-serve")
+        .arg("--data")
+        .arg(&dir)
+        .args(["token", "revoke", "writer"])
+        .assert()
+        .success();
+    let revoked = archive.send("POST", &url, Some(&archive.key), Some(&body));
+    assert_eq!(revoked.status, 401);
+    bin("esmond-serve")
+        .arg("--data")
+        .arg(&dir)
+        .args(["token", "revoke", "nobody"])
+        .assert()
+        .code(2);
+
+    // A trusted network writes without a key.
+    let trusted = Archive::start_with(&["--trust", "127.0.0.0/8"]);
+    assert_eq!(
+        trusted
+            .send("POST", &trusted.root(), None, Some(&body))
+            .status,
+        201
+    );
+}
+
+fn fs_bytes(path: &Path) -> Vec<u8> {
+    let mut all = std::fs::read(path).unwrap_or_default();
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    all.extend(std::fs::read(wal).unwrap_or_default());
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn data_round_trips_with_summaries_matching_esmonds_oracle() {
+    let archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    let day = 1_398_729_600; // 2014-04-29 00:00 UTC
+    let throughput = [
+        7_016_320_000i64,
+        6_120_000_000,
+        6_516_700_000,
+        6_650_000_000,
+    ];
+    let data: Vec<Value> = throughput
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let tee = [0.001, 0.003, 0.002, 0.003][i];
+            json!({"ts": day + 3600 * i as i64, "val": [
+                {"event-type": "throughput", "val": v},
+                {"event-type": "packet-retransmits", "val": i},
+                {"event-type": "time-error-estimates", "val": tee},
+                {"event-type": "packet-loss-rate", "val": {"numerator": 7, "denominator": 150}},
+            ]})
+        })
+        .collect();
+    let put = archive.put(&root, &json!({"data": data}));
+    assert_eq!((put.status, put.body.as_str()), (201, "\"\""));
+    let point = archive.post(
+        &format!("{root}time-error-estimates/base"),
+        &json!({"ts": day + 20_000, "val": "0.001"}),
+    );
+    assert_eq!(point.status, 201);
+
+    let range = format!("?time-start={day}&time-end={}", day + 86_399);
+    let base = archive.get(&format!("{root}throughput/base{range}")).json();
+    assert_eq!(base[0], json!({"ts": day, "val": 7016320000.0}));
+    assert_eq!(base.as_array().unwrap().len(), 4);
+    let average = archive
+        .get(&format!("{root}throughput/averages/86400{range}"))
+        .json();
+    assert_eq!(average, json!([{"ts": day, "val": 6575755000.0}]));
+    let aggregation = archive
+        .get(&format!("{root}throughput/aggregations/86400{range}"))
+        .json();
+    assert_eq!(aggregation, json!([{"ts": day, "val": 26303020000i64}]));
+    let tee = archive
+        .get(&format!("{root}time-error-estimates/averages/86400{range}"))
+        .json();
+    assert!(
+        (tee[0]["val"].as_f64().unwrap() - 0.002).abs() < 1e-12,
+        "{tee}"
+    );
+    let tee = archive
+        .get(&format!(
+            "{root}time-error-estimates/aggregations/86400{range}"
+        ))
+        .json();
+    assert!(
+        (tee[0]["val"].as_f64().unwrap() - 0.01).abs() < 1e-12,
+        "{tee}"
+    );
+    let loss = archive
+        .get(&format!("{root}packet-loss-rate/base{range}"))
+        .json();
+    assert_eq!(loss[0]["val"], 0.04666666666666667);
+    let loss = archive
+        .get(&format!("{root}packet-loss-rate/aggregations/3600{range}"))
+        .json();
+    assert_eq!(loss[0]["val"], 0.04666666666666667);
+
+    // Histograms: esmond's test oracle.
+    let histograms = [
+        (day + 10, json!({"41.00": 98, "41.10": 2})),
+        (day + 10, json!({"41.00": 98, "41.10": 2})),
+        (day + 70, json!({"41.10": 96, "41.20": 3, "50.0": 1})),
+    ];
+    for (ts, h) in histograms {
+        let reply = archive.post(
+            &format!("{root}histogram-owdelay/base"),
+            &json!({"ts": ts, "val": h}),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let aggregated = archive
+        .get(&format!(
+            "{root}histogram-owdelay/aggregations/86400{range}"
+        ))
+        .json();
+    assert_eq!(
+        aggregated[0]["val"],
+        json!({"41.10": 98, "41.00": 98, "50.0": 1, "41.20": 3})
+    );
+    let stats = archive
+        .get(&format!("{root}histogram-owdelay/statistics/86400{range}"))
+        .json();
+    let stats = &stats[0]["val"];
+    assert_eq!(stats["mode"], json!([41.1, 41.0]));
+    assert!((stats["mean"].as_f64().unwrap() - 41.097).abs() < 1e-9);
+    assert!((stats["standard-deviation"].as_f64().unwrap() - 0.6333174559413313).abs() < 1e-9);
+    let per_point = archive
+        .get(&format!("{root}histogram-owdelay/statistics/0{range}"))
+        .json();
+    assert_eq!(per_point.as_array().unwrap().len(), 2);
+
+    // time-updated now set; metadata search by event type and summary on the same row.
+    let found = archive.get("/esmond/perfsonar/archive/?event-type=throughput&summary-type=average&summary-window=86400").json();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert!(found[0]["event-types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["time-updated"].is_i64()));
+    let none = archive.get("/esmond/perfsonar/archive/?event-type=throughput&summary-type=average&summary-window=3600").json();
+    assert_eq!(none, json!([]));
+
+    // Limits and offsets.
+    let page = archive
+        .get(&format!("{root}throughput/base{range}&limit=2&offset=1"))
+        .json();
+    assert_eq!(
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["ts"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [day + 3600, day + 7200]
+    );
+    let unknown = archive
+        .get("/esmond/perfsonar/archive/0123/throughput/base")
+        .json();
+    assert_eq!(unknown, json!([]));
+}
+
+#[test]
+fn duplicates_conflict_unless_identical_and_bulk_puts_are_atomic() {
+    let archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    let point = |ts: i64, v: i64| json!({"data": [{"ts": ts, "val": [{"event-type": "throughput", "val": v}]}]});
+    assert_eq!(archive.put(&root, &point(100, 5)).status, 201);
+    assert_eq!(
+        archive.put(&root, &point(100, 5)).status,
+        201,
+        "identical: a no-op"
+    );
+    let conflict = archive.put(&root, &point(100, 6));
+    assert_eq!(
+        (conflict.status, conflict.detail()),
+        (
+            409,
+            "Time series value already exists with event type throughput at time 100".into()
+        )
+    );
+    // A PUT that fails half-way leaves nothing behind.
+    let mixed = json!({"data": [
+        {"ts": 200, "val": [{"event-type": "throughput", "val": 1}]},
+        {"ts": 100, "val": [{"event-type": "throughput", "val": 7}]}]});
+    assert_eq!(archive.put(&root, &mixed).status, 409);
+    let stored = archive
+        .get(&format!("{root}throughput/base?time-start=0&time-end=1000"))
+        .json();
+    assert_eq!(stored, json!([{"ts": 100, "val": 5.0}]));
+    let average = archive
+        .get(&format!(
+            "{root}throughput/averages/86400?time-start=0&time-end=1000"
+        ))
+        .json();
+    assert_eq!(
+        average,
+        json!([{"ts": 0, "val": 5.0}]),
+        "the no-op did not count twice"
+    );
+    // Raw types overwrite.
+    let failure = |text: &str| json!({"data": [{"ts": 100, "val": [{"event-type": "failures", "val": {"error": text}}]}]});
+    assert_eq!(archive.put(&root, &failure("one")).status, 201);
+    assert_eq!(archive.put(&root, &failure("two")).status, 201);
+    let failures = archive
+        .get(&format!("{root}failures/base?time-start=0&time-end=1000"))
+        .json();
+    assert_eq!(failures, json!([{"ts": 100, "val": {"error": "two"}}]));
+    // Event types valid but not registered: accepted, nothing stored (as esmond).
+    let other =
+        json!({"data": [{"ts": 100, "val": [{"event-type": "packet-count-sent", "val": 3}]}]});
+    assert_eq!(archive.put(&root, &other).status, 201);
+    assert_eq!(
+        archive
+            .get(&format!(
+                "{root}packet-count-sent/base?time-start=0&time-end=1000"
+            ))
+            .json(),
+        json!([])
+    );
+}
+
+#[test]
+fn data_writes_and_reads_are_validated_with_esmonds_messages() {
+    let archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    let put_cases: Vec<(Value, &str)> = vec![
+        (json!({}), "Request must contain 'data' element"),
+        (json!({"data": {}}), "The 'data' element must be an array"),
+        (
+            json!({"data": [{"val": []}]}),
+            "Missing ts field in provided data list at position 0",
+        ),
+        (
+            json!({"data": [{"ts": 1}]}),
+            "Missing val field in provided data list at position 0",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": {}}]}),
+            "'val' field must be an array in provided data list at position 0",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"val": 1}]}]}),
+            "Missing event-type field at data item 0 in value 0 ",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "throughput"}]}]}),
+            "Missing val field at data item 0 in value 0 ",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "throughput", "val": "fast"}]}]}),
+            "Value must be an integer",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "packet-loss-rate", "val": {"numerator": -1, "denominator": 2}}]}]}),
+            "The field 'numerator' cannot be negative",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "throughput-subintervals", "val": [{"start": "x", "duration": 1, "val": 1}]}]}]}),
+            "Subinterval 'start' and 'duration' must be floating point numbers",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "time-error-estimates", "val": "x"}]}]}),
+            "Value must be a floating point number",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "histogram-owdelay", "val": [1]}]}]}),
+            "Invalid histogram provided",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "no-such-type", "val": 1}]}]}),
+            "Invalid event type no-such-type",
+        ),
+    ];
+    for (body, message) in put_cases {
+        let reply = archive.put(&root, &body);
+        assert_eq!(
+            (reply.status, reply.detail()),
+            (400, message.to_owned()),
+            "{body}"
+        );
+    }
+    let base = archive.url(&format!("{root}throughput/base"));
+    let raw = |content_type: &str, body: &str| {
+        let mut response = agent()
+            .post(&base)
+            .header("Authorization", &format!("Token {}", archive.key))
+            .header("Content-Type", content_type)
+            .send(body.as_bytes())
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        serde_json::from_str::<Value>(&body).unwrap()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        raw("text/plain", "{}"),
+        "Must post content-type: application/json header and json-formatted payload."
+    );
+    assert_eq!(raw("application/json", ""), "No data payload POSTed.");
+    assert_eq!(
+        raw("application/json", "[1]"),
+        "POST data payload could not be decoded to a JSON object - given: [1]"
+    );
+    assert_eq!(
+        raw("application/json", "{\"val\": 1}"),
+        "Required field ts not provided in request"
+    );
+    assert_eq!(
+        raw("application/json", "{\"ts\": \"soon\", \"val\": 1}"),
+        "Time must be a unix timestamp"
+    );
+    assert_eq!(
+        raw("application/json", "{\"ts\": 1}"),
+        "Required field val not provided in request"
+    );
+    let wrong = archive.post(&format!("{root}nonsense/base"), &json!({"ts": 1, "val": 1}));
+    assert_eq!(wrong.detail(), "Invalid event type nonsense");
+    let summary = archive.post(
+        &format!("{root}throughput/averages/86400"),
+        &json!({"ts": 1, "val": 1}),
+    );
+    assert_eq!(
+        summary.detail(),
+        "Only base summary-type allowed for writing. Cannot use averages"
+    );
+    assert_eq!(
+        archive.post(&format!("{root}throughput"), &json!({})).body,
+        "\"\""
+    );
+
+    for (path, message) in [
+        (
+            format!("{root}nonsense/base"),
+            "Unsupported event type 'nonsense' provided",
+        ),
+        (
+            format!("{root}throughput/sums/60"),
+            "Invalid summary type 'sums'",
+        ),
+        (
+            format!("{root}throughput/averages/daily"),
+            "Summary window parameter must be an integer",
+        ),
+        (
+            format!("{root}throughput/base?time-start=x"),
+            "Time parameter must be an integer",
+        ),
+        (
+            format!("{root}throughput/base?time-start=9&time-end=1"),
+            "Requested start time must be less than end time",
+        ),
+        (
+            "/esmond/perfsonar/archive/?dns-match-rule=maybe".to_owned(),
+            "Invalid dns-match-rule parameter maybe",
+        ),
+        (
+            "/esmond/perfsonar/archive/?source=no-such-host.invalid".to_owned(),
+            "Unable to find address for host no-such-host.invalid",
+        ),
+    ] {
+        let reply = archive.get(&path);
+        assert_eq!(
+            (reply.status, reply.detail()),
+            (400, message.to_owned()),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn metadata_search_filters_and_pages_like_esmond() {
+    let archive = Archive::start();
+    let mut keys = Vec::new();
+    for i in 0..7 {
+        let mut body = throughput_metadata();
+        body["destination"] = json!(format!("10.1.2.{i}"));
+        body["bw-parallel-streams"] = json!(i % 2 + 1);
+        body["tool-name"] = json!(if i < 5 {
+            "bwctl/iperf3"
+        } else {
+            "pscheduler/iperf3"
+        });
+        keys.push(archive.metadata(&body));
+    }
+    keys.sort();
+    let search = |query: &str| archive.get(&format!("/esmond/perfsonar/archive/?{query}"));
+    let all = search("").json();
+    assert_eq!(all.as_array().unwrap().len(), 7);
+    let listed: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metadata-key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        keys.iter().map(String::as_str).collect::<Vec<_>>(),
+        "sorted by key"
+    );
+    assert_eq!(all[0]["metadata-count-total"], 7);
+    assert!(all[1].get("metadata-count-total").is_none());
+    for (query, count) in [
+        ("tool-name=pscheduler/iperf3", 2),
+        ("destination=10.1.2.3", 1),
+        ("source=10.1.1.1&destination=10.1.2.3", 1),
+        ("source=127.0.0.1", 0),
+        ("bw-parallel-streams=2", 3),
+        ("input-source=host1.example.net", 7),
+        ("input-destination=nobody", 0),
+        ("subject-type=point-to-point", 7),
+        (&format!("metadata-key={}", keys[2]), 1),
+        ("event-type=failures", 7),
+        ("event-type=packet-count-sent", 0),
+        ("ip-transport-protocol=tcp", 7),
+        ("time-range=3600", 0),
+    ] {
+        let found = search(query).json();
+        assert_eq!(found.as_array().unwrap().len(), count, "{query}");
+    }
+    let page = search("limit=3&offset=3");
+    let body = page.json();
+    assert_eq!(body.as_array().unwrap().len(), 3);
+    assert_eq!(body[0]["metadata-key"], json!(keys[3]));
+    assert_eq!(body[0]["metadata-count-total"], 7);
+    let next = body[0]["metadata-next-page"].as_str().unwrap();
+    assert!(next.ends_with("limit=3&offset=6"), "{next}");
+    assert!(body[0]["metadata-previous-page"]
+        .as_str()
+        .unwrap()
+        .ends_with("?limit=3"));
+    let link = page.header("link").unwrap();
+    assert!(
+        link.contains("rel=\"next\"") && link.contains("rel=\"prev\""),
+        "{link}"
+    );
+    assert_eq!(
+        search("limit=3&offset=6").json()[0]["metadata-next-page"],
+        Value::Null
+    );
+}
+
+#[test]
+fn a_script_alias_moves_every_uri() {
+    let archive = Archive::start_with(&["--script-alias", "/"]);
+    let reply = archive.post("/perfsonar/archive/", &throughput_metadata());
+    assert_eq!(reply.status, 201);
+    assert!(reply.json()["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("/perfsonar/archive/"));
+    assert_eq!(archive.get("/esmond/perfsonar/archive/").status, 404);
+}
+
+/// kill -9 in the middle of a write burst: every write that got 201 is there, whole.
+#[test]
+fn a_killed_archive_keeps_every_acknowledged_write() {
+    let mut archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = archive.url(&format!("/esmond/perfsonar/archive/{key}/"));
+    let writer_key = archive.key.clone();
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acked = acknowledged.clone();
+    let burst = std::thread::spawn(move || {
+        let agent = agent();
+        for batch in 0..100_000i64 {
+            let data: Vec<Value> = (0..50)
+                .map(|i| json!({"ts": batch * 50 + i, "val": [{"event-type": "throughput", "val": batch}]}))
+                .collect();
+            let sent = agent
+                .put(&root)
+                .header("Authorization", &format!("Token {writer_key}"))
+                .header("Content-Type", "application/json")
+                .send(json!({"data": data}).to_string().as_bytes());
+            match sent {
+                Ok(r) if r.status().as_u16() == 201 => acked.lock().unwrap().push(batch),
+                _ => break,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = archive.server.as_ref().unwrap().pid();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    burst.join().unwrap();
+    archive.server.take();
+    archive.launch(&[]);
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 5, "the burst ran");
+    let stored = archive
+        .get(&format!("/esmond/perfsonar/archive/{key}/throughput/base?time-start=0&time-end=100000000&limit=100000000"))
+        .json();
+    let stored = stored.as_array().unwrap();
+    let batches = stored.len() / 50;
+    assert_eq!(stored.len() % 50, 0, "no batch is half-written");
+    assert!(
+        batches >= acknowledged.len(),
+        "{batches} batches stored, {} acknowledged",
+        acknowledged.len()
+    );
+    for (i, point) in stored.iter().enumerate() {
+        assert_eq!(point["ts"], i as i64);
+        assert_eq!(point["val"], (i / 50) as f64);
+    }
+}
+
+#[test]
+fn retention_frees_the_space_of_old_points() {
+    let archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    let data: Vec<Value> = (0..20_000)
+        .map(|i| json!({"ts": 1_000_000 + i, "val": [{"event-type": "failures", "val": {"error": "x".repeat(200)}}]}))
+        .collect();
+    assert_eq!(archive.put(&root, &json!({"data": data})).status, 201);
+    let Archive {
+        server,
+        dir: tempdir,
+        ..
+    } = archive;
+    drop(server);
+    let dir = tempdir.path().to_owned();
+    let size = |dir: &Path| std::fs::metadata(dir.join("archive.sqlite")).unwrap().len();
+    let port = common::free_port();
+    let mut command = Command::new(bin_path("esmond-serve"));
+    command
+        .arg("--data")
+        .arg(&dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--retention",
+            "30",
+        ])
+        .stderr(Stdio::null());
+    let before = size(&dir);
+    let server = BackgroundServer::start(command, port, Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while size(&dir) > before / 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = size(&dir);
+    drop(server);
+    assert!(after < before / 4, "{before} → {after} bytes");
+}
+
+#[test]
+fn sigterm_stops_the_archive_cleanly() {
+    let archive = Archive::start();
+    let status = archive.server.unwrap().stop();
+    assert_eq!(status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// The real esmond-client 4.2.1 (Python 2.7).
+
+#[test]
+fn the_real_esmond_client_posts_and_reads_back() {
+    let Some(python) = common::python27_with("esmond_client.perfsonar.post", "esmond-client 4.2.1")
+    else {
+        return;
+    };
+    let archive = Archive::start();
+    let script = common::fixture("esmond/client_roundtrip.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{}", archive.port))
+        .arg(&archive.key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let posted: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let scripts = Path::new(&python).parent().unwrap();
+    let tool = |name: &str| {
+        let installed = scripts.join(name);
+        if installed.exists() {
+            installed
+        } else {
+            PathBuf::from(name)
+        }
+    };
+    let url = format!("http://127.0.0.1:{}", archive.port);
+    let get = Command::new(&python)
+        .arg(tool("esmond-ps-get"))
+        .args([
+            "-u",
+            &url,
+            "-s",
+            "10.1.1.1",
+            "-d",
+            "10.1.1.2",
+            "-e",
+            "throughput",
+            "-o",
+            "json",
+            "-I",
+        ])
+        .args(["-S", "2014-04-29", "-E", "2014-04-30"])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&get.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&get.stdout)));
+    let values: Vec<f64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    let want: Vec<f64> = posted["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(values, want);
+    let bulk_dir = tempfile::tempdir().unwrap();
+    let bulk = Command::new(&python)
+        .arg(tool("esmond-ps-get-bulk"))
+        .args([
+            "-u", &url, "-s", "10.1.1.1", "-d", "10.1.1.2", "-o", "json", "-I",
+        ])
+        .args(["-S", "2014-04-29", "-E", "2014-04-30", "-D"])
+        .arg(bulk_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        bulk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bulk.stderr)
+    );
+    let written: Vec<_> = std::fs::read_dir(bulk_dir.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    let failures = written
+        .iter()
+        .find(|f| f.file_name().to_string_lossy().contains("_failures_"))
+        .expect("a failures file");
+    let rows: Value = serde_json::from_slice(&std::fs::read(failures.path()).unwrap()).unwrap();
+    assert_eq!(rows[0]["msg"], posted["failure"]);
+}

@@ -1,0 +1,264 @@
+//! esmond-serve benchmarks: bulk ingest and base-data reads over loopback HTTP, metadata
+//! search latency with 100,000 metadata, and how a time-window query grows with the points
+//! stored (10^4 … 10^6; 10^7 with `MEASPIPE_BENCH_HUGE=1`).
+//!
+//! `cargo bench --bench esmond` (figures in BENCHMARKS.md). The server is the release
+//! binary on a temporary data directory; bulk fixtures are loaded through the library.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use measpipe::esmond::store::{NewMetadata, Store};
+use measpipe::esmond::types::Summary;
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_esmond-serve"))
+            .arg("--data")
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, port }
+    }
+    fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/esmond/perfsonar/archive/{path}",
+            self.port
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn metadata(i: usize) -> NewMetadata {
+    NewMetadata {
+        subject_type: "point-to-point".into(),
+        subject: vec![
+            ("source", format!("10.{}.{}.1", i / 250 % 250, i % 250)),
+            ("destination", format!("10.{}.{}.2", i / 250 % 250, i % 250)),
+            (
+                "measurement-agent",
+                format!("10.{}.{}.1", i / 250 % 250, i % 250),
+            ),
+            (
+                "tool-name",
+                if i.is_multiple_of(3) {
+                    "pscheduler/iperf3"
+                } else {
+                    "bwctl/iperf3"
+                }
+                .into(),
+            ),
+            ("input-source", format!("host{i}.example.net")),
+            ("input-destination", format!("peer{i}.example.net")),
+        ],
+        parameters: vec![
+            ("time-duration".into(), "30".into()),
+            ("bw-parallel-streams".into(), (i % 4 + 1).to_string()),
+        ],
+        event_types: vec![
+            ("throughput".into(), vec![(Summary::Average, 86400)]),
+            ("packet-retransmits".into(), vec![]),
+            ("failures".into(), vec![]),
+        ],
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+fn ingest_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = store.add_token("bench", 0).unwrap();
+    let (mk, _) = store.create_metadata(&metadata(0)).unwrap();
+    drop(store);
+    let server = Server::start(dir.path());
+    let agent = agent();
+    let (batches, per_batch) = (100, 2000);
+    let started = Instant::now();
+    for batch in 0..batches {
+        let data: Vec<Value> = (0..per_batch)
+            .map(|i| {
+                let ts = 1_700_000_000 + (batch * per_batch + i) as i64 * 10;
+                json!({"ts": ts, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i as i64}]})
+            })
+            .collect();
+        let reply = agent
+            .put(&server.url(&format!("{mk}/")))
+            .header("Authorization", &format!("Token {key}"))
+            .header("Content-Type", "application/json")
+            .send(json!({"data": data}).to_string().as_bytes())
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 201);
+    }
+    let points = (batches * per_batch) as f64;
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("bulk ingest: {points} points (throughput + its daily average) in {elapsed:.2} s: {:.0} points/s", points / elapsed);
+
+    let url = server.url(&format!(
+        "{mk}/throughput/base?time-start=0&time-end=2000000000&limit=1000000"
+    ));
+    let mut best = Duration::MAX;
+    let mut count = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let body = agent
+            .get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        best = best.min(started.elapsed());
+        count = body.matches("\"ts\"").count();
+    }
+    println!(
+        "base-data read: {count} points in {:.1} ms: {:.0} points/s",
+        best.as_secs_f64() * 1e3,
+        count as f64 / best.as_secs_f64()
+    );
+}
+
+fn metadata_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let total = 100_000;
+    let started = Instant::now();
+    for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
+        let batch: Vec<NewMetadata> = chunk.iter().map(|&i| metadata(i)).collect();
+        store.create_metadata_batch(&batch).unwrap();
+    }
+    println!(
+        "loaded {total} metadata in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(store);
+    let server = Server::start(dir.path());
+    let agent = agent();
+    for (name, query) in [
+        (
+            "source+destination",
+            &(|i: usize| {
+                format!(
+                    "?source=10.{}.{}.1&destination=10.{}.{}.2",
+                    i / 250 % 250,
+                    i % 250,
+                    i / 250 % 250,
+                    i % 250
+                )
+            }) as &dyn Fn(usize) -> String,
+        ),
+        ("input-source+event-type", &|i: usize| {
+            format!("?input-source=host{i}.example.net&event-type=throughput")
+        }),
+        ("tool-name+bw-parallel-streams, limit 10", &|i: usize| {
+            format!(
+                "?tool-name=bwctl/iperf3&bw-parallel-streams={}&limit=10&offset={}",
+                i % 4 + 1,
+                i % 1000
+            )
+        }),
+    ] {
+        let mut latencies = Vec::new();
+        for n in 0..1000 {
+            let i = (n * 7919) % total;
+            let started = Instant::now();
+            let reply = agent.get(&server.url(&query(i))).call().unwrap();
+            assert_eq!(reply.status().as_u16(), 200);
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        println!(
+            "metadata search ({name}) over {total}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0)
+        );
+    }
+}
+
+fn growth() {
+    let mut sizes = vec![10_000usize, 100_000, 1_000_000];
+    if std::env::var_os("MEASPIPE_BENCH_HUGE").is_some() {
+        sizes.push(10_000_000);
+    }
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (mk, _) = store.create_metadata(&metadata(0)).unwrap();
+        let started = Instant::now();
+        let chunk = 100_000;
+        for start in (0..n).step_by(chunk) {
+            let points: Vec<(i64, String, Value)> = (start..(start + chunk).min(n))
+                .map(|i| (i as i64 * 60, "throughput".to_owned(), json!(1_000_000 + i)))
+                .collect();
+            store.write_points(&mk, &points).unwrap();
+        }
+        let load = started.elapsed().as_secs_f64();
+        drop(store);
+        let server = Server::start(dir.path());
+        let agent = agent();
+        let middle = (n as i64 / 2) * 60;
+        let day = server.url(&format!(
+            "{mk}/throughput/base?time-start={middle}&time-end={}",
+            middle + 86_399
+        ));
+        let mut latencies = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            let body = agent
+                .get(&day)
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap();
+            latencies.push(started.elapsed());
+            assert!(body.len() > 2);
+        }
+        latencies.sort();
+        println!(
+            "{n:>9} points stored (loaded at {:.0} points/s): one day (1,440 points) p50 {:.2} ms, p99 {:.2} ms",
+            n as f64 / load,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
+}
+
+fn main() {
+    ingest_and_read();
+    metadata_search();
+    growth();
+}

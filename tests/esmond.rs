@@ -1059,3 +1059,104 @@ fn the_real_esmond_client_posts_and_reads_back() {
     let rows: Value = serde_json::from_slice(&std::fs::read(failures.path()).unwrap()).unwrap();
     assert_eq!(rows[0]["msg"], posted["failure"]);
 }
+
+#[test]
+fn oversized_bodies_get_a_json_413_and_every_request_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Archive::token(dir.path(), "writer");
+    let port = common::free_port();
+    let log = dir.path().join("access.log");
+    let mut command = Command::new(bin_path("esmond-serve"));
+    command
+        .arg("--data")
+        .arg(dir.path())
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--max-body",
+            "1000",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap());
+    let server = BackgroundServer::start(command, port, Duration::from_secs(20));
+    let url = format!("http://127.0.0.1:{port}/esmond/perfsonar/archive/");
+    let mut big = agent()
+        .post(&url)
+        .header("Authorization", &format!("Token {key}"))
+        .header("Content-Type", "application/json")
+        .send("x".repeat(5000).as_bytes())
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+    let body: Value = serde_json::from_str(&big.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["detail"], "Request body larger than 1000 bytes");
+    let ok = agent().get(&format!("{url}?format=json")).call().unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!(
+            "listening on http://127.0.0.1:{port}/esmond/perfsonar/archive/"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1 \"POST /esmond/perfsonar/archive/\" 413 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1 \"GET /esmond/perfsonar/archive/?format=json\" 200 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn network_elements_and_base_zero_paths() {
+    let archive = Archive::start();
+    let key = archive.metadata(&json!({
+        "subject-type": "network-element", "source": "10.9.9.9", "measurement-agent": "10.9.9.9",
+        "tool-name": "ntp", "input-source": "ntp1.example.net",
+        "event-types": [{"event-type": "ntp-offset", "summaries": []}]
+    }));
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    assert_eq!(
+        archive
+            .post(
+                &format!("{root}ntp-offset/base"),
+                &json!({"ts": 50, "val": 0.25})
+            )
+            .status,
+        201
+    );
+    let base = archive
+        .get(&format!("{root}ntp-offset/base?time-start=0&time-end=100"))
+        .json();
+    let zero = archive
+        .get(&format!(
+            "{root}ntp-offset/base/0?time-start=0&time-end=100"
+        ))
+        .json();
+    assert_eq!(base, json!([{"ts": 50, "val": 0.25}]));
+    assert_eq!(zero, base);
+    let found = archive
+        .get("/esmond/perfsonar/archive/?subject-type=network-element&source=10.9.9.9")
+        .json();
+    assert_eq!(found[0]["metadata-key"], json!(key));
+    assert!(found[0].get("destination").is_none());
+    assert_eq!(
+        archive
+            .get("/esmond/perfsonar/archive/?destination=10.9.9.9")
+            .json(),
+        json!([])
+    );
+    let parse = archive.send(
+        "POST",
+        &archive.root(),
+        Some(&archive.key),
+        Some("{not json"),
+    );
+    assert_eq!(parse.status, 400);
+    assert!(
+        parse.detail().starts_with("JSON parse error - "),
+        "{}",
+        parse.detail()
+    );
+}

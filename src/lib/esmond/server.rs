@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
+
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use axum::Router;
@@ -39,6 +40,7 @@ struct App {
     store: Store,
     root: String,
     trusted: Vec<(IpAddr, u8)>,
+    max_body: usize,
 }
 
 fn now() -> i64 {
@@ -57,6 +59,7 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         store,
         root,
         trusted: config.trusted.clone(),
+        max_body: config.max_body,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,9 +75,10 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         if let Some(days) = config.retention_days {
             tokio::spawn(retention(app.clone(), days));
         }
+        // Bodies are read (and limited) by the handler, so an oversized one gets a JSON 413.
         let router = Router::new()
             .fallback(handle)
-            .layer(DefaultBodyLimit::max(config.max_body))
+            .layer(DefaultBodyLimit::disable())
             .with_state(app);
         axum::serve(
             listener,
@@ -122,10 +126,21 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response<Body> {
     let started = Instant::now();
     let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let body = match axum::body::to_bytes(body, app.max_body).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let failure = Failure {
+                status: 413,
+                detail: format!("Request body larger than {} bytes", app.max_body),
+            };
+            log(peer.ip(), &method, &target, 413, started);
+            return failure_response(&failure);
+        }
+    };
     let request = Request {
         method: method.clone(),
         uri,
@@ -138,19 +153,22 @@ async fn handle(
         .await
         .unwrap_or_else(|_| Err(Failure::internal("request handler failed")));
     let response = response.unwrap_or_else(|failure| failure_response(&failure));
-    let length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    eprintln!(
-        "{} \"{method} {target}\" {} {length} {:.1}ms",
+    log(
         peer.ip(),
+        &method,
+        &target,
         response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
+        started,
     );
     response
+}
+
+/// One access-log line on stderr: `client "METHOD target" status duration`.
+fn log(client: IpAddr, method: &Method, target: &str, status: u16, started: Instant) {
+    eprintln!(
+        "{client} \"{method} {target}\" {status} {:.1}ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 struct Request {

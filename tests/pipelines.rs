@@ -5,8 +5,30 @@ mod common;
 use std::process::Command;
 
 #[test]
-fn the_demo_generates_checks_and_counts() {
+fn the_demo_fills_an_archive_and_reads_it_back() {
     let out = Command::new(common::repo_root().join("pipelines/demo"))
+        .env(
+            "MEASPIPE_BIN",
+            common::bin_path("record-check").parent().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("metadata: 11\n"), "{stdout}");
+    assert!(stdout.contains("4   tool \"bwctl/iperf3\""), "{stdout}");
+    assert!(stdout.contains("7   tool \"gridftp\""), "{stdout}");
+    assert!(stdout.contains("throughput of one bwctl test"), "{stdout}");
+    assert!(
+        stderr.contains("esmond-post: records 7, points 14"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_notigen_day_generates_checks_and_counts() {
+    let out = Command::new(common::repo_root().join("pipelines/notigen-day"))
         .env(
             "MEASPIPE_BIN",
             common::bin_path("record-check").parent().unwrap(),

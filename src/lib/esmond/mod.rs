@@ -8,6 +8,7 @@
 //! a bulk PUT is one transaction, re-sending identical data is a no-op, subject addresses
 //! must be IP literals (esmond answered 500), and `--retention` really frees space.
 
+pub mod client;
 pub mod server;
 pub mod statistics;
 pub mod store;

@@ -7,6 +7,7 @@
 use clap::CommandFactory;
 
 pub mod bwctl_extract;
+pub mod esmond_post;
 pub mod esmond_serve;
 pub mod gridftp_parse;
 pub mod mmstats_clean;
@@ -28,6 +29,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "bwctl-extract",
         command: bwctl_extract::Args::command,
+    },
+    Tool {
+        name: "esmond-post",
+        command: esmond_post::Args::command,
     },
     Tool {
         name: "esmond-serve",

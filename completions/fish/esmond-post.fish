@@ -1,0 +1,18 @@
+complete -c esmond-post -l on-error -d 'What to do with a line that is not a valid record' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
+skip\t'Skip bad lines, count them, and report the count on stderr at exit'"
+complete -c esmond-post -s U -l url -d 'The archive: scheme://host[:port]' -r
+complete -c esmond-post -s s -l script-alias -d 'The path before perfsonar/archive (`esmond` on perfSONAR hosts); `/` for none' -r
+complete -c esmond-post -s k -l key -d 'API key, sent as `Authorization: Token KEY` (or `ApiKey USER:KEY` with --user)' -r
+complete -c esmond-post -s u -l user -d 'Use the legacy Tastypie `ApiKey USER:KEY` header' -r
+complete -c esmond-post -l timeout -d 'Seconds before a request is abandoned (then retried)' -r
+complete -c esmond-post -l retries -d 'Retries of a failed request (connection error or 5xx) before giving up' -r
+complete -c esmond-post -l backoff -d 'First retry delay in seconds; it doubles (with jitter) up to 30 s' -r
+complete -c esmond-post -l batch-size -d 'Points per bulk PUT' -r
+complete -c esmond-post -l ack -d 'Write the cursor of the last delivered record here, atomically' -r -F
+complete -c esmond-post -l cache -d 'Metadata-key cache (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.json)' -r -F
+complete -c esmond-post -s l -l log-dir -d 'Write messages to DIR/esmond-post.log instead of stderr' -r -F
+complete -c esmond-post -l dry-run -d 'Print the requests as NDJSON on stdout and send nothing'
+complete -c esmond-post -l insecure -d 'Do not check the archive\'s TLS certificate'
+complete -c esmond-post -l line-buffered -d 'Flush after every record (the default when stdout is a terminal); use it behind `tail -f` so each record reaches the next filter at once'
+complete -c esmond-post -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c esmond-post -s V -l version -d 'Print version'

@@ -34,11 +34,12 @@ use super::Failure;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS metadata (
     id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL,
     checksum TEXT NOT NULL UNIQUE,
     subject_type TEXT NOT NULL,
     source TEXT, destination TEXT, measurement_agent TEXT,
     tool_name TEXT, input_source TEXT, input_destination TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS metadata_by_key ON metadata(key);
 CREATE INDEX IF NOT EXISTS metadata_source ON metadata(source);
 CREATE INDEX IF NOT EXISTS metadata_destination ON metadata(destination);
 CREATE INDEX IF NOT EXISTS metadata_agent ON metadata(measurement_agent);
@@ -190,7 +191,8 @@ impl Store {
         configure(&writer)?;
         writer.execute_batch(SCHEMA)?;
         // Fresh statistics let the planner pick the selective filter to drive a search.
-        writer.execute_batch("PRAGMA optimize=0x10002;")?;
+        // A bounded sample keeps startup quick on a large archive.
+        writer.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(&path)?;
@@ -255,8 +257,31 @@ impl Store {
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<Metadata>, u64), Failure> {
-        let mut sql = String::from(" FROM metadata m WHERE 1");
+        // Free-form parameters are joins (one row per metadata and name, so no duplicates):
+        // the planner can then drive from the parameter index when it is the selective
+        // filter. Everything else is a condition on the metadata row.
+        let mut joins = Vec::new();
         let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        for (i, condition) in conditions.iter().enumerate() {
+            if let Condition::Parameter(name, value) = condition {
+                joins.push(format!(
+                    "parameter p{i} ON p{i}.metadata_id = m.id AND p{i}.name = ? AND p{i}.value = ?"
+                ));
+                values.push(name.clone().into());
+                values.push(value.clone().into());
+            }
+        }
+        // `walk`: metadata outer, in key order (CROSS JOIN fixes the order in SQLite).
+        let from = |walk: bool| {
+            let (index, join) = if walk {
+                (" INDEXED BY metadata_by_key", " CROSS JOIN ")
+            } else {
+                ("", " JOIN ")
+            };
+            let joined: String = joins.iter().map(|j| format!("{join}{j}")).collect();
+            format!(" FROM metadata m{index}{joined}")
+        };
+        let mut sql = String::from(" WHERE 1");
         for condition in conditions {
             match condition {
                 Condition::SubjectIn(column, options) => {
@@ -270,13 +295,7 @@ impl Store {
                     sql.push_str(&format!(" AND m.{column} = ?"));
                     values.push(value.clone().into());
                 }
-                Condition::Parameter(name, value) => {
-                    sql.push_str(
-                        " AND EXISTS (SELECT 1 FROM parameter p WHERE p.metadata_id = m.id AND p.name = ? AND p.value = ?)",
-                    );
-                    values.push(name.clone().into());
-                    values.push(value.clone().into());
-                }
+                Condition::Parameter(..) => {}
                 Condition::Series {
                     event_type,
                     summary,
@@ -308,17 +327,27 @@ impl Store {
                 }
             }
         }
+        // The count lets the planner pick the selective index. For the page, when matches
+        // are dense (many more than the page reaches), walking metadata in key order and
+        // stopping at the page beats sorting every match: CROSS JOIN keeps metadata outer.
+        let (sort_sql, walk_sql) = (
+            format!("{}{sql}", from(false)),
+            format!("{}{sql}", from(true)),
+        );
         self.read(|c| {
             let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*){sql}"),
+                &format!("SELECT COUNT(*){sort_sql}"),
                 params_from_iter(values.iter()),
                 |r| r.get(0),
             )?;
             let mut page = values.clone();
             page.push((limit.min(i64::MAX as u64) as i64).into());
             page.push((offset.min(i64::MAX as u64) as i64).into());
-            let mut statement =
-                c.prepare(&format!("SELECT m.id{sql} ORDER BY m.key LIMIT ? OFFSET ?"))?;
+            let dense = total as u64 > 4 * offset.saturating_add(limit);
+            let page_sql = if dense { &walk_sql } else { &sort_sql };
+            let mut statement = c.prepare(&format!(
+                "SELECT m.id{page_sql} ORDER BY m.key LIMIT ? OFFSET ?"
+            ))?;
             let ids: Vec<i64> = statement
                 .query_map(params_from_iter(page.iter()), |r| r.get(0))?
                 .collect::<Result<_, _>>()?;

@@ -831,14 +831,14 @@ fn metadata_search_filters_and_pages_like_esmond() {
         let found = search(query).json();
         assert_eq!(found.as_array().unwrap().len(), count, "{query}");
     }
-    // Few matches sort; many matches for a small page walk the key index: same answers.
-    for offset in 0..3 {
-        let walked = search(&format!(
+    // Paging repeats a search (answered from the cache after the first page) ...
+    for (offset, key) in keys.iter().enumerate().take(3) {
+        let page = search(&format!(
             "ip-transport-protocol=tcp&limit=1&offset={offset}"
         ))
         .json();
-        assert_eq!(walked[0]["metadata-key"], json!(keys[offset]));
-        assert_eq!(walked[0]["metadata-count-total"], 7);
+        assert_eq!(page[0]["metadata-key"], json!(key));
+        assert_eq!(page[0]["metadata-count-total"], 7);
     }
     let page = search("limit=3&offset=3");
     let body = page.json();

@@ -20,8 +20,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS token (
     user TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
 ";
 
+/// A write generation and the search results computed in it, by query.
+type SearchCache = (u64, HashMap<String, Arc<Vec<i64>>>);
+
 /// Readers that may query at once (WAL lets them run beside the writer).
 const READERS: usize = 4;
 
@@ -70,6 +73,12 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Bumped after every committed write.
+    generation: AtomicU64,
+    /// Search results (matching ids in key order) of the current generation: a client
+    /// paging through a search repeats it for every page, and finding and counting every
+    /// match is the costly part.
+    searches: Mutex<SearchCache>,
 }
 
 /// A metadata as posted, validated.
@@ -204,6 +213,8 @@ impl Store {
             writer: Mutex::new(writer),
             readers,
             next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            searches: Mutex::new((0, HashMap::new())),
         })
     }
 
@@ -218,7 +229,44 @@ impl Store {
         let transaction = connection.transaction()?;
         let result = f(&transaction)?;
         transaction.commit()?;
+        // After the commit: a count computed meanwhile is filed under the old generation.
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(result)
+    }
+
+    /// The ids `sql` selects, in order, cached until the next write.
+    fn matching_ids(
+        &self,
+        c: &Connection,
+        sql: &str,
+        values: &[rusqlite::types::Value],
+    ) -> Result<Arc<Vec<i64>>, Failure> {
+        /// Ids kept at most, over all cached searches (8 bytes each).
+        const MAX_CACHED: usize = 2_000_000;
+        let generation = self.generation.load(Ordering::Acquire);
+        let key = format!("{sql}\u{0}{values:?}");
+        {
+            let cached = crate::cli::lock(&self.searches);
+            if cached.0 == generation {
+                if let Some(ids) = cached.1.get(&key) {
+                    return Ok(Arc::clone(ids));
+                }
+            }
+        }
+        let mut statement = c.prepare_cached(sql)?;
+        let ids: Vec<i64> = statement
+            .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let ids = Arc::new(ids);
+        let mut cached = crate::cli::lock(&self.searches);
+        if cached.0 != generation {
+            *cached = (generation, HashMap::new());
+        }
+        let held: usize = cached.1.values().map(|v| v.len()).sum();
+        if held + ids.len() <= MAX_CACHED {
+            cached.1.insert(key, Arc::clone(&ids));
+        }
+        Ok(ids)
     }
 
     /// Creates a metadata, or finds the identical one. Returns its key and whether it is new.
@@ -271,17 +319,8 @@ impl Store {
                 values.push(value.clone().into());
             }
         }
-        // `walk`: metadata outer, in key order (CROSS JOIN fixes the order in SQLite).
-        let from = |walk: bool| {
-            let (index, join) = if walk {
-                (" INDEXED BY metadata_by_key", " CROSS JOIN ")
-            } else {
-                ("", " JOIN ")
-            };
-            let joined: String = joins.iter().map(|j| format!("{join}{j}")).collect();
-            format!(" FROM metadata m{index}{joined}")
-        };
-        let mut sql = String::from(" WHERE 1");
+        let joined: String = joins.iter().map(|j| format!(" JOIN {j}")).collect();
+        let mut sql = format!(" FROM metadata m{joined} WHERE 1");
         for condition in conditions {
             match condition {
                 Condition::SubjectIn(column, options) => {
@@ -327,35 +366,17 @@ impl Store {
                 }
             }
         }
-        // The count lets the planner pick the selective index. For the page, when matches
-        // are dense (many more than the page reaches), walking metadata in key order and
-        // stopping at the page beats sorting every match: CROSS JOIN keeps metadata outer.
-        let (sort_sql, walk_sql) = (
-            format!("{}{sql}", from(false)),
-            format!("{}{sql}", from(true)),
-        );
         self.read(|c| {
-            let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*){sort_sql}"),
-                params_from_iter(values.iter()),
-                |r| r.get(0),
-            )?;
-            let mut page = values.clone();
-            page.push((limit.min(i64::MAX as u64) as i64).into());
-            page.push((offset.min(i64::MAX as u64) as i64).into());
-            let dense = total as u64 > 4 * offset.saturating_add(limit);
-            let page_sql = if dense { &walk_sql } else { &sort_sql };
-            let mut statement = c.prepare(&format!(
-                "SELECT m.id{page_sql} ORDER BY m.key LIMIT ? OFFSET ?"
-            ))?;
-            let ids: Vec<i64> = statement
-                .query_map(params_from_iter(page.iter()), |r| r.get(0))?
+            let ids = self.matching_ids(c, &format!("SELECT m.id{sql} ORDER BY m.key"), &values)?;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
+            let end = start
+                .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
+                .min(ids.len());
+            let found = ids[start..end]
+                .iter()
+                .map(|&id| load(c, id))
                 .collect::<Result<_, _>>()?;
-            let found = ids
-                .into_iter()
-                .map(|id| load(c, id))
-                .collect::<Result<_, _>>()?;
-            Ok((found, total as u64))
+            Ok((found, ids.len() as u64))
         })
     }
 

@@ -179,12 +179,37 @@ struct Request {
     peer: IpAddr,
 }
 
+/// A request's query parameters.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The first value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name` as a count (`limit`, `offset`); `default` when absent or not a number, as
+    /// DRF's paginator did.
+    fn count(&self, name: &str, default: u64) -> u64 {
+        self.get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
 impl Request {
     fn query(&self) -> Vec<(String, String)> {
         self.uri
             .query()
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default()
+    }
+
+    fn params(&self) -> Params {
+        Params(self.query())
     }
 
     /// `http://host` as the client named this server.
@@ -447,13 +472,8 @@ fn addresses(host: &str, rule: &str) -> Result<Vec<String>, Failure> {
 }
 
 fn list(app: &App, request: &Request) -> Reply {
-    let query = request.query();
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let params = request.params();
+    let get = |name: &str| params.get(name);
     let rule = get("dns-match-rule").unwrap_or("v4v6");
     if !matches!(
         rule,
@@ -481,7 +501,7 @@ fn list(app: &App, request: &Request) -> Reply {
             range: range.map(|r| (r.begin, r.end)),
         });
     }
-    for (name, value) in &query {
+    for (name, value) in &params.0 {
         match name.as_str() {
             "source" | "destination" | "measurement-agent" => {
                 let column = if name == "measurement-agent" {
@@ -505,9 +525,10 @@ fn list(app: &App, request: &Request) -> Reply {
             _ => conditions.push(Condition::Parameter(name.clone(), value.clone())),
         }
     }
-    let number =
-        |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
+    let (limit, offset) = (
+        params.count("limit", DEFAULT_LIMIT),
+        params.count("offset", 0),
+    );
     let (found, total) = app.store.search(&conditions, limit, offset)?;
     let mut objects: Vec<Value> = found
         .iter()
@@ -815,20 +836,16 @@ fn data(
     let window: i64 = window
         .parse()
         .map_err(|_| Failure::bad_request("Summary window parameter must be an integer"))?;
-    let query = request.query();
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let params = request.params();
+    let get = |name: &str| params.get(name);
     let now = now();
     let range = timefilter::resolve(get, now)
         .map_err(Failure::bad_request)?
         .map_or((0, now), |r| (r.begin, r.end.unwrap_or(now + 3600)));
-    let number =
-        |name: &str, default: u64| get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (limit, offset) = (number("limit", DEFAULT_LIMIT), number("offset", 0));
+    let (limit, offset) = (
+        params.count("limit", DEFAULT_LIMIT),
+        params.count("offset", 0),
+    );
     let body = app.store.points(&SeriesQuery {
         key,
         event_type,

@@ -9,6 +9,7 @@
 //! flushing on SIGINT/SIGTERM. [`ndjson`] is the streaming reader and writer they share.
 
 pub mod cli;
+pub mod clock;
 pub mod docs;
 pub mod error;
 pub mod esmond;

@@ -17,6 +17,7 @@ use super::store::{Condition, Metadata, NewMetadata, SeriesQuery, Store, SUBJECT
 use super::timefilter;
 use super::types::{self, Summary};
 use super::Failure;
+use crate::clock::now_seconds;
 
 /// Page size when a request gives no `limit` (esmond's `default_limit`).
 const DEFAULT_LIMIT: u64 = 1500;
@@ -41,12 +42,6 @@ struct App {
     root: String,
     trusted: Vec<(IpAddr, u8)>,
     max_body: usize,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
@@ -105,7 +100,7 @@ async fn shutdown() {
 
 async fn retention(app: Arc<App>, days: u64) {
     loop {
-        let before = now() - (days as i64) * 86_400;
+        let before = now_seconds() - (days as i64) * 86_400;
         let store = app.clone();
         let purged = tokio::task::spawn_blocking(move || store.store.purge(before)).await;
         match purged {
@@ -484,7 +479,7 @@ fn list(app: &App, request: &Request) -> Reply {
         )));
     }
     let mut conditions = Vec::new();
-    let range = timefilter::resolve(get, now()).map_err(Failure::bad_request)?;
+    let range = timefilter::resolve(get, now_seconds()).map_err(Failure::bad_request)?;
     let window = get("summary-window")
         .map(|w| {
             w.parse::<i64>()
@@ -838,7 +833,7 @@ fn data(
         .map_err(|_| Failure::bad_request("Summary window parameter must be an integer"))?;
     let params = request.params();
     let get = |name: &str| params.get(name);
-    let now = now();
+    let now = now_seconds();
     let range = timefilter::resolve(get, now)
         .map_err(Failure::bad_request)?
         .map_or((0, now), |r| (r.begin, r.end.unwrap_or(now + 3600)));

@@ -295,19 +295,6 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
     }
 }
 
-/// Rebuilds a stored value from its store text.
-pub fn from_store(storage: Storage, text: &str) -> Option<Stored> {
-    match storage {
-        Storage::Integer => text.parse().ok().map(Stored::Integer),
-        Storage::Float => text.parse().ok().map(Stored::Scaled),
-        Storage::Percentage => {
-            let (n, d) = text.split_once('/')?;
-            Some(Stored::Ratio(n.parse().ok()?, d.parse().ok()?))
-        }
-        _ => serde_json::from_str(text).ok().map(Stored::Json),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,9 +105,7 @@ pub fn midnight_before(at: Micros) -> Micros {
 
 /// The current wall-clock time.
 pub fn now() -> Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_micros() as Micros)
+    crate::clock::now_micros()
 }
 
 /// Parses a start time: RFC 3339 (`2026-11-22T10:00:00Z`), `YYYY-MM-DD HH:MM:SS[.ffffff]`

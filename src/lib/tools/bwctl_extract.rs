@@ -12,7 +12,6 @@ use crate::iperf3::input::{Splitter, Test};
 use crate::iperf3::measurement::{self, Context};
 use crate::iperf3::report::Report;
 use crate::ndjson::{BadLines, LineReader};
-use crate::notigen::time;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -160,7 +159,7 @@ fn measure(out: &mut Vec<u8>, test: &Test, args: &Args) -> Result<(), String> {
         input_destination,
         measurement_agent,
         legacy_shapes: args.legacy_shapes,
-        fallback_ts: started.unwrap_or_else(|| time::now() / time::SECOND),
+        fallback_ts: started.unwrap_or_else(crate::clock::now_seconds),
     };
     measurement::write(out, &report, &context)
 }

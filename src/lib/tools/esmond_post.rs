@@ -126,15 +126,9 @@ impl Log {
     fn say(&mut self, level: &str, message: &str) {
         match &mut self.0 {
             Some(file) => {
-                let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
-                let _ = writeln!(
-                    file,
-                    "{} {level}: {message}",
-                    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
+                let _ = writeln!(file, "{} {level}: {message}", crate::clock::now_rfc3339());
             }
             None if level == "error" => cli::error(message),
-            None if level == "warning" => cli::warn(message),
             None => eprintln!("{}: {message}", cli::program()),
         }
     }

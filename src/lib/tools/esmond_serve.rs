@@ -106,9 +106,7 @@ fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
 /// Runs `esmond-serve`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open(&args.data).with_context(|| args.data.display().to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_seconds();
     match args.command {
         Some(Command::Token { action }) => {
             let mut out = crate::cli::stdout(&crate::cli::OutputArgs {

@@ -410,8 +410,7 @@ fn read_ack(path: &Path) -> anyhow::Result<Option<Position>> {
 }
 
 fn write_state(path: &Path, end: &Position, log: &str) -> anyhow::Result<()> {
-    let saved = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let saved = crate::clock::now_rfc3339();
     let body = serde_json::json!({
         "cursor": end.to_string(),
         "log": log,

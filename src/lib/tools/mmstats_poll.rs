@@ -18,7 +18,6 @@ use crate::mmstats::files::FileArgs;
 use crate::mmstats::render::Layout;
 use crate::mmstats::{self, Number, ReadError};
 use crate::ndjson::NdjsonWriter;
-use crate::notigen::time;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -272,10 +271,7 @@ fn write_tick(
             .collect()
     };
     let mut record = Map::new();
-    record.insert(
-        "ts".into(),
-        Json::from(time::now() as f64 / time::SECOND as f64),
-    );
+    record.insert("ts".into(), Json::from(crate::clock::now_epoch()));
     record.insert(
         "interval_s".into(),
         interval.map_or(Json::Null, |i| Json::from(i.as_secs_f64())),

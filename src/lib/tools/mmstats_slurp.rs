@@ -11,7 +11,6 @@ use clap::Parser;
 use crate::cli::{self, OutputArgs};
 use crate::mmstats::files::FileArgs;
 use crate::mmstats::render::{self, Layout, StatRecord};
-use crate::notigen::time;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -62,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         match args.format {
             Layout::Ndjson => {
-                let ts = time::now() as f64 / time::SECOND as f64;
+                let ts = crate::clock::now_epoch();
                 for field in &stats.fields {
                     out.write_record(&StatRecord {
                         file: &name,

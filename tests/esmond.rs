@@ -1052,11 +1052,7 @@ fn the_real_esmond_client_posts_and_reads_back() {
         .arg(bulk_dir.path())
         .output()
         .unwrap();
-    assert!(
-        bulk.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bulk.stderr)
-    );
+    common::assert_success(&bulk);
     let written: Vec<_> = std::fs::read_dir(bulk_dir.path())
         .unwrap()
         .flatten()
@@ -1248,11 +1244,7 @@ fn bwctl_results_land_with_the_originals_metadata_and_values() {
             ),
             "",
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         let mock = std::fs::read_to_string(common::fixture(&format!(
             "bwctl/mock_requests_pipe_{case}.jsonl"
         )))
@@ -1423,11 +1415,7 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     let acked = std::fs::read_to_string(&ack).unwrap_or_default();
     archive.launch(&[]);
     let out = archive.post_pipeline(&producer, &options);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let found = archive.search("tool-name=gridftp");
     assert_eq!(found.len(), 1);
     let points = archive.base(&found[0], "throughput");
@@ -1538,11 +1526,7 @@ fn a_forgotten_metadata_key_is_created_again() {
         Duration::from_secs(20),
     ));
     let out = rebuilt.post_pipeline(&format!("cat {}", input.display()), "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let found = rebuilt.search("tool-name=test");
     assert_eq!(
         rebuilt.base(&found[0], "throughput"),
@@ -1585,11 +1569,7 @@ fn the_esmond_ps_pipe_wrapper_takes_the_originals_flags() {
         .unwrap();
     std::io::Write::write_all(&mut run.stdin.take().unwrap(), &transcript).unwrap();
     let out = run.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let found = archive
         .get("/perfsonar/archive/?tool-name=bwctl/iperf3")
         .json();
@@ -1623,11 +1603,7 @@ fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     assert!(run(&["-S"]).contains("records 1,"));

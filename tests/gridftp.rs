@@ -394,11 +394,7 @@ impl Site {
             .arg(&config)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
     }
     fn delivered(&self) -> Vec<u64> {
         numbers(&ndjson_lines(&fs::read(self.spool()).unwrap_or_default()))

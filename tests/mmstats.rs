@@ -136,11 +136,7 @@ fn slurp_writes_valid_stat_records_for_every_fixture() {
         .map(|f| fixture(&format!("mmstats/{f}")))
         .collect();
     let slurp = bin("mmstats-slurp").args(&files).output().unwrap();
-    assert!(
-        slurp.status.success(),
-        "{}",
-        String::from_utf8_lossy(&slurp.stderr)
-    );
+    common::assert_success(&slurp);
     let lines: Vec<Json> = slurp
         .stdout
         .split(|&b| b == b'\n')

@@ -389,11 +389,7 @@ fn stackdistiller_accepts_the_output_with_every_trait_filled() {
             .output()
             .unwrap();
         assert!(emit.wait().unwrap().success());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(report["notifications"].as_u64().unwrap() > 1000, "{report}");
         assert_eq!(report["events"], report["notifications"], "{report}");

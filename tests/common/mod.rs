@@ -48,6 +48,16 @@ pub fn have(program: &str, why: &str) -> bool {
     found
 }
 
+/// Fails the test with the command's stderr unless it exited 0.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The lines of NDJSON output, parsed.
 pub fn ndjson_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
@@ -59,11 +69,7 @@ pub fn ndjson_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 /// Runs a tool that must succeed and returns its NDJSON output.
 pub fn ndjson_of(command: &mut assert_cmd::Command) -> Vec<serde_json::Value> {
     let out = command.output().expect("run the tool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     ndjson_lines(&out.stdout)
 }
 

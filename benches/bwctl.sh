@@ -9,8 +9,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-4000}
-cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin bwctl-extract
-bin=$root/target/release/bwctl-extract
+[ -n "${MEASPIPE_BIN_DIR:-}" ] || cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin bwctl-extract
+bin=${MEASPIPE_BIN_DIR:-$root/target/release}/bwctl-extract
 input=$(mktemp)
 trap 'rm -f "$input"' EXIT
 f=$root/tests/fixtures/iperf3

@@ -9,8 +9,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 lines=${1:-200000}
-cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml"
-bin=$root/target/release
+[ -n "${MEASPIPE_BIN_DIR:-}" ] || cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml"
+bin=${MEASPIPE_BIN_DIR:-$root/target/release}
 work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill "$server"; rm -rf "$work"' EXIT

@@ -9,8 +9,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 lines=${1:-2000000}
-cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin gridftp-parse
-bin=$root/target/release/gridftp-parse
+[ -n "${MEASPIPE_BIN_DIR:-}" ] || cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin gridftp-parse
+bin=${MEASPIPE_BIN_DIR:-$root/target/release}/gridftp-parse
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 awk -v n="$lines" 'BEGIN { for (i = 0; i < n; i++) printf "DATE=20261122222712.%06d HOST=vm PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.%06d USER=anonymous FILE=/data/gftp/src%d.bin BUFFER=131072 BLOCK=262144 NBYTES=%d VOLUME=/ STREAMS=4 STRIPES=1 DEST=[127.0.0.1] TYPE=%s CODE=226 TASKID=none retrans=0,1,2,3\n", i % 1000000, (i * 7) % 1000000, i, 50000000 + i, (i % 2 ? "RETR" : "STOR") }' > "$log"

@@ -6,8 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 span=${1:-96h}
-cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml"
-bin=$root/target/release/notigen-emit
+[ -n "${MEASPIPE_BIN_DIR:-}" ] || cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml"
+bin=${MEASPIPE_BIN_DIR:-$root/target/release}/notigen-emit
 # shellcheck source=benches/timing.sh
 . "$root/benches/timing.sh"
 for payload in seed full; do

@@ -6,7 +6,7 @@
 //!   own code, and [`Error::Usage`]);
 //! * errors print as `prog: error: <cause>` where an input error's cause starts with
 //!   `<file>:<line>:`; warnings as `prog: warning: …`;
-//! * a closed stdout (EPIPE, as under `| head -1`) anywhere in the error chain ends the
+//! * a closed stdout (EPIPE, as under `| head -1`) ends the
 //!   program quietly with status 0 (Rust ignores SIGPIPE, so writes fail with EPIPE rather
 //!   than killing the process; restoring SIG_DFL would exit 141 and break `set -o pipefail`);
 //! * SIGINT and SIGTERM flush whatever [`stdout`] has buffered, never splitting a record,
@@ -16,7 +16,9 @@
 //!
 //! The signal design: a dedicated thread waits for the signal and then takes the stdout
 //! lock that every record write holds, so it flushes between two records; the main thread
-//! never needs to poll a flag, which matters for a filter blocked reading a quiet pipe.
+//! never needs to poll a flag, which matters for a filter blocked reading a quiet pipe. If
+//! the lock is not free within 300 ms (a write blocked on a full pipe whose reader has
+//! stopped), the program exits without that flush: a signal always ends it promptly.
 //! Stateful tools call [`stop_on_signal`] instead: the thread then only records the signal,
 //! the tool polls [`interrupted`] between records, saves its state and returns
 //! [`Error::Interrupted`] (a second signal still ends the program at once).
@@ -24,21 +26,15 @@
 use std::io::{self, IsTerminal, Write};
 use std::process;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser};
 
+pub use crate::error::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_TEMPFAIL, EXIT_USAGE};
 use crate::error::Error;
-use crate::ndjson::NdjsonWriter;
-
-/// Exit status for success.
-pub const EXIT_SUCCESS: i32 = 0;
-/// Exit status for a runtime failure or bad input records.
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit status for a usage error (what clap uses).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status when another run holds the lock (EX_TEMPFAIL).
-pub const EXIT_TEMPFAIL: i32 = 75;
+use crate::ndjson::{NdjsonWriter, OnError, DEFAULT_MAX_LINE};
+use crate::sync::lock;
 
 /// Set by [`stop_on_signal`]: signals are recorded instead of ending the program.
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
@@ -48,12 +44,16 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// Size of the stdout buffer: large writes keep pipes fast.
 const STDOUT_BUFFER: usize = 64 * 1024;
 
+/// How long the signal thread waits for a record in progress before it exits anyway: a
+/// write blocked on a full pipe whose reader has stopped must not keep the program alive.
+const SIGNAL_FLUSH_WAIT: Duration = Duration::from_millis(300);
+
 static PROGRAM: OnceLock<String> = OnceLock::new();
 static STDOUT: OnceLock<Arc<Mutex<io::BufWriter<io::Stdout>>>> = OnceLock::new();
 
 /// Runs a tool: parses `A` from the command line, calls `run`, flushes stdout and exits
-/// with the status the module documentation describes. Never returns.
-pub fn main<A: Parser>(run: fn(A) -> anyhow::Result<()>) -> ! {
+/// with the status the error carries ([`Error::exit_code`]). Never returns.
+pub fn main<A: Parser>(run: fn(A) -> Result<(), Error>) -> ! {
     let args = A::try_parse().unwrap_or_else(|usage| {
         // Help and version go to stdout with status 0; a closed pipe there is no error.
         let _ = usage.print();
@@ -67,15 +67,14 @@ pub fn main<A: Parser>(run: fn(A) -> anyhow::Result<()>) -> ! {
     install_signal_flusher();
     // Flush even after a failure: the records written before it are valid and wanted.
     let outcome = run(args);
-    let flushed = flush_stdout().map_err(anyhow::Error::from);
-    let outcome = outcome.and(flushed);
+    let outcome = outcome.and(flush_stdout());
     process::exit(match outcome {
         Ok(()) => EXIT_SUCCESS,
-        Err(err) if is_broken_pipe(&err) => EXIT_SUCCESS,
-        Err(err) if matches!(err.downcast_ref(), Some(Error::Interrupted(_))) => exit_code(&err),
         Err(err) => {
-            error(&format!("{err:#}"));
-            exit_code(&err)
+            if !err.is_broken_pipe() && !matches!(err, Error::Interrupted(_)) {
+                error(&err.to_string());
+            }
+            err.exit_code()
         }
     })
 }
@@ -90,29 +89,38 @@ pub fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{}: warning: {message}", program());
 }
 
+/// Prints `prog: <message>` on stderr (a notice: a summary, where the server listens).
+pub fn notice(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "{}: {message}", program());
+}
+
 /// Prints `prog: error: <message>` on stderr.
 pub fn error(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{}: error: {message}", program());
 }
 
-fn exit_code(err: &anyhow::Error) -> i32 {
-    match err.downcast_ref::<Error>() {
-        Some(Error::Usage(_)) => EXIT_USAGE,
-        Some(Error::Locked(_)) => EXIT_TEMPFAIL,
-        Some(Error::Interrupted(signal)) => 128 + signal,
-        _ => EXIT_FAILURE,
-    }
+/// Implements `clap::ValueEnum` for a library enum, so the domains that own the enums
+/// know nothing of clap: `value_enum!(Format { Format::Auto => "auto": "help", … })`.
+#[macro_export]
+macro_rules! value_enum {
+    ($ty:ty { $($variant:path => $name:literal : $help:literal),+ $(,)? }) => {
+        impl ::clap::ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($variant),+]
+            }
+            fn to_possible_value(&self) -> Option<::clap::builder::PossibleValue> {
+                Some(match self {
+                    $($variant => ::clap::builder::PossibleValue::new($name).help($help)),+
+                })
+            }
+        }
+    };
 }
 
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .map(io::Error::kind)
-            .or_else(|| cause.downcast_ref::<Error>().and_then(Error::io_kind))
-            == Some(io::ErrorKind::BrokenPipe)
-    })
-}
+value_enum!(OnError {
+    OnError::Fail => "fail": "Stop at the first bad line with exit status 1",
+    OnError::Skip => "skip": "Skip bad lines, count them, and report the count on stderr at exit",
+});
 
 /// Output options every record-writing tool accepts.
 #[derive(Debug, Clone, Args)]
@@ -136,20 +144,29 @@ pub fn stdout(options: &OutputArgs) -> NdjsonWriter {
     NdjsonWriter::new(Arc::clone(shared), line_buffered)
 }
 
-/// Locks a shared buffer even if a panicking thread poisoned it: the bytes are still there.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn flush_stdout() -> Result<(), Error> {
     match STDOUT.get() {
         Some(shared) => lock(shared)
             .flush()
-            .map_err(|source| Error::io("<stdout>", source)),
+            .map_err(|cause| Error::io("<stdout>", cause)),
         None => Ok(()),
     }
+}
+
+/// Flushes stdout between two records (the flush takes the lock every record write holds)
+/// if that finishes within [`SIGNAL_FLUSH_WAIT`]; otherwise (a write blocked on a full pipe
+/// whose reader stopped) gives up, so the signal still ends the program promptly.
+fn flush_stdout_for_signal() {
+    let Some(shared) = STDOUT.get() else {
+        return;
+    };
+    let shared = Arc::clone(shared);
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = lock(&shared).flush();
+        let _ = done.send(());
+    });
+    let _ = wait.recv_timeout(SIGNAL_FLUSH_WAIT);
 }
 
 fn install_signal_flusher() {
@@ -163,7 +180,7 @@ fn install_signal_flusher() {
             if GRACEFUL.load(Ordering::SeqCst) && RECEIVED.swap(signal, Ordering::SeqCst) == 0 {
                 continue;
             }
-            let _ = flush_stdout();
+            flush_stdout_for_signal();
             process::exit(128 + signal);
         }
     });
@@ -183,15 +200,6 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
-/// What to do with an input line that cannot be parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnError {
-    /// Stop at the first bad line with exit status 1.
-    Fail,
-    /// Skip bad lines, count them, and report the count on stderr at exit.
-    Skip,
-}
-
 /// Input options every record-reading tool accepts.
 #[derive(Debug, Clone, Args)]
 pub struct InputArgs {
@@ -202,4 +210,110 @@ pub struct InputArgs {
     /// What to do with a line that is not a valid record.
     #[arg(long, value_enum, default_value_t = OnError::Fail, value_name = "POLICY")]
     pub on_error: OnError,
+
+    /// The longest input line accepted, in bytes; a longer line is a bad line (see
+    /// --on-error) and costs no more memory than this.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line: u64,
+}
+
+impl InputArgs {
+    /// A line reader over the inputs, with the length limit applied.
+    pub fn reader(&self) -> crate::ndjson::LineReader {
+        let max = usize::try_from(self.max_line).unwrap_or(usize::MAX);
+        crate::ndjson::LineReader::new(&self.files).max_line(max)
+    }
+
+    /// The `--on-error` policy's counter.
+    pub fn bad_lines(&self) -> crate::ndjson::BadLines {
+        crate::ndjson::BadLines::new(self.on_error)
+    }
+}
+
+/// The stats-file arguments every mmstats reader takes.
+#[derive(Debug, Clone, Args)]
+pub struct StatsFileArgs {
+    /// Stats files or glob patterns. Quote a pattern to let the tool expand it
+    /// (mmstats-poll expands it again at every tick). Default: $MMSTATS_GLOB, else
+    /// $MMSTATS_PATH/*.mmstats, else <temp dir>/*.mmstats.
+    #[arg(value_name = "FILES|GLOBS")]
+    pub files: Vec<String>,
+}
+
+impl StatsFileArgs {
+    /// The files named now, warning about explicit patterns that matched nothing.
+    pub fn resolve(&self, warn_unmatched: bool) -> Result<Vec<std::path::PathBuf>, Error> {
+        let (files, unmatched) = crate::mmstats::files::expand(&self.files).map_err(Error::Usage)?;
+        if warn_unmatched && !self.files.is_empty() {
+            for pattern in unmatched {
+                warn(&format!("no stats files match {pattern}"));
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Parses a number of seconds for a timeout or a delay: finite, not negative, at most a
+/// day (a larger value is a typo, and would overflow a `Duration`).
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    const MAX: f64 = 86_400.0;
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.0..=MAX).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Ok(_) => Err(format!("{text:?} is not between 0 and {MAX} seconds")),
+        Err(_) => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+// The command-line names of the library's enums (the domains know no clap).
+value_enum!(crate::record::Family {
+    crate::record::Family::Measurement => "measurement": "A measurement run bound for an esmond archive (records.md §1)",
+    crate::record::Family::Notification => "notification": "An OpenStack-like notification, v1 dict or v2 envelope (records.md §2)",
+    crate::record::Family::Stat => "stat": "One field read from an mmstats file (records.md §3)",
+    crate::record::Family::Trace => "trace": "One sample from a tracer (records.md §4)",
+});
+value_enum!(crate::gridftp::line::Format {
+    crate::gridftp::line::Format::Auto => "auto": "Decide per line: `{` starts JSON, `:: Transfer stats:` marks the main log, a leading `KEY=` token the transfer log; other lines are ignored",
+    crate::gridftp::line::Format::Netlogger => "netlogger": "The transfer log (`-log-transfer`): every line must be `KEY=value` fields",
+    crate::gridftp::line::Format::Main => "main": "The main server log: only `Transfer stats:` lines are read",
+    crate::gridftp::line::Format::Json => "json": "The JSON transfer log: every line must be a JSON object",
+});
+value_enum!(crate::notigen::PayloadMode {
+    crate::notigen::PayloadMode::Seed => "seed": "A few fields: instance_id, tenant_id, state, old_state (and the audit period on exists events)",
+    crate::notigen::PayloadMode::Full => "full": "The whole legacy Nova instance payload",
+});
+value_enum!(crate::notigen::TimeFormat {
+    crate::notigen::TimeFormat::Python => "python": "`YYYY-MM-DD HH:MM:SS.ffffff`, Python's `str(datetime)` as oslo.messaging sends it, always with the fraction",
+    crate::notigen::TimeFormat::Rfc3339 => "rfc3339": "`YYYY-MM-DDTHH:MM:SS.ffffffZ`",
+});
+value_enum!(crate::notigen::Envelope {
+    crate::notigen::Envelope::V1 => "v1": "The flat oslo.messaging v1 dict (driver `messaging`)",
+    crate::notigen::Envelope::V2 => "v2": "`{\"oslo.version\":\"2.0\",\"oslo.message\":\"<v1 dict as a JSON string>\"}` (driver `messagingv2`)",
+});
+value_enum!(crate::mmstats::render::Layout {
+    crate::mmstats::render::Layout::Ndjson => "ndjson": "NDJSON, one object per line",
+    crate::mmstats::render::Layout::Text => "text": "Text in the layout of the Python original (slurpstats, pollstats, cleanstats)",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_refuse_what_a_duration_cannot_hold() {
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            seconds("1e20"),
+            Err("\"1e20\" is not between 0 and 86400 seconds".to_owned())
+        );
+        assert_eq!(
+            seconds("inf"),
+            Err("\"inf\" is not between 0 and 86400 seconds".to_owned())
+        );
+        assert_eq!(
+            seconds("NaN"),
+            Err("\"NaN\" is not between 0 and 86400 seconds".to_owned())
+        );
+        assert_eq!(seconds("-1"), Err("\"-1\" is not between 0 and 86400 seconds".to_owned()));
+        assert_eq!(seconds("soon"), Err("\"soon\" is not a number of seconds".to_owned()));
+    }
 }

@@ -21,6 +21,7 @@ pub mod ndjson;
 pub mod notigen;
 pub mod record;
 pub mod state;
+pub mod sync;
 pub mod tools;
 
 pub use error::{Error, Location};

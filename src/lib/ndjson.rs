@@ -12,11 +12,77 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::cli::{self, OnError};
 use crate::error::{Error, Location};
+use crate::sync::lock;
 
 /// Read buffer per input: big enough that the kernel copies in large chunks.
 const READ_BUFFER: usize = 256 * 1024;
+
+/// The longest line read by default (`--max-line`): far above any record the tools write
+/// (a 10,000-point subinterval record is about 1 MB), far below what would exhaust memory.
+pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// What to do with an input line that cannot be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop at the first bad line with exit status 1.
+    Fail,
+    /// Skip bad lines, count them, and report the count on stderr at exit.
+    Skip,
+}
+
+/// What [`read_bounded_line`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// Bytes consumed from the reader, the newline included (0 at the end of input).
+    pub consumed: u64,
+    /// The line ended with `\n` (false for a last line without one).
+    pub complete: bool,
+    /// The line was longer than the limit: `buf` holds only its first `max` bytes and the
+    /// rest was consumed and dropped.
+    pub overlong: bool,
+}
+
+/// Reads one line into `buf` (cleared first), keeping at most `max` bytes of it, so a
+/// line of any length costs bounded memory. The whole line is always consumed.
+pub fn read_bounded_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Read> {
+    buf.clear();
+    let mut read = Read {
+        consumed: 0,
+        complete: false,
+        overlong: false,
+    };
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
+            Some(at) => (&available[..=at], true),
+            None => (available, false),
+        };
+        let room = max.saturating_sub(buf.len());
+        if chunk.len() > room {
+            read.overlong = true;
+        }
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let n = chunk.len();
+        reader.consume(n);
+        read.consumed += n as u64;
+        if done {
+            read.complete = true;
+            return Ok(read);
+        }
+    }
+}
 
 /// The display name of standard input in messages.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -38,6 +104,8 @@ pub struct LineReader {
     file: Arc<str>,
     line: u64,
     buf: Vec<u8>,
+    max_line: usize,
+    overlong: bool,
 }
 
 impl LineReader {
@@ -56,13 +124,40 @@ impl LineReader {
             file: Arc::from(""),
             line: 0,
             buf: Vec::with_capacity(4096),
+            max_line: DEFAULT_MAX_LINE,
+            overlong: false,
         }
     }
 
-    /// Returns the next non-blank line, or `None` after the last input is exhausted.
-    pub fn next_line(&mut self) -> Result<Option<Line<'_>>, Error> {
-        if !self.fill_next_line()? {
-            return Ok(None);
+    /// Sets the longest line accepted (bytes, without the newline); a longer line is a bad
+    /// line, consumed without being kept.
+    pub fn max_line(mut self, max: usize) -> Self {
+        self.max_line = max;
+        self
+    }
+
+    /// Returns the next non-blank line, or `None` after the last input is exhausted. A line
+    /// over the length limit goes to `bad` (an error under `--on-error fail`, counted and
+    /// skipped under `skip`).
+    pub fn next(&mut self, bad: &mut BadLines) -> Result<Option<Line<'_>>, Error> {
+        loop {
+            if !self.fill_next_line()? {
+                return Ok(None);
+            }
+            if !self.overlong {
+                break;
+            }
+            let location = Location {
+                file: Arc::clone(&self.file),
+                line: self.line,
+            };
+            bad.handle(Error::bad_input(
+                location,
+                format!(
+                    "line longer than {} bytes (raise --max-line to accept it)",
+                    self.max_line
+                ),
+            ))?;
         }
         Ok(Some(Line {
             bytes: trim_line_end(&self.buf),
@@ -82,16 +177,16 @@ impl LineReader {
                 }
                 continue;
             };
-            self.buf.clear();
-            let read = reader
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|source| Error::io(&*self.file, source))?;
-            if read == 0 {
+            // The limit counts the line without its terminator.
+            let read = read_bounded_line(reader, &mut self.buf, self.max_line.saturating_add(2))
+                .map_err(|cause| Error::io(&*self.file, cause))?;
+            if read.consumed == 0 {
                 self.current = None;
                 continue;
             }
             self.line += 1;
-            if !trim_line_end(&self.buf).iter().all(u8::is_ascii_whitespace) {
+            self.overlong = read.overlong || trim_line_end(&self.buf).len() > self.max_line;
+            if self.overlong || !trim_line_end(&self.buf).iter().all(u8::is_ascii_whitespace) {
                 return Ok(true);
             }
         }
@@ -105,7 +200,7 @@ impl LineReader {
             self.file = Arc::from(STDIN_NAME);
             Box::new(BufReader::with_capacity(READ_BUFFER, io::stdin()))
         } else {
-            let file = File::open(&path).map_err(|source| Error::io(&path, source))?;
+            let file = File::open(&path).map_err(|cause| Error::io(&path, cause))?;
             self.file = Arc::from(path.as_str());
             Box::new(BufReader::with_capacity(READ_BUFFER, file))
         };
@@ -156,12 +251,12 @@ impl BadLines {
         self.skipped
     }
 
-    /// Prints `prog: warning: skipped N bad lines (first: file:line: cause)` on stderr if
-    /// anything was skipped.
-    pub fn report(&self) {
+    /// Passes `skipped N bad lines (first: file:line: cause)` to `warn` if anything was
+    /// skipped.
+    pub fn report(&self, warn: impl FnOnce(&str)) {
         if let Some(first) = &self.first {
             let plural = if self.skipped == 1 { "" } else { "s" };
-            cli::warn(&format!(
+            warn(&format!(
                 "skipped {} bad line{plural} (first: {first})",
                 self.skipped
             ));
@@ -169,7 +264,7 @@ impl BadLines {
     }
 }
 
-/// Writes one record per line into a shared, large buffer (see [`cli::stdout`]).
+/// Writes one record per line into a shared, large buffer (the run wrapper's stdout).
 ///
 /// Each record is written while holding the buffer's lock, so a signal-triggered flush
 /// never cuts a record in half.
@@ -179,7 +274,8 @@ pub struct NdjsonWriter {
 }
 
 impl NdjsonWriter {
-    pub(crate) fn new(sink: Arc<Mutex<io::BufWriter<io::Stdout>>>, line_buffered: bool) -> Self {
+    /// A writer into `sink`, flushing after every record when `line_buffered`.
+    pub fn new(sink: Arc<Mutex<io::BufWriter<io::Stdout>>>, line_buffered: bool) -> Self {
         NdjsonWriter {
             sink,
             line_buffered,
@@ -199,9 +295,9 @@ impl NdjsonWriter {
     /// Pushes buffered records to stdout now (before saving a state that says they were
     /// delivered).
     pub fn flush(&mut self) -> Result<(), Error> {
-        cli::lock(&self.sink)
+        lock(&self.sink)
             .flush()
-            .map_err(|source| Error::io("<stdout>", source))
+            .map_err(|cause| Error::io("<stdout>", cause))
     }
 
     /// Runs `write` and appends the newline under one hold of the lock, then flushes if
@@ -210,7 +306,7 @@ impl NdjsonWriter {
         &mut self,
         write: impl FnOnce(&mut io::BufWriter<io::Stdout>) -> io::Result<()>,
     ) -> Result<(), Error> {
-        let mut sink = cli::lock(&self.sink);
+        let mut sink = lock(&self.sink);
         let result = write(&mut sink)
             .and_then(|()| sink.write_all(b"\n"))
             .and_then(|()| {
@@ -220,7 +316,7 @@ impl NdjsonWriter {
                     Ok(())
                 }
             });
-        result.map_err(|source| Error::io("<stdout>", source))
+        result.map_err(|cause| Error::io("<stdout>", cause))
     }
 }
 
@@ -230,8 +326,9 @@ mod tests {
 
     fn collect(paths: &[String]) -> Vec<(String, String)> {
         let mut reader = LineReader::new(paths);
+        let mut bad = BadLines::new(OnError::Fail);
         let mut out = Vec::new();
-        while let Some(line) = reader.next_line().unwrap() {
+        while let Some(line) = reader.next(&mut bad).unwrap() {
             out.push((
                 line.location.to_string(),
                 String::from_utf8(line.bytes.to_vec()).unwrap(),
@@ -268,8 +365,53 @@ mod tests {
     #[test]
     fn a_missing_input_is_an_error_naming_it() {
         let mut reader = LineReader::new(&["/nonexistent/measpipe-input".to_owned()]);
-        let err = reader.next_line().unwrap_err().to_string();
-        assert!(err.starts_with("/nonexistent/measpipe-input: "), "{err}");
+        let err = reader
+            .next(&mut BadLines::new(OnError::Fail))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/nonexistent/measpipe-input: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_a_bad_line_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long");
+        let mut text = b"{\"a\":1}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 100_000));
+        text.extend_from_slice(b"\n{\"b\":2}\n");
+        std::fs::write(&path, &text).unwrap();
+        let name = path.display().to_string();
+        let mut reader = LineReader::new(std::slice::from_ref(&name)).max_line(1000);
+        let mut bad = BadLines::new(OnError::Skip);
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next(&mut bad).unwrap() {
+            lines.push(String::from_utf8(line.bytes.to_vec()).unwrap());
+        }
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!(bad.skipped(), 1);
+        assert!(reader.buf.capacity() < 8192, "{}", reader.buf.capacity());
+        assert_eq!(
+            bad.first.unwrap().to_string(),
+            format!("{name}:2: line longer than 1000 bytes (raise --max-line to accept it)")
+        );
+        let mut strict = LineReader::new(&[name.clone()]).max_line(1000);
+        let mut fail = BadLines::new(OnError::Fail);
+        assert!(strict.next(&mut fail).unwrap().is_some());
+        assert!(strict.next(&mut fail).is_err());
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_accepted() {
+        let mut input = io::Cursor::new(b"abcd\r\nefgh".to_vec());
+        let mut buf = Vec::new();
+        let read = read_bounded_line(&mut input, &mut buf, 6).unwrap();
+        assert_eq!((read.consumed, read.complete, read.overlong), (6, true, false));
+        let read = read_bounded_line(&mut input, &mut buf, 3).unwrap();
+        assert_eq!((read.consumed, read.complete, read.overlong), (4, false, true));
+        assert_eq!(buf, b"efg");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! a bulk PUT is one transaction, re-sending identical data is a no-op, subject addresses
 //! must be IP literals (esmond answered 500), and `--retention` really frees space.
 
+pub mod bulk;
 pub mod client;
 pub mod server;
+pub mod sink;
 pub mod statistics;
 pub mod store;
 pub mod timefilter;
@@ -68,3 +70,9 @@ impl std::fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+impl From<Failure> for crate::Error {
+    fn from(failure: Failure) -> Self {
+        crate::Error::Failed(failure.to_string())
+    }
+}

@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::store::{Condition, Metadata, NewMetadata, SeriesQuery, Store, SUBJECT_FIELDS};
-use super::timefilter;
+use super::{bulk, timefilter};
 use super::types::{self, Summary};
 use super::Failure;
 use crate::clock::now_seconds;
@@ -35,6 +35,8 @@ pub struct Config {
     pub max_body: usize,
     /// Delete points older than this many days (checked hourly).
     pub retention_days: Option<u64>,
+    /// Where notices go (where it listens, what retention deleted).
+    pub notice: fn(&str),
 }
 
 struct App {
@@ -62,13 +64,9 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        eprintln!(
-            "{}: listening on http://{address}{}/",
-            crate::cli::program(),
-            app.root
-        );
+        (config.notice)(&format!("listening on http://{address}{}/", app.root));
         if let Some(days) = config.retention_days {
-            tokio::spawn(retention(app.clone(), days));
+            tokio::spawn(retention(app.clone(), days, config.notice));
         }
         // Bodies are read (and limited) by the handler, so an oversized one gets a JSON 413.
         let router = Router::new()
@@ -98,16 +96,16 @@ async fn shutdown() {
     }
 }
 
-async fn retention(app: Arc<App>, days: u64) {
+async fn retention(app: Arc<App>, days: u64, notice: fn(&str)) {
     loop {
         let before = now_seconds() - (days as i64) * 86_400;
         let store = app.clone();
         let purged = tokio::task::spawn_blocking(move || store.store.purge(before)).await;
         match purged {
-            Ok(Ok(n)) if n > 0 => crate::cli::warn(&format!(
+            Ok(Ok(n)) if n > 0 => notice(&format!(
                 "retention: deleted {n} points older than {days} days"
             )),
-            Ok(Err(e)) => crate::cli::warn(&format!("retention: {e}")),
+            Ok(Err(e)) => notice(&format!("warning: retention: {e}")),
             _ => {}
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -742,45 +740,52 @@ fn post_point(app: &App, key: &str, event_type: &str, request: &Request) -> Repl
 }
 
 fn bulk(app: &App, key: &str, request: &Request) -> Reply {
-    let body = parse_body(request)?;
+    let json_error = |e: serde_json::Error| Failure::bad_request(format!("JSON parse error - {e}"));
+    let body: bulk::InBody = serde_json::from_slice(&request.body).map_err(json_error)?;
     let data = body
-        .get("data")
+        .data
         .ok_or_else(|| Failure::bad_request("Request must contain 'data' element"))?;
-    let data = data
-        .as_array()
-        .ok_or_else(|| Failure::bad_request("The 'data' element must be an array"))?;
+    let not_array = || Failure::bad_request("The 'data' element must be an array");
+    if !data.get().starts_with('[') {
+        return Err(not_array());
+    }
+    let items: Vec<bulk::InItem> = serde_json::from_str(data.get()).map_err(json_error)?;
     let mut points = Vec::new();
-    for (i, item) in data.iter().enumerate() {
-        let ts = item.get("ts").ok_or_else(|| {
+    for (i, item) in items.iter().enumerate() {
+        let ts = item.ts.ok_or_else(|| {
             Failure::bad_request(format!(
                 "Missing ts field in provided data list at position {i}"
             ))
         })?;
-        let ts =
-            timestamp(ts).ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
-        let values = item.get("val").ok_or_else(|| {
+        let ts = serde_json::from_str(ts.get())
+            .ok()
+            .as_ref()
+            .and_then(timestamp)
+            .ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
+        let values = item.val.ok_or_else(|| {
             Failure::bad_request(format!(
                 "Missing val field in provided data list at position {i}"
             ))
         })?;
-        let values = values.as_array().ok_or_else(|| {
-            Failure::bad_request(format!(
-                "'val' field must be an array in provided data list at position {i}"
-            ))
-        })?;
-        for (j, value) in values.iter().enumerate() {
-            let event_type = value
-                .get("event-type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    Failure::bad_request(format!(
-                        "Missing event-type field at data item {i} in value {j} "
-                    ))
-                })?;
-            let val = value.get("val").ok_or_else(|| {
+        let values: Vec<bulk::InPoint> = serde_json::from_str(values.get())
+            .ok()
+            .filter(|_| values.get().starts_with('['))
+            .ok_or_else(|| {
+                Failure::bad_request(format!(
+                    "'val' field must be an array in provided data list at position {i}"
+                ))
+            })?;
+        for (j, value) in values.into_iter().enumerate() {
+            let event_type = value.event_type.ok_or_else(|| {
+                Failure::bad_request(format!(
+                    "Missing event-type field at data item {i} in value {j} "
+                ))
+            })?;
+            let val = value.val.ok_or_else(|| {
                 Failure::bad_request(format!("Missing val field at data item {i} in value {j} "))
             })?;
-            points.push((ts, event_type.to_owned(), val.clone()));
+            let val: Value = serde_json::from_str(val.get()).map_err(json_error)?;
+            points.push((ts, event_type.into_owned(), val));
         }
     }
     app.store.write_points(key, &points)?;

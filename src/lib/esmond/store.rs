@@ -220,12 +220,12 @@ impl Store {
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let connection = crate::cli::lock(&self.readers[index]);
+        let connection = crate::sync::lock(&self.readers[index]);
         f(&connection)
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T, Failure>) -> Result<T, Failure> {
-        let mut connection = crate::cli::lock(&self.writer);
+        let mut connection = crate::sync::lock(&self.writer);
         let transaction = connection.transaction()?;
         let result = f(&transaction)?;
         transaction.commit()?;
@@ -246,7 +246,7 @@ impl Store {
         let generation = self.generation.load(Ordering::Acquire);
         let key = format!("{sql}\u{0}{values:?}");
         {
-            let cached = crate::cli::lock(&self.searches);
+            let cached = crate::sync::lock(&self.searches);
             if cached.0 == generation {
                 if let Some(ids) = cached.1.get(&key) {
                     return Ok(Arc::clone(ids));
@@ -258,7 +258,7 @@ impl Store {
             .query_map(params_from_iter(values.iter()), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let ids = Arc::new(ids);
-        let mut cached = crate::cli::lock(&self.searches);
+        let mut cached = crate::sync::lock(&self.searches);
         if cached.0 != generation {
             *cached = (generation, HashMap::new());
         }
@@ -477,7 +477,7 @@ impl Store {
     pub fn purge(&self, before: i64) -> Result<usize, Failure> {
         let deleted =
             self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
-        let connection = crate::cli::lock(&self.writer);
+        let connection = crate::sync::lock(&self.writer);
         // The pragma frees one page per step: run it to the end.
         let mut vacuum = connection.prepare("PRAGMA incremental_vacuum")?;
         let mut rows = vacuum.query([])?;

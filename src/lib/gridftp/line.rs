@@ -4,7 +4,7 @@
 const TRANSFER_STATS: &str = ":: Transfer stats: ";
 
 /// Which log format to expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Decide per line: `{` starts JSON, `:: Transfer stats:` marks the main log, a
     /// leading `KEY=` token the transfer log; other lines are ignored.

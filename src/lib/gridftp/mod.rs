@@ -30,9 +30,11 @@
 //! otherwise the log was rotated or truncated, and reading starts at 0. A partial last line
 //! (the server is still writing it) is never consumed.
 
+pub mod checkpoint;
 pub mod ftp;
 pub mod line;
 pub mod position;
 pub mod render;
 pub mod resolve;
+pub mod scan;
 pub mod transfer;

@@ -1,8 +1,14 @@
-//! Writes a transfer as a measurement record (records.md §1), straight into a byte buffer:
-//! the hot path of a loader that must keep up with a million lines a second.
+//! A transfer as a measurement record (records.md §1): the shape is the shared
+//! [`record::Measurement`], filled with gridftp's typed parameters and values and
+//! serialised straight into the output buffer.
+
+use std::borrow::Cow;
+
+use serde::ser::SerializeSeq;
+use serde::{Serialize, Serializer};
 
 use super::transfer::{Direction, Retransmits, Scalar, Transfer};
-use crate::jsonout::{float, integer, string};
+use crate::record::{self, EventTypeSpec, FailureValue, Measurement, Metadata, MeasurementKind};
 
 /// What to put in every record besides the transfer itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,7 +23,100 @@ pub struct Options {
 
 /// The event types every gridftp measurement's metadata registers, so the metadata is the
 /// same whether a run succeeded or failed.
-const EVENT_TYPES: &str = r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]},{"event-type":"failures","summaries":[]}]"#;
+const EVENT_TYPES: &[EventTypeSpec<'static>] = &[
+    EventTypeSpec::plain("throughput"),
+    EventTypeSpec::plain("streams-packet-retransmits"),
+    EventTypeSpec::plain("failures"),
+];
+
+impl Serialize for Scalar<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scalar::Int(n) => serializer.serialize_i64(*n),
+            Scalar::Text(text) => serializer.serialize_str(text),
+            Scalar::Missing => serializer.serialize_unit(),
+        }
+    }
+}
+
+/// The free-form parameters esmond-ps-load-gridftp registered, in its order.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Parameters<'a> {
+    bw_parallel_streams: Scalar<'a>,
+    bw_stripes: Scalar<'a>,
+    gridftp_program: Scalar<'a>,
+    gridftp_block_size: Scalar<'a>,
+    tcp_window_size: Scalar<'a>,
+    gridftp_bytes_transferred: Scalar<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gridftp_file: Option<Scalar<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gridftp_user: Option<Scalar<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gridftp_volume: Option<Scalar<'a>>,
+}
+
+/// A finished transfer's values.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Values<'a> {
+    Succeeded {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        throughput: Option<f64>,
+        #[serde(rename = "streams-packet-retransmits")]
+        retransmits: &'a Retransmits<'a>,
+    },
+    Failed {
+        failures: FailureValue<'a>,
+    },
+}
+
+impl Serialize for Retransmits<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        match self {
+            Retransmits::None => {}
+            // Checked to be comma-separated integers when the line was parsed.
+            Retransmits::Text(text) => {
+                for n in text.split(',') {
+                    seq.serialize_element(&n.parse::<u64>().unwrap_or(0))?;
+                }
+            }
+            Retransmits::List(list) => {
+                for n in list {
+                    seq.serialize_element(n)?;
+                }
+            }
+        }
+        seq.end()
+    }
+}
+
+/// A record's cursor: the position's identity prefix and `offset:line`, written without
+/// building the string.
+struct Cursor<'a> {
+    prefix: &'a str,
+    offset: u64,
+    line: u64,
+}
+
+impl std::fmt::Display for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}:{}", self.prefix, self.offset, self.line)
+    }
+}
+
+impl Serialize for Cursor<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An optional parameter: absent unless `wanted`, `null` when the log lacks it.
+fn optional(wanted: bool, value: Option<&str>) -> Option<Scalar<'_>> {
+    wanted.then(|| value.map_or(Scalar::Missing, Scalar::Text))
+}
 
 /// Appends one measurement record (without newline) to `out`.
 ///
@@ -35,99 +134,51 @@ pub fn measurement(
         Direction::Sent => (address, transfer.dest, host, transfer.dest),
         Direction::Received => (transfer.dest, address, transfer.dest, host),
     };
-    out.extend_from_slice(
-        br#"{"kind":"measurement","metadata":{"subject-type":"point-to-point","source":"#,
-    );
-    string(out, source);
-    out.extend_from_slice(br#","destination":"#);
-    string(out, destination);
-    out.extend_from_slice(br#","tool-name":"gridftp","measurement-agent":"#);
-    string(out, address);
-    out.extend_from_slice(br#","input-source":"#);
-    string(out, input_source);
-    out.extend_from_slice(br#","input-destination":"#);
-    string(out, input_destination);
-    for (key, value) in [
-        ("bw-parallel-streams", transfer.streams),
-        ("bw-stripes", transfer.stripes),
-        ("gridftp-program", transfer.program),
-        ("gridftp-block-size", transfer.block_size),
-        ("tcp-window-size", transfer.tcp_window),
-        ("gridftp-bytes-transferred", transfer.bytes),
-    ] {
-        key_prefix(out, key);
-        scalar(out, value);
-    }
-    for (wanted, key, value) in [
-        (options.file, "gridftp-file", transfer.file),
-        (options.user, "gridftp-user", transfer.user),
-        (options.volume, "gridftp-volume", transfer.volume),
-    ] {
-        if wanted {
-            key_prefix(out, key);
-            scalar(out, value.map_or(Scalar::Missing, Scalar::Text));
+    let values = if transfer.succeeded() {
+        Values::Succeeded {
+            throughput: transfer.throughput(),
+            retransmits: &transfer.retransmits,
         }
-    }
-    out.extend_from_slice(br#","event-types":"#);
-    out.extend_from_slice(EVENT_TYPES.as_bytes());
-    out.extend_from_slice(br#"},"ts":"#);
-    integer(out, transfer.start_us.div_euclid(1_000_000));
-    out.extend_from_slice(br#","values":{"#);
-    if transfer.succeeded() {
-        if let Some(bps) = transfer.throughput() {
-            out.extend_from_slice(br#""throughput":"#);
-            float(out, bps);
-            out.push(b',');
-        }
-        out.extend_from_slice(br#""streams-packet-retransmits":["#);
-        match &transfer.retransmits {
-            Retransmits::None => {}
-            Retransmits::Text(text) => {
-                for (i, n) in text.split(',').enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    integer(out, n.parse::<u64>().unwrap_or(0));
-                }
-            }
-            Retransmits::List(list) => {
-                for (i, n) in list.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    integer(out, *n);
-                }
-            }
-        }
-        out.extend_from_slice(b"]}");
     } else {
-        out.extend_from_slice(br#""failures":{"error":"#);
-        string(out, &super::ftp::failure_text(transfer.code.unwrap_or(0)));
-        out.extend_from_slice(b"}}");
-    }
-    if let Some((prefix, offset, line)) = cursor {
-        out.extend_from_slice(br#","cursor":""#);
-        out.extend_from_slice(prefix.as_bytes());
-        integer(out, offset);
-        out.push(b':');
-        integer(out, line);
-        out.push(b'"');
-    }
-    out.push(b'}');
-}
-
-fn key_prefix(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-fn scalar(out: &mut Vec<u8>, value: Scalar) {
-    match value {
-        Scalar::Int(n) => integer(out, n),
-        Scalar::Text(text) => string(out, text),
-        Scalar::Missing => out.extend_from_slice(b"null"),
-    }
+        Values::Failed {
+            failures: FailureValue {
+                error: Cow::Owned(super::ftp::failure_text(transfer.code.unwrap_or(0))),
+            },
+        }
+    };
+    let record = Measurement {
+        kind: MeasurementKind,
+        metadata: Metadata {
+            subject_type: Cow::Borrowed(record::POINT_TO_POINT),
+            source: Cow::Borrowed(source),
+            destination: Cow::Borrowed(destination),
+            tool_name: Cow::Borrowed("gridftp"),
+            measurement_agent: Cow::Borrowed(address),
+            input_source: Cow::Borrowed(input_source),
+            input_destination: Cow::Borrowed(input_destination),
+            parameters: Parameters {
+                bw_parallel_streams: transfer.streams,
+                bw_stripes: transfer.stripes,
+                gridftp_program: transfer.program,
+                gridftp_block_size: transfer.block_size,
+                tcp_window_size: transfer.tcp_window,
+                gridftp_bytes_transferred: transfer.bytes,
+                gridftp_file: optional(options.file, transfer.file),
+                gridftp_user: optional(options.user, transfer.user),
+                gridftp_volume: optional(options.volume, transfer.volume),
+            },
+            event_types: EVENT_TYPES,
+        },
+        ts: transfer.start_us.div_euclid(1_000_000),
+        values,
+        cursor: cursor.map(|(prefix, offset, line)| Cursor {
+            prefix,
+            offset,
+            line,
+        }),
+    };
+    // Serialising into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &record);
 }
 
 #[cfg(test)]

@@ -106,29 +106,6 @@ pub fn expand(args: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
     Ok((files, unmatched))
 }
 
-/// The stats-file arguments every mmstats reader takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FileArgs {
-    /// Stats files or glob patterns. Quote a pattern to let the tool expand it
-    /// (mmstats-poll expands it again at every tick). Default: $MMSTATS_GLOB, else
-    /// $MMSTATS_PATH/*.mmstats, else <temp dir>/*.mmstats.
-    #[arg(value_name = "FILES|GLOBS")]
-    pub files: Vec<String>,
-}
-
-impl FileArgs {
-    /// The files named now, warning about explicit patterns that matched nothing.
-    pub fn resolve(&self, warn_unmatched: bool) -> Result<Vec<PathBuf>, crate::Error> {
-        let (files, unmatched) = expand(&self.files).map_err(crate::Error::Usage)?;
-        if warn_unmatched && !self.files.is_empty() {
-            for pattern in unmatched {
-                crate::cli::warn(&format!("no stats files match {pattern}"));
-            }
-        }
-        Ok(files)
-    }
-}
-
 fn push_unique(files: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, path: PathBuf) {
     if seen.insert(path.clone()) {
         files.push(path);

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Field, StatsFile, Value};
 
 /// How the mmstats tools print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// NDJSON, one object per line.
     Ndjson,

@@ -215,7 +215,7 @@ impl Draw {
 }
 
 /// The payload detail a run carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadMode {
     /// A few fields: instance_id, tenant_id, state, old_state (and the audit period on
     /// exists events).

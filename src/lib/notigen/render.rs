@@ -16,7 +16,7 @@ use super::time::{Micros, TimeFormat, TimeWriter};
 use super::Notification;
 
 /// The message envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Envelope {
     /// The flat oslo.messaging v1 dict (driver `messaging`).
     V1,

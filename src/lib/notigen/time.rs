@@ -11,7 +11,7 @@ pub const SECOND: Micros = 1_000_000;
 pub const DAY: Micros = 86_400 * SECOND;
 
 /// How timestamps are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeFormat {
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, Python's `str(datetime)` as oslo.messaging sends it,
     /// always with the fraction.

@@ -3,7 +3,6 @@
 
 use std::net::{ToSocketAddrs, UdpSocket};
 
-use anyhow::bail;
 use clap::Parser;
 
 use crate::cli::{self, InputArgs, OutputArgs};
@@ -11,7 +10,6 @@ use crate::error::Error;
 use crate::iperf3::input::{Splitter, Test};
 use crate::iperf3::measurement::{self, Context};
 use crate::iperf3::report::Report;
-use crate::ndjson::{BadLines, LineReader};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -67,9 +65,9 @@ pub struct Args {
 }
 
 /// Runs `bwctl-extract`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut reader = LineReader::new(&args.input.files);
-    let mut bad = BadLines::new(args.input.on_error);
+pub fn run(args: Args) -> Result<(), Error> {
+    let mut reader = args.input.reader();
+    let mut bad = args.input.bad_lines();
     let mut out = cli::stdout(&args.output);
     let mut splitter = Splitter::default();
     let mut tests = Vec::new();
@@ -77,13 +75,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut found = 0u64;
     let mut record = Vec::with_capacity(16 * 1024);
     loop {
-        let line = reader.next_line()?;
+        let line = reader.next(&mut bad)?;
         let next_file = line.as_ref().map(|l| l.location.file.clone());
         if file.is_some() && next_file != file {
             // Framing left open (a transcript cut short) is fatal whatever --on-error says.
             splitter
                 .finish(file.as_deref().unwrap_or("<stdin>"))
-                .map_err(anyhow::Error::msg)?;
+                .map_err(Error::Failed)?;
         }
         let Some(line) = line else { break };
         file = next_file;
@@ -99,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    bad.report();
+    bad.report(cli::warn);
     if found == 0 {
         let input = args.input.files.join(", ");
         let input = if input.is_empty() {
@@ -107,7 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             input
         };
-        bail!("{input}: no iperf3 JSON and no bwctl results (was bwctl run with --parsable --verbose?)");
+        return Err(Error::failed(format!(
+            "{input}: no iperf3 JSON and no bwctl results (was bwctl run with --parsable --verbose?)"
+        )));
     }
     Ok(())
 }

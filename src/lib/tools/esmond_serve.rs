@@ -3,7 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
@@ -104,8 +103,8 @@ fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// Runs `esmond-serve`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = Store::open(&args.data).with_context(|| args.data.display().to_string())?;
+pub fn run(args: Args) -> Result<(), Error> {
+    let store = Store::open(&args.data).map_err(|e| Error::from(e).context(args.data.display()))?;
     let now = crate::clock::now_seconds();
     match args.command {
         Some(Command::Token { action }) => {
@@ -126,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
                 TokenAction::Revoke { user } => {
                     if !store.revoke_token(&user)? {
-                        return Err(Error::Usage(format!("no key for user {user:?}")).into());
+                        return Err(Error::Usage(format!("no key for user {user:?}")));
                     }
                 }
             }
@@ -141,8 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 trusted: args.trust,
                 max_body: args.max_body,
                 retention_days: args.retention,
+                notice: crate::cli::notice,
             };
-            server::serve(store, config).with_context(|| format!("serving on {}", args.listen))?;
+            server::serve(store, config)
+                .map_err(|e| Error::failed(format!("serving on {}: {e}", args.listen)))?;
             Ok(())
         }
     }

@@ -7,23 +7,18 @@
 //! delivered durably, and the next run starts after it. The cursor format and the rotation
 //! rules are in the [`crate::gridftp`] module docs.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{ArgAction, Parser};
-use serde_json::{Map, Value};
 
-use crate::cli::{self, OnError, OutputArgs};
-use crate::error::{Error, Location};
-use crate::gridftp::line::{self, Format, Kind};
-use crate::gridftp::position::{self, Identity, Position, Start};
-use crate::gridftp::render::{self, Options};
-use crate::gridftp::resolve::Resolver;
-use crate::gridftp::transfer::{self, Transfer};
-use crate::ndjson::{BadLines, NdjsonWriter};
-use crate::state;
+use crate::cli::{self, OutputArgs};
+use crate::error::Error;
+use crate::gridftp::checkpoint::{Checkpointer, Store};
+use crate::gridftp::line::Format;
+use crate::gridftp::render::Options;
+use crate::gridftp::scan::{Hooks, Scanner, Settings};
+use crate::ndjson::{BadLines, OnError, DEFAULT_MAX_LINE};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -116,6 +111,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OnError::Fail, value_name = "POLICY")]
     on_error: OnError,
 
+    /// The longest line read, in bytes; a longer one is a bad line (see --on-error).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_line: u64,
+
     #[command(flatten)]
     output: OutputArgs,
 
@@ -125,297 +124,57 @@ pub struct Args {
 }
 
 /// Runs `gridftp-parse`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> Result<(), Error> {
     cli::stop_on_signal();
     let stdin = args.log == "-";
-    let guarded = args.state.as_deref().or(args.ack.as_deref());
-    if stdin && guarded.is_some() {
-        return Err(
-            Error::Usage("--state and --ack need a log file, not standard input".into()).into(),
-        );
-    }
-    let _lock = guarded
-        .map(|path| state::lock(path, args.wait))
-        .transpose()?;
-    let saved = match (&args.state, &args.ack) {
-        (Some(path), _) => read_state(path)?,
-        (_, Some(path)) => read_ack(path)?,
-        _ => None,
+    let store = match (&args.state, &args.ack) {
+        (Some(path), _) => Store::State(path.clone()),
+        (_, Some(path)) => Store::Ack(path.clone()),
+        _ => Store::None,
     };
-
-    let mut scan = Scan {
-        out: cli::stdout(&args.output),
-        bad: BadLines::new(args.on_error),
-        resolver: Resolver::new(args.host_ip.clone()),
+    if stdin && store != Store::None {
+        return Err(Error::Usage(
+            "--state and --ack need a log file, not standard input".into(),
+        ));
+    }
+    let checkpoint = Checkpointer::open(store, args.wait)?;
+    let saved = checkpoint.saved()?;
+    let settings = Settings {
+        format: args.format,
         options: Options {
             file: args.file_attr,
             user: args.name_attr,
             volume: args.volume_attr,
         },
-        args: &args,
-        fields: Vec::new(),
-        record: Vec::with_capacity(2048),
+        raw: args.raw,
+        single: args.single,
+        host_ip: args.host_ip.clone(),
+        max_line: usize::try_from(args.max_line).unwrap_or(usize::MAX),
     };
+    let stop = || cli::interrupted().is_some();
+    let hooks = Hooks {
+        warn: &cli::warn,
+        stop: &stop,
+    };
+    let out = cli::stdout(&args.output);
+    let mut scanner = Scanner::new(out, BadLines::new(args.on_error), settings, hooks);
     let end = if stdin {
-        scan.read(io::stdin().lock(), "<stdin>", None)?;
+        scanner.read(io::stdin().lock(), "<stdin>", None)?;
         None
     } else {
-        let path = Path::new(&args.log);
-        let mut file = File::open(path).with_context(|| args.log.clone())?;
-        let identity = Identity::of(&file).with_context(|| args.log.clone())?;
-        let (offset, line) = match position::start(saved.as_ref(), &file)? {
-            Start::Fresh => (0, 0),
-            Start::Resume { offset, line } => (offset, line),
-            Start::Rotated => {
-                cli::warn(&format!(
-                    "{}: not the file of the saved position (rotated or truncated); reading it from the start",
-                    args.log
-                ));
-                (0, 0)
-            }
-        };
-        file.seek(SeekFrom::Start(offset))?;
-        let start = Position {
-            identity,
-            offset,
-            line,
-        };
-        let reader = BufReader::with_capacity(256 * 1024, file);
-        let (offset, line) = scan.read(reader, &args.log, Some(&start))?;
-        Some(Position {
-            identity,
-            offset,
-            line,
-        })
+        Some(scanner.read_file(&args.log, saved.as_ref())?)
     };
-    scan.bad.report();
-    scan.out.flush()?;
-    if let (Some(path), Some(end)) = (&args.state, end) {
+    scanner.finish()?;
+    if let Some(end) = end {
         if !args.dont_write {
-            write_state(path, &end, &args.log)?;
+            checkpoint.save(&end, &args.log)?;
         }
         if args.delete_state {
-            state::remove(path)?;
+            checkpoint.remove()?;
         }
     }
     match cli::interrupted() {
-        Some(signal) => Err(Error::Interrupted(signal).into()),
+        Some(signal) => Err(Error::Interrupted(signal)),
         None => Ok(()),
     }
-}
-
-/// The state of one run over a log.
-struct Scan<'a> {
-    out: NdjsonWriter,
-    bad: BadLines,
-    resolver: Resolver,
-    options: Options,
-    args: &'a Args,
-    fields: Vec<line::Field<'static>>,
-    record: Vec<u8>,
-}
-
-impl Scan<'_> {
-    /// Reads complete lines from `reader` (positioned at `start`, or at the beginning of
-    /// standard input) and writes their records. Returns the offset and line number after
-    /// the last line consumed.
-    fn read(
-        &mut self,
-        mut reader: impl BufRead,
-        name: &str,
-        start: Option<&Position>,
-    ) -> anyhow::Result<(u64, u64)> {
-        let file: std::sync::Arc<str> = name.into();
-        let prefix = start.map(Position::identity_prefix);
-        let (mut offset, mut line) = start.map_or((0, 0), |p| (p.offset, p.line));
-        let mut buf = Vec::with_capacity(4096);
-        while cli::interrupted().is_none() {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| name.to_owned())?;
-            // A file's last line without a newline is still being written: leave it.
-            if n == 0 || (start.is_some() && buf.last() != Some(&b'\n')) {
-                break;
-            }
-            offset += n as u64;
-            line += 1;
-            let text = match std::str::from_utf8(&buf) {
-                Ok(text) => std::borrow::Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(&buf),
-            };
-            let text = text.trim_end_matches(['\n', '\r']);
-            let cursor = prefix.as_deref().map(|p| (p, offset, line));
-            match self.line(text, cursor) {
-                Ok(emitted) => {
-                    if emitted && self.args.single {
-                        break;
-                    }
-                }
-                Err(LineError::Bad(cause)) => {
-                    let location = Location {
-                        file: file.clone(),
-                        line,
-                    };
-                    self.bad.handle(Error::bad_input(location, cause))?;
-                }
-                Err(LineError::Output(err)) => return Err(err.into()),
-            }
-        }
-        Ok((offset, line))
-    }
-
-    /// Handles one line; true if it produced a record.
-    fn line(&mut self, text: &str, cursor: Option<(&str, u64, u64)>) -> Result<bool, LineError> {
-        match line::classify(text, self.args.format)? {
-            Kind::Ignored => Ok(false),
-            Kind::Netlogger(fields_text) => {
-                let mut fields = recycle(std::mem::take(&mut self.fields));
-                let result = self.netlogger(fields_text, &mut fields, cursor);
-                self.fields = recycle(fields);
-                result
-            }
-            Kind::Json(json) => {
-                let object: Value =
-                    serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
-                let Some(transfer) = transfer::from_json(&object)? else {
-                    return Ok(false);
-                };
-                if self.args.raw {
-                    self.raw(object.as_object().cloned().unwrap_or_default(), cursor)?;
-                } else {
-                    self.measurement(&transfer, cursor)?;
-                }
-                Ok(true)
-            }
-        }
-    }
-
-    fn netlogger<'t>(
-        &mut self,
-        text: &'t str,
-        fields: &mut Vec<line::Field<'t>>,
-        cursor: Option<(&str, u64, u64)>,
-    ) -> Result<bool, LineError> {
-        line::split_fields(text, fields)?;
-        let Some(transfer) = transfer::from_netlogger(fields)? else {
-            return Ok(false);
-        };
-        if self.args.raw {
-            let object = fields
-                .iter()
-                .map(|f| (f.key.to_owned(), Value::from(f.value)))
-                .collect();
-            self.raw(object, cursor)?;
-        } else {
-            self.measurement(&transfer, cursor)?;
-        }
-        Ok(true)
-    }
-
-    fn measurement(
-        &mut self,
-        transfer: &Transfer,
-        cursor: Option<(&str, u64, u64)>,
-    ) -> Result<(), LineError> {
-        let host = transfer
-            .host
-            .or(self.args.host_ip.as_deref())
-            .ok_or("no HOST on this line; give --host-ip")?;
-        let address = self.resolver.address(host, transfer.dest, cli::warn);
-        self.record.clear();
-        render::measurement(
-            &mut self.record,
-            transfer,
-            host,
-            address,
-            self.options,
-            cursor,
-        );
-        Ok(self.out.write_line(&self.record)?)
-    }
-
-    fn raw(
-        &mut self,
-        mut object: Map<String, Value>,
-        cursor: Option<(&str, u64, u64)>,
-    ) -> Result<(), LineError> {
-        if let Some((prefix, offset, line)) = cursor {
-            object.insert(
-                "cursor".into(),
-                Value::from(format!("{prefix}{offset}:{line}")),
-            );
-        }
-        Ok(self.out.write_record(&object)?)
-    }
-}
-
-/// Why a line produced no record.
-enum LineError {
-    /// The line is malformed (subject to --on-error).
-    Bad(String),
-    /// Writing the record failed (always fatal).
-    Output(Error),
-}
-
-impl From<String> for LineError {
-    fn from(cause: String) -> Self {
-        LineError::Bad(cause)
-    }
-}
-
-impl From<&str> for LineError {
-    fn from(cause: &str) -> Self {
-        LineError::Bad(cause.to_owned())
-    }
-}
-
-impl From<Error> for LineError {
-    fn from(err: Error) -> Self {
-        LineError::Output(err)
-    }
-}
-
-/// An empty vector with `fields`' allocation, free to borrow from another line.
-// `filter` could not change the element's lifetime, which is the point; collecting an
-// empty in-place iterator keeps the allocation.
-#[allow(clippy::unnecessary_filter_map)]
-fn recycle<'b>(mut fields: Vec<line::Field<'_>>) -> Vec<line::Field<'b>> {
-    fields.clear();
-    fields.into_iter().filter_map(|_| None).collect()
-}
-
-/// The position saved by a previous run, from `--state`.
-fn read_state(path: &Path) -> anyhow::Result<Option<Position>> {
-    let Some(text) = state::read(path)? else {
-        return Ok(None);
-    };
-    let cursor = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("cursor")?.as_str().map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("{}: not a gridftp-parse state file", path.display()))?;
-    let position =
-        Position::parse(&cursor).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Some(position))
-}
-
-/// The position the consumer acknowledged, from `--ack` (a missing file means nothing yet).
-fn read_ack(path: &Path) -> anyhow::Result<Option<Position>> {
-    match state::read(path)? {
-        Some(text) if !text.trim().is_empty() => Position::parse(&text)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-        _ => Ok(None),
-    }
-}
-
-fn write_state(path: &Path, end: &Position, log: &str) -> anyhow::Result<()> {
-    let saved = crate::clock::now_rfc3339();
-    let body = serde_json::json!({
-        "cursor": end.to_string(),
-        "log": log,
-        "saved": saved,
-    });
-    state::write_atomic(path, format!("{body}\n").as_bytes())?;
-    Ok(())
 }

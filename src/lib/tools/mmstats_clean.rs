@@ -9,12 +9,10 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::bail;
 use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{self, OutputArgs};
-use crate::mmstats::files::FileArgs;
 use crate::mmstats::process::{self, Liveness};
 use crate::mmstats::render::Layout;
 use crate::mmstats::{self, Format, ReadError, StatsFile};
@@ -42,7 +40,7 @@ Examples:
 #[command(name = "mmstats-clean", version, after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
-    files: FileArgs,
+    files: cli::StatsFileArgs,
 
     /// Decide and print, but remove nothing.
     #[arg(short = 'n', long)]
@@ -101,7 +99,7 @@ fn staleness(stats: &StatsFile) -> Result<Option<String>, std::io::Error> {
 }
 
 /// Runs `mmstats-clean`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> Result<(), crate::Error> {
     let paths = args.files.resolve(true)?;
     let mut out = cli::stdout(&args.output);
     let (mut removed, mut alive, mut failures) = (0usize, 0usize, 0usize);
@@ -130,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.write_line(format!("Removed {removed}  -  {alive} alive").as_bytes())?;
     }
     if failures > 0 {
-        bail!("{failures} stats files could not be read or removed");
+        return Err(crate::Error::failed(format!("{failures} stats files could not be read or removed")));
     }
     Ok(())
 }

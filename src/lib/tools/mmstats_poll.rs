@@ -14,7 +14,6 @@ use clap::Parser;
 use serde_json::{Map, Value as Json};
 
 use crate::cli::{self, OutputArgs};
-use crate::mmstats::files::FileArgs;
 use crate::mmstats::render::Layout;
 use crate::mmstats::{self, Number, ReadError};
 use crate::ndjson::NdjsonWriter;
@@ -45,7 +44,7 @@ pub struct Args {
     fields: FieldList,
 
     #[command(flatten)]
-    files: FileArgs,
+    files: cli::StatsFileArgs,
 
     /// Print COUNT rows, then exit (default: until interrupted).
     #[arg(short, long, value_name = "COUNT")]
@@ -152,7 +151,7 @@ struct Poller {
 }
 
 impl Poller {
-    fn tick(&mut self, files: &FileArgs) -> Result<Tick, crate::Error> {
+    fn tick(&mut self, files: &cli::StatsFileArgs) -> Result<Tick, crate::Error> {
         let paths = files.resolve(false)?;
         let zero = Amount::Int(0);
         let mut tick = Tick {
@@ -210,7 +209,7 @@ fn center(name: &str, width: usize) -> String {
 }
 
 /// Runs `mmstats-poll`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> Result<(), crate::Error> {
     let mut out = cli::stdout(&OutputArgs {
         line_buffered: true,
     });

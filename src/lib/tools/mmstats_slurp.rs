@@ -5,11 +5,9 @@
 //! be read is reported, `mmstats-slurp: error: FILE: offset N: cause`, and the others are
 //! still read; the exit status is then 1.
 
-use anyhow::bail;
 use clap::Parser;
 
 use crate::cli::{self, OutputArgs};
-use crate::mmstats::files::FileArgs;
 use crate::mmstats::render::{self, Layout, StatRecord};
 
 const EXAMPLES: &str = "\
@@ -34,7 +32,7 @@ Examples:
 #[command(name = "mmstats-slurp", version, after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
-    files: FileArgs,
+    files: cli::StatsFileArgs,
 
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Layout::Ndjson)]
@@ -45,7 +43,7 @@ pub struct Args {
 }
 
 /// Runs `mmstats-slurp`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> Result<(), crate::Error> {
     let paths = args.files.resolve(true)?;
     let mut out = cli::stdout(&args.output);
     let mut failed = 0usize;
@@ -79,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        bail!("{failed} of {} stats files could not be read", paths.len());
+        return Err(crate::Error::failed(format!("{failed} of {} stats files could not be read", paths.len())));
     }
     Ok(())
 }

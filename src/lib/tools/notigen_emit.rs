@@ -93,7 +93,7 @@ struct Limits {
 }
 
 /// Runs `notigen-emit`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> Result<(), Error> {
     let ops_per_hour = match (args.ops_per_minute, args.ops_per_hour) {
         (_, Some(per_hour)) => per_hour,
         (per_minute, None) => per_minute.unwrap_or(DEFAULT_OPS_PER_MINUTE) * 60.0,
@@ -101,8 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(ops_per_hour.is_finite() && ops_per_hour > 0.0 && ops_per_hour <= 3.6e9) {
         return Err(Error::Usage(format!(
             "the operation rate must be a positive number up to 1,000,000 a second, got {ops_per_hour} an hour"
-        ))
-        .into());
+        )));
     }
     let start = match (args.start, args.seed, args.realtime) {
         (Some(start), _, _) => start,
@@ -172,7 +171,7 @@ fn run_fast(
     emitter: &mut Emitter,
     limits: &Limits,
     start: Micros,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let mut now = start;
     loop {
         let at_end = limits.end.is_some_and(|end| now >= end);
@@ -189,7 +188,7 @@ fn run_realtime(
     emitter: &mut Emitter,
     limits: &Limits,
     start: Micros,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let offset = start - time::now();
     loop {
         let now = time::now() + offset;

@@ -11,7 +11,6 @@ use clap::Parser;
 
 use crate::cli::{self, InputArgs, OutputArgs};
 use crate::error::Error;
-use crate::ndjson::{BadLines, LineReader};
 use crate::record::{self, Family};
 
 const EXAMPLES: &str = "\
@@ -55,12 +54,12 @@ pub struct Args {
 }
 
 /// Runs `record-check`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut reader = LineReader::new(&args.input.files);
-    let mut bad = BadLines::new(args.input.on_error);
+pub fn run(args: Args) -> Result<(), Error> {
+    let mut reader = args.input.reader();
+    let mut bad = args.input.bad_lines();
     let mut out = cli::stdout(&args.output);
     let mut seen: BTreeMap<Family, u64> = BTreeMap::new();
-    while let Some(line) = reader.next_line()? {
+    while let Some(line) = reader.next(&mut bad)? {
         let family = match record::classify(line.bytes) {
             Ok(family) => family,
             Err(cause) => {
@@ -73,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out.write_line(line.bytes)?;
         }
     }
-    bad.report();
+    bad.report(cli::warn);
     if args.summary {
         let counts: Vec<String> = [
             Family::Measurement,

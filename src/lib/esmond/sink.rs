@@ -1,0 +1,677 @@
+//! The archive sink: measurement records into an esmond archive, losing nothing.
+//!
+//! The policy lives here, apart from any transport and any command line:
+//!
+//! * **identity and cache**: a metadata's identity is SHA-256 of the archive root and the
+//!   metadata with sorted keys; its archive key is created once (get-or-create POST) and
+//!   remembered in a cache file between runs, so cron runs do not re-POST it;
+//! * **batching**: values go in bulk PUTs grouped by metadata, flushed every `batch_size`
+//!   points and at the end;
+//! * **acknowledgement**: after a flush has landed, the cursor of its last record is
+//!   written atomically to the ack file; the producer resumes after it;
+//! * **splitting**: a real esmond's PUT is not atomic and answers 409 for a duplicate: such
+//!   a batch is split and sent point by point, and duplicates count as delivered;
+//! * **forgotten keys**: a 404 on a PUT (a rebuilt archive) creates the metadata again once;
+//! * **retries**: a connection error, a 5xx or a 429 is retried with exponential backoff
+//!   and full jitter, or after the server's `Retry-After`; any other 4xx is not retried
+//!   (the request itself is wrong).
+//!
+//! A [`Transport`] sends one request; [`super::client::Http`] is the real one and
+//! [`DryRun`] prints the requests instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::bulk::{self, Item, Point};
+use crate::error::{Error, IoContext};
+use crate::ndjson::NdjsonWriter;
+use crate::record::RawMeasurement;
+use crate::state;
+
+/// What the archive answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+    /// The `Retry-After` header, in seconds, if the server sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    /// An answer without `Retry-After`.
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Answer {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    /// esmond's `detail` message, or the start of the body.
+    pub fn detail(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| self.body.chars().take(200).collect())
+    }
+
+    fn retryable(&self) -> bool {
+        self.status >= 500 || self.status == 429
+    }
+}
+
+/// Sends one request to the archive.
+pub trait Transport {
+    /// Sends `method url body`; an `Err` is a failure to get any answer (connection
+    /// refused, timeout), in words.
+    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String>;
+
+    /// Waits before a retry (a fake transport records it instead).
+    fn pause(&mut self, delay: Duration) {
+        std::thread::sleep(delay);
+    }
+}
+
+/// When and how often to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff; doubles each retry (with full jitter), capped at `max_delay`.
+    pub backoff: Duration,
+    /// The longest wait, also for a server's `Retry-After`.
+    pub max_delay: Duration,
+}
+
+/// How the sink delivers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The archive root URL, ending with `/` (`…/perfsonar/archive/`).
+    pub root: String,
+    /// Points per bulk PUT.
+    pub batch_size: u64,
+    /// The retry policy.
+    pub retry: Retry,
+    /// Write the cursor of the last delivered record here, atomically.
+    pub ack: Option<PathBuf>,
+    /// The metadata-key cache file.
+    pub cache: Option<PathBuf>,
+    /// Nothing is really delivered (a [`DryRun`] transport): keep neither cache nor ack.
+    pub dry_run: bool,
+}
+
+/// Why a record was not taken, or the run must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The archive refused the record's metadata (4xx): a bad record, not a failed run.
+    #[error("the archive refused the metadata: HTTP {status}: {detail}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// esmond's message.
+        detail: String,
+    },
+    /// Delivery failed; only acknowledged records were delivered.
+    #[error("{0}")]
+    Failed(String),
+    /// Writing the ack, the cache or dry-run output failed.
+    #[error("{0}")]
+    Local(#[from] Error),
+}
+
+impl From<SinkError> for Error {
+    fn from(err: SinkError) -> Self {
+        match err {
+            SinkError::Local(err) => err,
+            other => Error::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Counts for the exit summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Records taken.
+    pub records: u64,
+    /// Points taken.
+    pub points: u64,
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Retries after a failure.
+    pub retries: u64,
+    /// Points the archive already had (409).
+    pub duplicates: u64,
+    /// Points refused.
+    pub failures: u64,
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "records {}, points {}, requests {}, retries {}, duplicates {}, failures {}",
+            self.records, self.points, self.requests, self.retries, self.duplicates, self.failures
+        )
+    }
+}
+
+/// Metadata keys by metadata identity, kept between runs.
+struct Cache {
+    path: Option<PathBuf>,
+    keys: Map<String, Value>,
+    changed: bool,
+}
+
+impl Cache {
+    fn open(path: Option<PathBuf>) -> Result<Cache, Error> {
+        let keys = match &path {
+            Some(p) => read_keys(p)?,
+            None => Map::new(),
+        };
+        Ok(Cache {
+            path,
+            keys,
+            changed: false,
+        })
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        let (Some(path), true) = (&self.path, self.changed) else {
+            return Ok(());
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at(dir.display())?;
+        }
+        let _lock = state::lock(path, true)?;
+        // Merge with what another run saved meanwhile.
+        let mut merged = read_keys(path)?;
+        merged.extend(self.keys.clone());
+        state::write_atomic(path, Value::Object(merged).to_string().as_bytes())
+    }
+}
+
+/// The cache's keys; an unreadable cache is only a cache, so it starts empty.
+fn read_keys(path: &Path) -> Result<Map<String, Value>, Error> {
+    Ok(state::read(path)?
+        .and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok())
+        .unwrap_or_default())
+}
+
+/// A metadata's identity: SHA-256 of the archive root and the metadata with sorted keys.
+pub fn identity(root: &str, metadata: &Value) -> String {
+    fn canonical(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let sorted: BTreeMap<&String, Value> =
+                    map.iter().map(|(k, v)| (k, canonical(v))).collect();
+                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = format!("{root}\n{}", canonical(metadata));
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bulk items waiting for one metadata key: serialised back to back in one string,
+/// with where each ends (no allocation per record).
+struct Batch {
+    key: String,
+    items: String,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn items(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let item = &self.items[start..end];
+                start = end + 1;
+                item
+            })
+            .collect()
+    }
+}
+
+/// Records waiting to be sent: batches in first-seen order of their metadata.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<Batch>,
+    points: u64,
+    cursor: Option<String>,
+}
+
+/// The archive sink: see the module documentation.
+pub struct Sink<T: Transport> {
+    config: Config,
+    transport: T,
+    cache: Cache,
+    totals: Totals,
+    /// Metadata bodies by key, to re-create one the archive forgot.
+    bodies: HashMap<String, Value>,
+    /// Keys by the metadata's exact text, for this run: most records repeat a metadata.
+    seen: HashMap<String, String>,
+    pending: Pending,
+}
+
+impl<T: Transport> Sink<T> {
+    /// A sink delivering through `transport`; reads the key cache.
+    pub fn new(config: Config, transport: T) -> Result<Self, Error> {
+        let cache = Cache::open(config.cache.clone())?;
+        Ok(Sink {
+            config,
+            transport,
+            cache,
+            totals: Totals::default(),
+            bodies: HashMap::new(),
+            seen: HashMap::new(),
+            pending: Pending::default(),
+        })
+    }
+
+    /// What was done so far.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Takes one record; sends a batch when one is full. A [`SinkError::Refused`] is the
+    /// record's fault: the caller counts it and goes on.
+    pub fn push(&mut self, record: &RawMeasurement) -> Result<(), SinkError> {
+        let key = match self.seen.get(record.metadata.get()) {
+            Some(key) => key.clone(),
+            None => {
+                let metadata: Value = serde_json::from_str(record.metadata.get())
+                    .map_err(|e| SinkError::Failed(format!("metadata: {e}")))?;
+                let key = self.key_for(&metadata)?;
+                self.seen
+                    .insert(record.metadata.get().to_owned(), key.clone());
+                key
+            }
+        };
+        let item = Item {
+            ts: record.ts,
+            val: record
+                .values
+                .iter()
+                .map(|(event_type, val)| Point {
+                    event_type: event_type.0.as_ref(),
+                    val: *val,
+                })
+                .collect::<Vec<Point<&str, &RawValue>>>(),
+        };
+        let points = record.values.len() as u64;
+        self.totals.records += 1;
+        self.totals.points += points;
+        self.pending.points += points;
+        let at = match self.pending.batches.iter().position(|b| b.key == key) {
+            Some(at) => at,
+            None => {
+                self.pending.batches.push(Batch {
+                    key,
+                    items: String::new(),
+                    ends: Vec::new(),
+                });
+                self.pending.batches.len() - 1
+            }
+        };
+        let batch = &mut self.pending.batches[at];
+        bulk::push_item(&mut batch.items, &item);
+        batch.ends.push(batch.items.len());
+        if let Some(cursor) = &record.cursor {
+            self.pending.cursor = Some(cursor.0.clone().into_owned());
+        }
+        if self.pending.points >= self.config.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything pending; on success acknowledges the last record's cursor.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        for batch in std::mem::take(&mut self.pending.batches) {
+            self.put(&batch.key, &batch.items())?;
+        }
+        self.pending.points = 0;
+        if let (Some(ack), Some(cursor)) = (&self.config.ack, self.pending.cursor.take()) {
+            if !self.config.dry_run {
+                state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and saves the key cache (the cache is saved even when the flush fails).
+    pub fn finish(&mut self) -> Result<(), SinkError> {
+        let flushed = self.flush();
+        let saved = self.cache.save();
+        flushed?;
+        Ok(saved?)
+    }
+
+    /// The archive's key for `metadata`, creating it if needed.
+    fn key_for(&mut self, metadata: &Value) -> Result<String, SinkError> {
+        let id = identity(&self.config.root, metadata);
+        if let Some(key) = self.cache.keys.get(&id).and_then(Value::as_str) {
+            let key = key.to_owned();
+            self.bodies
+                .entry(key.clone())
+                .or_insert_with(|| metadata.clone());
+            return Ok(key);
+        }
+        let key = self.create(metadata)?;
+        self.cache.keys.insert(id, Value::from(key.clone()));
+        self.cache.changed = !self.config.dry_run;
+        self.bodies.insert(key.clone(), metadata.clone());
+        Ok(key)
+    }
+
+    fn create(&mut self, metadata: &Value) -> Result<String, SinkError> {
+        let url = self.config.root.clone();
+        let answer = self.send("POST", &url, &metadata.to_string())?;
+        match answer.status {
+            200 | 201 => serde_json::from_str::<Value>(&answer.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("metadata-key")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| {
+                    SinkError::Failed(format!(
+                        "{url}: the archive answered {} without a metadata-key",
+                        answer.status
+                    ))
+                }),
+            status => Err(SinkError::Refused {
+                status,
+                detail: answer.detail(),
+            }),
+        }
+    }
+
+    fn put(&mut self, key: &str, items: &[&str]) -> Result<(), SinkError> {
+        let url = format!("{}{key}/", self.config.root);
+        let answer = self.send("PUT", &url, &bulk::body(&items.join(",")))?;
+        match answer.status {
+            200 | 201 => Ok(()),
+            // One or more points already there: send them one by one so the rest land.
+            409 if items.len() > 1 => {
+                for item in items {
+                    self.put(key, &[item])?;
+                }
+                Ok(())
+            }
+            409 => {
+                self.totals.duplicates += 1;
+                Ok(())
+            }
+            404 => {
+                // The archive forgot the key (a rebuilt archive): create it again, once.
+                let forgotten = || {
+                    SinkError::Failed(format!("{url}: the archive does not know metadata {key}"))
+                };
+                let metadata = self.bodies.get(key).cloned().ok_or_else(forgotten)?;
+                self.cache.keys.retain(|_, v| v.as_str() != Some(key));
+                let fresh = self.key_for(&metadata)?;
+                if fresh == key {
+                    return Err(forgotten());
+                }
+                self.put(&fresh, items)
+            }
+            status => {
+                self.totals.failures += items.len() as u64;
+                Err(SinkError::Failed(format!(
+                    "{url}: data refused: HTTP {status}: {}",
+                    answer.detail()
+                )))
+            }
+        }
+    }
+
+    /// Sends with the retry policy of the module documentation.
+    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, SinkError> {
+        let retry = self.config.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.totals.requests += 1;
+            let (failure, asked) = match self.transport.send(method, url, body) {
+                Ok(answer) if !answer.retryable() => return Ok(answer),
+                Ok(answer) => (
+                    format!("HTTP {}: {}", answer.status, answer.detail()),
+                    answer.retry_after,
+                ),
+                Err(err) => (err, None),
+            };
+            if attempt > retry.retries {
+                return Err(SinkError::Failed(format!(
+                    "{url}: gave up after {attempt} attempts: {failure}"
+                )));
+            }
+            self.totals.retries += 1;
+            let delay = match asked {
+                Some(asked) => asked.min(retry.max_delay),
+                None => {
+                    let ceiling = retry
+                        .backoff
+                        .saturating_mul(1 << (attempt - 1).min(16))
+                        .min(retry.max_delay);
+                    // Full jitter: overlapping cron runs do not retry in step.
+                    ceiling.mul_f64(rand::random::<f64>())
+                }
+            };
+            self.transport.pause(delay);
+        }
+    }
+}
+
+/// A transport that prints each request as `{"method","url","body"}` NDJSON and answers
+/// as an archive would (a made-up key for a POST, 201 for a PUT), sending nothing.
+pub struct DryRun {
+    out: NdjsonWriter,
+}
+
+impl DryRun {
+    /// Prints requests to `out`.
+    pub fn new(out: NdjsonWriter) -> Self {
+        DryRun { out }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Request<'a> {
+    method: &'a str,
+    url: &'a str,
+    body: &'a RawValue,
+}
+
+impl Transport for DryRun {
+    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String> {
+        let raw: Box<RawValue> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        self.out
+            .write_record(&Request {
+                method,
+                url,
+                body: &raw,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(match method {
+            "POST" => {
+                let digest = Sha256::digest(body.as_bytes());
+                let key: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                Answer::new(201, format!("{{\"metadata-key\":\"dry-run-{key}\"}}"))
+            }
+            _ => Answer::new(201, ""),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// Answers from a script and records what was sent and every pause.
+    #[derive(Default)]
+    struct Fake {
+        answers: VecDeque<Result<Answer, String>>,
+        sent: Vec<(String, String, String)>,
+        pauses: Vec<Duration>,
+    }
+
+    impl Transport for Fake {
+        fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String> {
+            self.sent.push((method.into(), url.into(), body.into()));
+            self.answers
+                .pop_front()
+                .unwrap_or_else(|| Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)))
+        }
+        fn pause(&mut self, delay: Duration) {
+            self.pauses.push(delay);
+        }
+    }
+
+    fn config(retries: u32) -> Config {
+        Config {
+            root: "http://a/perfsonar/archive/".into(),
+            batch_size: 1000,
+            retry: Retry {
+                retries,
+                backoff: Duration::from_millis(100),
+                max_delay: Duration::from_secs(30),
+            },
+            ack: None,
+            cache: None,
+            dry_run: false,
+        }
+    }
+
+    const RECORD: &str = r#"{"kind":"measurement","metadata":{"source":"10.0.0.1","event-types":[]},"ts":5,"values":{"throughput":1.5,"failures":{"error":"x"}},"cursor":"c7"}"#;
+
+    fn sink(answers: Vec<Result<Answer, String>>, retries: u32) -> Sink<Fake> {
+        let fake = Fake {
+            answers: answers.into(),
+            ..Fake::default()
+        };
+        Sink::new(config(retries), fake).unwrap()
+    }
+
+    fn push(sink: &mut Sink<Fake>) -> Result<(), SinkError> {
+        let record: RawMeasurement = serde_json::from_str(RECORD).unwrap();
+        sink.push(&record)
+    }
+
+    #[test]
+    fn server_errors_and_429_are_retried_and_retry_after_is_honoured() {
+        let mut busy = Answer::new(429, r#"{"detail":"slow down"}"#);
+        busy.retry_after = Some(Duration::from_secs(7));
+        let mut s = sink(
+            vec![
+                Err("connection refused".into()),
+                Ok(Answer::new(503, "down")),
+                Ok(busy),
+                Ok(Answer::new(201, r#"{"metadata-key":"k9"}"#)),
+            ],
+            5,
+        );
+        push(&mut s).unwrap();
+        s.finish().unwrap();
+        let fake = &s.transport;
+        assert_eq!(fake.sent.len(), 5, "4 POST attempts and one PUT");
+        assert_eq!(fake.pauses.len(), 3);
+        assert!(fake.pauses[0] <= Duration::from_millis(100));
+        assert!(fake.pauses[1] <= Duration::from_millis(200));
+        assert_eq!(fake.pauses[2], Duration::from_secs(7));
+        assert_eq!(
+            fake.sent[4],
+            (
+                "PUT".into(),
+                "http://a/perfsonar/archive/k9/".into(),
+                r#"{"data":[{"ts":5,"val":[{"event-type":"failures","val":{"error":"x"}},{"event-type":"throughput","val":1.5}]}]}"#.into()
+            )
+        );
+        assert_eq!(
+            s.totals(),
+            Totals {
+                records: 1,
+                points: 2,
+                requests: 5,
+                retries: 3,
+                duplicates: 0,
+                failures: 0
+            }
+        );
+    }
+
+    #[test]
+    fn other_client_errors_are_not_retried() {
+        let mut s = sink(vec![Ok(Answer::new(400, r#"{"detail":"Invalid subject type x"}"#))], 5);
+        let err = push(&mut s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the archive refused the metadata: HTTP 400: Invalid subject type x"
+        );
+        assert_eq!(s.transport.sent.len(), 1);
+        assert!(s.transport.pauses.is_empty());
+    }
+
+    #[test]
+    fn the_retry_budget_ends_the_run() {
+        let mut s = sink(vec![Ok(Answer::new(500, "a")), Ok(Answer::new(502, "b"))], 1);
+        let err = push(&mut s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "http://a/perfsonar/archive/: gave up after 2 attempts: HTTP 502: b"
+        );
+        assert_eq!(s.transport.pauses.len(), 1);
+    }
+
+    #[test]
+    fn a_conflicting_batch_is_split_and_duplicates_counted() {
+        let mut s = sink(
+            vec![
+                Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)),
+                Ok(Answer::new(409, "dup")),
+                Ok(Answer::new(409, "dup")),
+                Ok(Answer::new(201, "")),
+            ],
+            0,
+        );
+        push(&mut s).unwrap();
+        let line = RECORD.replace("\"ts\":5", "\"ts\":6");
+        let other: RawMeasurement = serde_json::from_str(&line).unwrap();
+        s.push(&other).unwrap();
+        s.finish().unwrap();
+        let bodies: Vec<&str> = s.transport.sent[1..].iter().map(|r| r.2.as_str()).collect();
+        let one = |ts| format!(r#"{{"data":[{{"ts":{ts},"val":[{{"event-type":"failures","val":{{"error":"x"}}}},{{"event-type":"throughput","val":1.5}}]}}]}}"#);
+        assert_eq!(bodies.len(), 3);
+        assert_eq!(bodies[1], one(5));
+        assert_eq!(bodies[2], one(6));
+        assert_eq!(s.totals().duplicates, 1);
+    }
+
+    #[test]
+    fn the_ack_names_the_last_delivered_cursor_only_after_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = dir.path().join("ack");
+        let mut s = sink(vec![], 0);
+        s.config.ack = Some(ack.clone());
+        push(&mut s).unwrap();
+        assert!(!ack.exists());
+        s.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c7\n");
+    }
+}

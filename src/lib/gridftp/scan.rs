@@ -1,0 +1,281 @@
+//! One run over a log: complete lines in, records out, the end position back.
+//!
+//! The scanner knows nothing of the command line: warnings go to a callback, and a stop
+//! request (a signal, for the tool) is polled between lines through another, so the run
+//! ends between two records and its position can be saved.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::line::{self, Format, Kind};
+use super::position::{self, Identity, Position, Start};
+use super::render::{self, Options};
+use super::resolve::Resolver;
+use super::transfer::{self, Transfer};
+use crate::error::{Error, IoContext, Location};
+use crate::ndjson::{self, BadLines, NdjsonWriter};
+
+/// How to read and what to write.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Line format.
+    pub format: Format,
+    /// Optional metadata parameters.
+    pub options: Options,
+    /// Write the parsed fields instead of measurements.
+    pub raw: bool,
+    /// Stop after one record.
+    pub single: bool,
+    /// The server's address, instead of resolving HOST.
+    pub host_ip: Option<String>,
+    /// The longest line read; a longer one is a bad line.
+    pub max_line: usize,
+}
+
+/// What the scanner calls back.
+pub struct Hooks<'h> {
+    /// Receives warnings (`prog: warning:` for the tool).
+    pub warn: &'h dyn Fn(&str),
+    /// Asked between lines whether to stop now.
+    pub stop: &'h dyn Fn() -> bool,
+}
+
+/// Reads logs and writes their records.
+pub struct Scanner<'h> {
+    out: NdjsonWriter,
+    bad: BadLines,
+    resolver: Resolver,
+    settings: Settings,
+    hooks: Hooks<'h>,
+    fields: Vec<line::Field<'static>>,
+    record: Vec<u8>,
+}
+
+/// Why a line produced no record.
+enum LineError {
+    /// The line is malformed (subject to --on-error).
+    Bad(String),
+    /// Writing the record failed (always fatal).
+    Output(Error),
+}
+
+impl From<String> for LineError {
+    fn from(cause: String) -> Self {
+        LineError::Bad(cause)
+    }
+}
+
+impl From<&str> for LineError {
+    fn from(cause: &str) -> Self {
+        LineError::Bad(cause.to_owned())
+    }
+}
+
+impl From<Error> for LineError {
+    fn from(err: Error) -> Self {
+        LineError::Output(err)
+    }
+}
+
+impl<'h> Scanner<'h> {
+    /// A scanner writing to `out`, applying `bad` to malformed lines.
+    pub fn new(out: NdjsonWriter, bad: BadLines, settings: Settings, hooks: Hooks<'h>) -> Self {
+        Scanner {
+            out,
+            bad,
+            resolver: Resolver::new(settings.host_ip.clone()),
+            settings,
+            hooks,
+            fields: Vec::new(),
+            record: Vec::with_capacity(2048),
+        }
+    }
+
+    /// Reads the log at `path` from `saved` (if it is still this file) to its last complete
+    /// line; returns the position after it.
+    pub fn read_file(&mut self, path: &str, saved: Option<&Position>) -> Result<Position, Error> {
+        let mut file = File::open(path).at(path)?;
+        let identity = Identity::of(&file).at(path)?;
+        let (offset, line) = match position::start(saved, &file).at(path)? {
+            Start::Fresh => (0, 0),
+            Start::Resume { offset, line } => (offset, line),
+            Start::Rotated => {
+                (self.hooks.warn)(&format!(
+                    "{path}: not the file of the saved position (rotated or truncated); reading it from the start"
+                ));
+                (0, 0)
+            }
+        };
+        file.seek(SeekFrom::Start(offset)).at(path)?;
+        let start = Position {
+            identity,
+            offset,
+            line,
+        };
+        let reader = BufReader::with_capacity(256 * 1024, file);
+        let (offset, line) = self.read(reader, path, Some(&start))?;
+        Ok(Position {
+            identity,
+            offset,
+            line,
+        })
+    }
+
+    /// Reads complete lines from `reader` (positioned at `start`, or at the beginning of a
+    /// stream when `None`) and writes their records. Returns the offset and line number
+    /// after the last line consumed.
+    pub fn read(
+        &mut self,
+        mut reader: impl BufRead,
+        name: &str,
+        start: Option<&Position>,
+    ) -> Result<(u64, u64), Error> {
+        let file: Arc<str> = name.into();
+        let prefix = start.map(Position::identity_prefix);
+        let (mut offset, mut line) = start.map_or((0, 0), |p| (p.offset, p.line));
+        let mut buf = Vec::with_capacity(4096);
+        let max = self.settings.max_line;
+        while !(self.hooks.stop)() {
+            let read = ndjson::read_bounded_line(&mut reader, &mut buf, max.saturating_add(2))
+                .at(name)?;
+            // A file's last line without a newline is still being written: leave it.
+            if read.consumed == 0 || (start.is_some() && !read.complete) {
+                break;
+            }
+            offset += read.consumed;
+            line += 1;
+            let text = match std::str::from_utf8(&buf) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(&buf),
+            };
+            let text = text.trim_end_matches(['\n', '\r']);
+            let outcome = if read.overlong || text.len() > max {
+                Err(LineError::Bad(format!(
+                    "line longer than {max} bytes (raise --max-line to accept it)"
+                )))
+            } else {
+                let cursor = prefix.as_deref().map(|p| (p, offset, line));
+                self.line(text, cursor)
+            };
+            match outcome {
+                Ok(emitted) => {
+                    if emitted && self.settings.single {
+                        break;
+                    }
+                }
+                Err(LineError::Bad(cause)) => {
+                    let location = Location {
+                        file: file.clone(),
+                        line,
+                    };
+                    self.bad.handle(Error::bad_input(location, cause))?;
+                }
+                Err(LineError::Output(err)) => return Err(err),
+            }
+        }
+        Ok((offset, line))
+    }
+
+    /// Reports skipped lines and flushes the output (before the position is saved).
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.bad.report(self.hooks.warn);
+        self.out.flush()
+    }
+
+    /// Handles one line; true if it produced a record.
+    fn line(&mut self, text: &str, cursor: Option<(&str, u64, u64)>) -> Result<bool, LineError> {
+        match line::classify(text, self.settings.format)? {
+            Kind::Ignored => Ok(false),
+            Kind::Netlogger(fields_text) => {
+                let mut fields = recycle(std::mem::take(&mut self.fields));
+                let result = self.netlogger(fields_text, &mut fields, cursor);
+                self.fields = recycle(fields);
+                result
+            }
+            Kind::Json(json) => {
+                let object: Value =
+                    serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+                let Some(transfer) = transfer::from_json(&object)? else {
+                    return Ok(false);
+                };
+                if self.settings.raw {
+                    self.raw(object.as_object().cloned().unwrap_or_default(), cursor)?;
+                } else {
+                    self.measurement(&transfer, cursor)?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn netlogger<'t>(
+        &mut self,
+        text: &'t str,
+        fields: &mut Vec<line::Field<'t>>,
+        cursor: Option<(&str, u64, u64)>,
+    ) -> Result<bool, LineError> {
+        line::split_fields(text, fields)?;
+        let Some(transfer) = transfer::from_netlogger(fields)? else {
+            return Ok(false);
+        };
+        if self.settings.raw {
+            let object = fields
+                .iter()
+                .map(|f| (f.key.to_owned(), Value::from(f.value)))
+                .collect();
+            self.raw(object, cursor)?;
+        } else {
+            self.measurement(&transfer, cursor)?;
+        }
+        Ok(true)
+    }
+
+    fn measurement(
+        &mut self,
+        transfer: &Transfer,
+        cursor: Option<(&str, u64, u64)>,
+    ) -> Result<(), LineError> {
+        let host = transfer
+            .host
+            .or(self.settings.host_ip.as_deref())
+            .ok_or("no HOST on this line; give --host-ip")?;
+        let address = self.resolver.address(host, transfer.dest, self.hooks.warn);
+        self.record.clear();
+        render::measurement(
+            &mut self.record,
+            transfer,
+            host,
+            address,
+            self.settings.options,
+            cursor,
+        );
+        Ok(self.out.write_line(&self.record)?)
+    }
+
+    fn raw(
+        &mut self,
+        mut object: Map<String, Value>,
+        cursor: Option<(&str, u64, u64)>,
+    ) -> Result<(), LineError> {
+        if let Some((prefix, offset, line)) = cursor {
+            object.insert(
+                "cursor".into(),
+                Value::from(format!("{prefix}{offset}:{line}")),
+            );
+        }
+        Ok(self.out.write_record(&object)?)
+    }
+}
+
+/// An empty vector with `fields`' allocation, free to borrow from another line.
+// `filter` could not change the element's lifetime, which is the point; collecting an
+// empty in-place iterator keeps the allocation.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b>(mut fields: Vec<line::Field<'_>>) -> Vec<line::Field<'b>> {
+    fields.clear();
+    fields.into_iter().filter_map(|_| None).collect()
+}

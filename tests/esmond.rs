@@ -1379,8 +1379,9 @@ fn gridftp_log(path: &Path, count: usize) {
 #[test]
 fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     let mut archive = Archive::start();
-    let log = archive.dir.path().join("transfer.log");
-    let ack = archive.dir.path().join("ack");
+    let dir = archive.dir.path().to_owned();
+    let log = dir.join("transfer.log");
+    let ack = dir.join("ack");
     let count = 100_000;
     gridftp_log(&log, count);
     let producer = format!(
@@ -1393,26 +1394,52 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
         "--ack {} --retries 2 --backoff 0.05 --timeout 2",
         ack.display()
     );
-    let cache = archive.dir.path().join("post-cache.json");
+    // The first run sends the first half, then waits on a gate (a FIFO) that the test opens
+    // only after the archive has acknowledged that half and been stopped: the rest meets a
+    // dead archive, whatever the machine's speed.
+    let records = dir.join("records.ndjson");
+    let made = Command::new("bash")
+        .args(["-c", &format!("{producer} > {}", records.display())])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let gate = dir.join("gate");
+    assert!(Command::new("mkfifo").arg(&gate).status().unwrap().success());
+    let half = count / 2;
+    let cache = dir.join("post-cache.json");
     let script = format!(
-        "set -o pipefail; {producer} | {} --url http://127.0.0.1:{} --key {} --cache {} {options}",
+        "{{ head -n {half} {r}; cat {gate} > /dev/null; tail -n +{next} {r}; }} | {} --url http://127.0.0.1:{} --key {} --cache {} {options}",
         bin_path("esmond-post").display(),
         archive.port,
         archive.key,
-        cache.display()
+        cache.display(),
+        r = records.display(),
+        gate = gate.display(),
+        next = half + 1,
     );
     let mut first = Command::new("bash")
         .args(["-c", &script])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    archive.server.take().unwrap().stop();
-    let status = first.wait().unwrap();
-    if status.success() {
-        eprintln!("the first run finished before the archive stopped; checking delivery only");
+    // 2 points a record, 1,000 points a batch: the half ends a batch, so its ack names it.
+    let acked_half = format!(":{half}\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&ack).is_ok_and(|a| a.ends_with(&acked_half)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first half was never acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let acked = std::fs::read_to_string(&ack).unwrap_or_default();
+    archive.server.take().unwrap().stop();
+    std::fs::write(&gate, "go\n").unwrap();
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "the first run fails on the dead archive");
+    assert!(
+        std::fs::read_to_string(&ack).unwrap().ends_with(&acked_half),
+        "nothing after the half is acknowledged"
+    );
     archive.launch(&[]);
     let out = archive.post_pipeline(&producer, &options);
     common::assert_success(&out);
@@ -1425,18 +1452,19 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
         .iter()
         .map(|p| p["ts"].as_i64().unwrap())
         .collect();
-    assert_eq!(
-        stamps,
-        (0..count as i64)
-            .map(|i| 1_700_000_000 + i)
-            .collect::<Vec<_>>(),
-        "every transfer, once (first run acked {acked:?})"
+    assert!(
+        stamps == (0..count as i64).map(|i| 1_700_000_000 + i).collect::<Vec<_>>(),
+        "every transfer, once: {} points, first {:?}, last {:?}",
+        stamps.len(),
+        stamps.first(),
+        stamps.last()
     );
     let again = archive.post_pipeline(&producer, &options);
     let summary = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        summary.contains("records 0, points 0"),
-        "a further run sends nothing: {summary}"
+    assert_eq!(
+        summary,
+        "esmond-post: records 0, points 0, requests 0, retries 0, duplicates 0, failures 0\n",
+        "a further run sends nothing"
     );
 }
 

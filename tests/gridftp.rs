@@ -572,23 +572,25 @@ fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
     let total = 120_000u32;
     let text: String = (1..=total).map(line).collect();
     append(&log, &text);
-    let first_out = dir.path().join("first.ndjson");
+    // Handshake: the first record shows the run is under way; the rest waits in a full
+    // pipe until the test reads it, so the run cannot finish before the signal.
     let mut run = Command::new(bin_path("gridftp-parse"))
         .args(["--host-ip", "127.0.0.1", "--state"])
         .arg(&state)
         .arg(&log)
-        .stdout(fs::File::create(&first_out).unwrap())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut output = Vec::new();
+    std::io::BufRead::read_until(&mut stdout, b'\n', &mut output).unwrap();
+    assert!(!output.is_empty(), "the run wrote a first record");
     let pid = run.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut output).unwrap();
     let status = run.wait().unwrap();
-    let first = numbers(&ndjson_lines(&fs::read(&first_out).unwrap()));
-    if status.code() == Some(0) {
-        eprintln!("the run finished before the signal; nothing to check");
-        return;
-    }
+    let first = numbers(&ndjson_lines(&output));
+    assert!(first.len() < total as usize, "the signal stopped the run early");
     assert_eq!(status.code(), Some(143));
     let saved: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
     let cursor = saved["cursor"].as_str().unwrap();

@@ -340,12 +340,16 @@ impl<T: Transport> Sink<T> {
     }
 
     /// Sends everything pending; on success acknowledges the last record's cursor.
+    /// If a batch fails, the rest are dropped unacknowledged (the producer sends them
+    /// again next run).
     pub fn flush(&mut self) -> Result<(), SinkError> {
-        for batch in std::mem::take(&mut self.pending.batches) {
+        let batches = std::mem::take(&mut self.pending.batches);
+        let cursor = self.pending.cursor.take();
+        self.pending.points = 0;
+        for batch in batches {
             self.put(&batch.key, &batch.items())?;
         }
-        self.pending.points = 0;
-        if let (Some(ack), Some(cursor)) = (&self.config.ack, self.pending.cursor.take()) {
+        if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
             if !self.config.dry_run {
                 state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
             }
@@ -356,9 +360,14 @@ impl<T: Transport> Sink<T> {
     /// Flushes and saves the key cache (the cache is saved even when the flush fails).
     pub fn finish(&mut self) -> Result<(), SinkError> {
         let flushed = self.flush();
-        let saved = self.cache.save();
+        let saved = self.save_cache();
         flushed?;
-        Ok(saved?)
+        saved
+    }
+
+    /// Saves the key cache (after a failed run too: the keys it learnt are still valid).
+    pub fn save_cache(&mut self) -> Result<(), SinkError> {
+        Ok(self.cache.save()?)
     }
 
     /// The archive's key for `metadata`, creating it if needed.
@@ -673,5 +682,23 @@ mod tests {
         assert!(!ack.exists());
         s.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c7\n");
+    }
+
+    #[test]
+    fn a_failed_flush_acknowledges_nothing_even_when_finished_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = dir.path().join("ack");
+        let mut s = sink(
+            vec![
+                Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)),
+                Err("connection refused".into()),
+            ],
+            0,
+        );
+        s.config.ack = Some(ack.clone());
+        push(&mut s).unwrap();
+        assert!(s.flush().is_err());
+        s.finish().unwrap();
+        assert!(!ack.exists());
     }
 }

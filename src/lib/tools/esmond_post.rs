@@ -193,9 +193,11 @@ pub fn run(args: Args) -> Result<(), Error> {
 
 /// Reads every record into `sink`; returns how it ended and the totals.
 fn deliver<T: Transport>(args: &Args, mut sink: Sink<T>) -> (Result<(), SinkError>, sink::Totals) {
-    let read = read_into(args, &mut sink);
-    let finished = sink.finish();
-    (read.and(finished), sink.totals())
+    let outcome = match read_into(args, &mut sink) {
+        Ok(()) => sink.finish(),
+        Err(err) => sink.save_cache().and(Err(err)),
+    };
+    (outcome, sink.totals())
 }
 
 fn read_into<T: Transport>(args: &Args, sink: &mut Sink<T>) -> Result<(), SinkError> {

@@ -920,3 +920,19 @@ fn python_mmstats_writer_files_read_and_clean_like_the_originals() {
     assert_eq!(decisions[0]["reason"], "dead", "{decisions:?}");
     assert!(!path.exists());
 }
+
+#[test]
+fn a_write_error_names_its_cause_once() {
+    let err = measpipe::mmstats::writer::Builder::new()
+        .counter("a")
+        .path("/nonexistent/measpipe/web.mmstats")
+        .create()
+        .err()
+        .expect("no such directory");
+    let text = err.to_string();
+    // tempfile names the random temporary it could not create; the rest is exact.
+    let (message, temporary) = text.split_once(" at path ").expect(&text);
+    assert_eq!(message, "/nonexistent/measpipe: No such file or directory (os error 2)");
+    assert!(temporary.starts_with("\"/nonexistent/measpipe/.mmstats-"), "{text}");
+    assert!(std::error::Error::source(&err).is_none());
+}

@@ -1,6 +1,7 @@
 //! State files for tools run from cron: written atomically, guarded by a lock.
 //!
-//! A state file is replaced, never edited: the new contents go to `<state>.new`, are
+//! A state file is replaced, never edited: the new contents go to a temporary file with a
+//! unique name beside it (`.<state>.XXXXXX.new`, so two writers never share one), are
 //! fsynced, renamed over the old file, and the directory is fsynced, so a crash leaves
 //! either the old state or the new one. Overlapping runs are kept apart by a lock on a
 //! separate `<state>.lock` file (never on the renamed file, whose inode changes at every
@@ -59,20 +60,26 @@ pub fn read(path: &Path) -> Result<Option<String>, Error> {
 
 /// Replaces the file at `path` with `contents`, atomically and durably.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let temp = with_suffix(path, ".new");
-    let io_err = |p: &Path| {
-        let p = p.display().to_string();
-        move |e| Error::io(p, e)
-    };
-    let mut file = File::create(&temp).map_err(io_err(&temp))?;
-    file.write_all(contents).map_err(io_err(&temp))?;
-    file.sync_all().map_err(io_err(&temp))?;
-    drop(file);
-    fs::rename(&temp, path).map_err(io_err(path))?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let io_err = |p: &Path| {
+        let p = p.display().to_string();
+        move |e| Error::io(p, e)
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".new")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    temp.write_all(contents).map_err(io_err(temp.path()))?;
+    temp.as_file().sync_all().map_err(io_err(temp.path()))?;
+    temp.persist(path).map_err(|e| Error::io(path.display().to_string(), e.error))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
@@ -92,6 +99,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn concurrent_writers_never_share_a_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        // The old fixed name `<state>.new`, left by a crashed writer or held by another,
+        // no longer matters.
+        fs::write(dir.path().join("state.new"), "stale").unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(&state, format!("writer {i}").as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let text = read(&state).unwrap().unwrap();
+        assert!(text.starts_with("writer "), "{text}");
+        assert_eq!(fs::read_to_string(dir.path().join("state.new")).unwrap(), "stale");
+    }
+
+    #[test]
     fn a_second_lock_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
@@ -109,7 +141,11 @@ mod tests {
         write_atomic(&state, b"one").unwrap();
         write_atomic(&state, b"two").unwrap();
         assert_eq!(read(&state).unwrap().as_deref(), Some("two"));
-        assert!(!dir.path().join("state.new").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state"]);
         remove(&state).unwrap();
         remove(&state).unwrap();
     }

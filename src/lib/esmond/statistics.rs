@@ -12,7 +12,7 @@ pub fn merge(histograms: impl IntoIterator<Item = Value>) -> Map<String, Value> 
             for (bucket, count) in counts {
                 let add = count.as_i64().unwrap_or(0);
                 let entry = merged.entry(bucket).or_insert(Value::from(0));
-                *entry = Value::from(entry.as_i64().unwrap_or(0) + add);
+                *entry = Value::from(entry.as_i64().unwrap_or(0).saturating_add(add));
             }
         }
     }
@@ -31,7 +31,7 @@ pub fn statistics(histogram: &Map<String, Value>) -> Value {
             buckets.push((value, count));
         }
     }
-    let total: i64 = buckets.iter().map(|b| b.1).sum();
+    let total: i64 = buckets.iter().fold(0i64, |sum, b| sum.saturating_add(b.1));
     if total == 0 {
         return json!({});
     }
@@ -50,7 +50,7 @@ pub fn statistics(histogram: &Map<String, Value>) -> Value {
     let nth = |k: i64| -> f64 {
         let mut seen = 0;
         for (value, count) in &buckets {
-            seen += count;
+            seen = i64::saturating_add(seen, *count);
             if seen >= k {
                 return *value;
             }

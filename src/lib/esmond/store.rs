@@ -727,7 +727,8 @@ fn fold(
     stored: &Stored,
 ) -> Result<(), Failure> {
     let bin = if window > 0 {
-        ts - ts.rem_euclid(window)
+        ts.checked_sub(ts.rem_euclid(window))
+            .ok_or_else(|| Failure::bad_request(format!("Time {ts} is out of range")))?
     } else {
         ts
     };
@@ -795,7 +796,9 @@ fn fold(
                     "SELECT value FROM point WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3",
                 )?;
                 let histograms = statement
-                    .query_map(params![base, bin, bin + window], |r| r.get::<_, String>(0))?
+                    .query_map(params![base, bin, bin.saturating_add(window)], |r| {
+                        r.get::<_, String>(0)
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
                 statistics::merge(
                     histograms

@@ -31,6 +31,14 @@ pub fn resolve<'a>(
         parse("time-end")?,
         parse("time-range")?,
     );
+    let sum = |a: i64, b: i64| {
+        a.checked_add(b)
+            .ok_or_else(|| "Time parameters out of range".to_owned())
+    };
+    let difference = |a: i64, b: i64| {
+        a.checked_sub(b)
+            .ok_or_else(|| "Time parameters out of range".to_owned())
+    };
     let resolved = match (time, start, end, range) {
         (Some(t), ..) => Range {
             begin: t,
@@ -42,10 +50,10 @@ pub fn resolve<'a>(
         },
         (None, Some(s), None, Some(r)) => Range {
             begin: s,
-            end: Some(s + r),
+            end: Some(sum(s, r)?),
         },
         (None, None, Some(e), Some(r)) => Range {
-            begin: e - r,
+            begin: difference(e, r)?,
             end: Some(e),
         },
         (None, Some(s), None, None) => Range {
@@ -57,7 +65,7 @@ pub fn resolve<'a>(
             end: Some(e),
         },
         (None, None, None, Some(r)) => Range {
-            begin: now - r,
+            begin: difference(now, r)?,
             end: None,
         },
         (None, None, None, None) => return Ok(None),
@@ -104,5 +112,19 @@ mod tests {
             with(&[("time-start", "9"), ("time-end", "1")]).unwrap_err(),
             "Requested start time must be less than end time"
         );
+    }
+
+    #[test]
+    fn overflowing_parameters_are_refused_not_wrapped() {
+        let refused = Err("Time parameters out of range".to_owned());
+        assert_eq!(
+            with(&[("time-start", "9223372036854775807"), ("time-range", "1")]),
+            refused
+        );
+        assert_eq!(
+            with(&[("time-end", "-9223372036854775808"), ("time-range", "1")]),
+            refused
+        );
+        assert_eq!(with(&[("time-range", "-9223372036854775807")]), refused);
     }
 }

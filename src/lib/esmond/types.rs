@@ -204,7 +204,7 @@ fn long(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| {
             n.as_f64()
-                .filter(|f| f.is_finite())
+                .filter(|f| f.is_finite() && f.abs() < 9.2e18)
                 .map(|f| f.trunc() as i64)
         }),
         Value::String(s) => s.trim().parse().ok(),
@@ -229,9 +229,15 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
         Storage::Integer => long(value)
             .map(Stored::Integer)
             .ok_or_else(|| "Value must be an integer".to_owned()),
-        Storage::Float => float(value)
-            .map(|f| Stored::Scaled((f * 10_000.0) as i64))
-            .ok_or_else(|| "Value must be a floating point number".to_owned()),
+        Storage::Float => {
+            let f = float(value).ok_or_else(|| "Value must be a floating point number".to_owned())?;
+            // Stored scaled by 10^4 in an i64: refuse what would not fit, never saturate.
+            let scaled = f * 10_000.0;
+            if !(scaled.abs() < 9.2e18) {
+                return Err(format!("Value {} is out of range", float_text(f)));
+            }
+            Ok(Stored::Scaled(scaled as i64))
+        }
         Storage::Percentage => {
             let object = value.as_object().ok_or_else(|| {
                 "Value must be an object with 'numerator' and 'denominator'".to_owned()
@@ -257,9 +263,13 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
                 .as_object()
                 .ok_or_else(|| "Invalid histogram provided".to_owned())?;
             let mut counts = Map::new();
+            let mut total = 0i64;
             for (bucket, count) in object {
                 let count = long(count)
                     .ok_or_else(|| "Value of histogram must be an integer".to_owned())?;
+                total = total
+                    .checked_add(count)
+                    .ok_or_else(|| "Histogram counts are out of range".to_owned())?;
                 counts.insert(bucket.clone(), Value::from(count));
             }
             Ok(Stored::Json(Value::Object(counts)))
@@ -298,6 +308,19 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_that_would_overflow_are_refused() {
+        assert_eq!(
+            validate(Storage::Float, &Value::from(1e300)).unwrap_err(),
+            "Value 1e+300 is out of range"
+        );
+        let huge = serde_json::json!({"1": i64::MAX, "2": 1});
+        assert_eq!(
+            validate(Storage::Histogram, &huge).unwrap_err(),
+            "Histogram counts are out of range"
+        );
+    }
     use serde_json::json;
 
     #[test]

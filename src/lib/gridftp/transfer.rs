@@ -4,6 +4,9 @@ use serde_json::Value;
 
 use super::line::Field;
 
+/// Seconds from the epoch to the end of year 9999.
+const MAX_EPOCH_SECONDS: f64 = 253_402_300_799.0;
+
 /// A metadata value: an integer where the log has one, else the text (as the original,
 /// which sent `int(v)` where possible), or absent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -263,10 +266,15 @@ pub fn from_json(object: &Value) -> Result<Option<Transfer<'_>>, String> {
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
-        value
+        let value = value
             .filter(|v| v.is_finite())
-            .map(|v| (v * 1e6).round() as i64)
-            .ok_or_else(|| format!("{key} missing or not epoch seconds"))
+            .ok_or_else(|| format!("{key} missing or not epoch seconds"))?;
+        // Years 1 to 9999, as the netlogger DATE format can say; beyond, microseconds would
+        // not fit the record's arithmetic.
+        if value.abs() > MAX_EPOCH_SECONDS {
+            return Err(format!("{key} {value:e} is out of range (years 1 to 9999)"));
+        }
+        Ok((value * 1e6).round() as i64)
     };
     let streams = object.get("streams").and_then(Value::as_array);
     let retransmits = streams.map_or(Retransmits::None, |streams| {
@@ -358,6 +366,20 @@ mod tests {
         assert_eq!(t.streams, Scalar::Int(5));
         assert_eq!(t.retransmits, Retransmits::Text("36,17,27,25,61"));
         assert!(t.succeeded());
+    }
+
+    #[test]
+    fn json_times_far_out_of_range_are_refused_not_wrapped() {
+        for (start, cause) in [
+            ("1e300", "start_timestamp 1e300 is out of range (years 1 to 9999)"),
+            ("-1e300", "start_timestamp -1e300 is out of range (years 1 to 9999)"),
+        ] {
+            let line = format!(
+                r#"{{"event_type":"Transfer-End","start_timestamp":{start},"end_timestamp":1700000001,"dest":"127.0.0.1","cmd_type":"RETR","ret_code":226,"nbytes":10}}"#
+            );
+            let value: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(from_json(&value).unwrap_err(), cause);
+        }
     }
 
     #[test]

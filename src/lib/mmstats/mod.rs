@@ -189,9 +189,10 @@ impl StatsFile {
 /// Why a stats file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The file could not be opened or read.
+    /// The file could not be opened or read (the cause is the message, not a `source`, so
+    /// it is printed once).
     #[error("{0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The file is not a stats file of a known format, or is corrupt at `offset`.
     #[error("offset {offset}: {cause}")]
     Corrupt {
@@ -200,6 +201,12 @@ pub enum ReadError {
         /// What is wrong.
         cause: String,
     },
+}
+
+impl From<io::Error> for ReadError {
+    fn from(err: io::Error) -> Self {
+        ReadError::Io(err)
+    }
 }
 
 impl ReadError {

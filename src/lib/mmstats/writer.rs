@@ -44,12 +44,12 @@ use super::{files, process, seqlock};
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Creating, sizing, mapping or renaming the file failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not a `source`, so it is printed once).
+        cause: std::io::Error,
     },
     /// A declaration is not valid (duplicate or over-long label, bad size, bad template).
     #[error("{0}")]
@@ -271,7 +271,7 @@ impl Builder {
         };
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| WriteError::Io { path, source }
+            move |cause| WriteError::Io { path, cause }
         };
         let temp = tempfile::Builder::new()
             .prefix(".mmstats-")
@@ -296,7 +296,7 @@ impl Builder {
         unsafe { plan.write(map.as_mut_ptr(), &header, &self.prefix, &self.fields) };
         temp.persist(&path).map_err(|e| WriteError::Io {
             path: path.clone(),
-            source: e.error,
+            cause: e.error,
         })?;
         Ok(Stats {
             map,

@@ -683,6 +683,23 @@ fn data_writes_and_reads_are_validated_with_esmonds_messages() {
             json!({"data": [{"ts": 1, "val": [{"event-type": "no-such-type", "val": 1}]}]}),
             "Invalid event type no-such-type",
         ),
+        // Numbers past what the store's arithmetic holds are refused, not wrapped.
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "time-error-estimates", "val": 1e300}]}]}),
+            "Value 1e+300 is out of range",
+        ),
+        (
+            json!({"data": [{"ts": 1, "val": [{"event-type": "histogram-owdelay", "val": {"1": i64::MAX, "2": 1}}]}]}),
+            "Histogram counts are out of range",
+        ),
+        (
+            json!({"data": [{"ts": 1e300, "val": [{"event-type": "throughput", "val": 1}]}]}),
+            "Time must be a unix timestamp",
+        ),
+        (
+            json!({"data": [{"ts": i64::MIN, "val": [{"event-type": "throughput", "val": 1}]}]}),
+            "Time -9223372036854775808 is out of range",
+        ),
     ];
     for (body, message) in put_cases {
         let reply = archive.put(&root, &body);
@@ -692,6 +709,13 @@ fn data_writes_and_reads_are_validated_with_esmonds_messages() {
             "{body}"
         );
     }
+    let overflow = archive.get(&format!(
+        "{root}throughput/base?time-start=9223372036854775807&time-range=1"
+    ));
+    assert_eq!(
+        (overflow.status, overflow.detail()),
+        (400, "Time parameters out of range".to_owned())
+    );
     let base = archive.url(&format!("{root}throughput/base"));
     let raw = |content_type: &str, body: &str| {
         let mut response = agent()

@@ -8,8 +8,10 @@
 //! exit codes, `prog: error: file:line: cause` messages, quiet exit on a closed pipe, and
 //! flushing on SIGINT/SIGTERM. [`ndjson`] is the streaming reader and writer they share.
 
+#[cfg(feature = "tools")]
 pub mod cli;
 pub mod clock;
+#[cfg(feature = "tools")]
 pub mod docs;
 pub mod error;
 pub mod esmond;
@@ -22,6 +24,7 @@ pub mod notigen;
 pub mod record;
 pub mod state;
 pub mod sync;
+#[cfg(feature = "tools")]
 pub mod tools;
 
 pub use error::{Error, Location};

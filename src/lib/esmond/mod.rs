@@ -9,10 +9,14 @@
 //! must be IP literals (esmond answered 500), and `--retention` really frees space.
 
 pub mod bulk;
+#[cfg(feature = "esmond-client")]
 pub mod client;
+#[cfg(feature = "esmond-server")]
 pub mod server;
+#[cfg(feature = "esmond-client")]
 pub mod sink;
 pub mod statistics;
+#[cfg(feature = "esmond-server")]
 pub mod store;
 pub mod timefilter;
 pub mod types;
@@ -57,6 +61,7 @@ impl Failure {
     }
 }
 
+#[cfg(feature = "esmond-server")]
 impl From<rusqlite::Error> for Failure {
     fn from(err: rusqlite::Error) -> Self {
         Failure::internal(format!("database error: {err}"))

@@ -99,6 +99,59 @@ fn every_man_page_renders_with_man() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("NAME") && text.contains(tool.name), "{text}");
         assert!(text.contains("--help"), "{text}");
+        assert!(text.contains("measpipe-records(7)"), "{text}");
+        assert!(text.contains("75   another run holds the lock"), "{text}");
+    }
+    let contract = repo_root().join(measpipe::docs::RECORDS_PAGE);
+    let out = Command::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(&contract)
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "man -l {contract:?}: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "roff warnings");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for section in ["MEASUREMENT", "NOTIFICATION", "STAT", "TRACE", "CONVENTIONS"] {
+        assert!(text.contains(section), "{section} in {text}");
+    }
+}
+
+#[test]
+fn every_page_names_only_pages_that_ship() {
+    let shipped: Vec<String> = std::fs::read_dir(repo_root().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for page in &shipped {
+        let raw = std::fs::read_to_string(repo_root().join("man").join(page)).unwrap();
+        // Plain text: no font escapes, dashes as dashes; then every `name(N)` is a page.
+        let text = raw
+            .replace("\\fB", "")
+            .replace("\\fR", "")
+            .replace("\\fI", "")
+            .replace("\\-", "-");
+        let bytes = text.as_bytes();
+        let mut named = 0;
+        for at in 0..bytes.len().saturating_sub(2) {
+            if bytes[at] != b'(' || !bytes[at + 1].is_ascii_digit() || bytes[at + 2] != b')' {
+                continue;
+            }
+            let start = text[..at]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .map_or(0, |i| i + 1);
+            let name = &text[start..at];
+            if name.is_empty() {
+                continue;
+            }
+            named += 1;
+            let section = bytes[at + 1] as char;
+            assert!(
+                shipped.contains(&format!("{name}.{section}")),
+                "{page} names {name}({section}), which is not shipped"
+            );
+        }
+        assert!(named > 0, "{page} names no other page");
     }
 }
 

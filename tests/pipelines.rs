@@ -47,3 +47,40 @@ fn the_notigen_day_generates_checks_and_counts() {
     assert!(top.ends_with("compute.instance.update"), "{stdout}");
     assert!(stdout.contains("compute.instance.create.end"), "{stdout}");
 }
+
+#[test]
+fn the_install_script_puts_pages_completions_and_wrappers_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::repo_root().join("pipelines/install"))
+        .arg("/opt/measpipe")
+        .env("DESTDIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = dir.path().join("opt/measpipe");
+    for tool in measpipe::tools::ALL {
+        for file in [
+            format!("share/man/man1/{}.1", tool.name),
+            format!("share/bash-completion/completions/{}", tool.name),
+            format!("share/zsh/site-functions/_{}", tool.name),
+            format!("share/fish/vendor_completions.d/{}.fish", tool.name),
+        ] {
+            assert!(root.join(&file).is_file(), "{file} not installed");
+        }
+    }
+    for file in [
+        "share/man/man7/measpipe-records.7",
+        "bin/esmond-ps-pipe",
+        "bin/esmond-ps-load-gridftp",
+        "share/measpipe/pipelines/gridftp.logrotate",
+    ] {
+        assert!(root.join(file).is_file(), "{file} not installed");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "installed man pages, completions and pipelines under {}\n",
+            root.display()
+        )
+    );
+}

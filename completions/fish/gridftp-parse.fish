@@ -7,6 +7,7 @@ complete -c gridftp-parse -l ack -d 'Start after the cursor the consumer acknowl
 complete -c gridftp-parse -l host-ip -d 'The server\'s IP address for source/destination/measurement-agent (default: resolve the logged HOST once; an unresolvable name is recorded as it is, with a warning)' -r
 complete -c gridftp-parse -l on-error -d 'What to do with a line that cannot be parsed' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
 skip\t'Skip bad lines, count them, and report the count on stderr at exit'"
+complete -c gridftp-parse -l max-line -d 'The longest line read, in bytes; a longer one is a bad line (see --on-error)' -r
 complete -c gridftp-parse -s D -l delete-state -d 'Remove the state file at exit (logrotate prerotate: the next run starts the new log from the beginning)'
 complete -c gridftp-parse -s d -l dont-write -d 'Read from the saved state but do not update it'
 complete -c gridftp-parse -s S -l single -d 'Emit one record, then stop (the state then points just after it)'

@@ -266,10 +266,10 @@ pub fn seconds(text: &str) -> Result<Duration, String> {
 
 // The command-line names of the library's enums (the domains know no clap).
 value_enum!(crate::record::Family {
-    crate::record::Family::Measurement => "measurement": "A measurement run bound for an esmond archive (records.md §1)",
-    crate::record::Family::Notification => "notification": "An OpenStack-like notification, v1 dict or v2 envelope (records.md §2)",
-    crate::record::Family::Stat => "stat": "One field read from an mmstats file (records.md §3)",
-    crate::record::Family::Trace => "trace": "One sample from a tracer (records.md §4)",
+    crate::record::Family::Measurement => "measurement": "A measurement run bound for an esmond archive (measpipe-records(7))",
+    crate::record::Family::Notification => "notification": "An OpenStack-like notification, v1 dict or v2 envelope (measpipe-records(7))",
+    crate::record::Family::Stat => "stat": "One field read from an mmstats file (measpipe-records(7))",
+    crate::record::Family::Trace => "trace": "One sample from a tracer (measpipe-records(7))",
 });
 value_enum!(crate::gridftp::line::Format {
     crate::gridftp::line::Format::Auto => "auto": "Decide per line: `{` starts JSON, `:: Transfer stats:` marks the main log, a leading `KEY=` token the transfer log; other lines are ignored",

@@ -26,34 +26,142 @@ const EXIT_STATUS: &str = "\
 0    success, including a reader that closed the pipe early (| head)
 1    runtime failure or bad input (the message names file and line)
 2    usage error
+75   another run holds the lock on the state (EX_TEMPFAIL): try again later, or --wait
 130  interrupted by SIGINT after flushing the records already produced
 143  terminated by SIGTERM after flushing the records already produced";
+
+/// The record contract's page, shipped beside the tools' pages (not generated).
+pub const RECORDS_PAGE: &str = "man/measpipe-records.7";
 
 /// Renders the man page of `command` in roff: clap_mangen's sections, with the `--help`
 /// examples under EXAMPLES (clap_mangen would call them EXTRA) and an EXIT STATUS section.
 pub fn man_page(command: clap::Command) -> Vec<u8> {
     let examples = command.get_after_help().map(|text| text.to_string());
     let has_subcommands = command.has_subcommands();
-    let man = clap_mangen::Man::new(command);
+    let man = clap_mangen::Man::new(command.clone());
     let mut page = Vec::new();
     let rendered = (|| -> std::io::Result<()> {
         man.render_title(&mut page)?;
         man.render_name_section(&mut page)?;
-        man.render_synopsis_section(&mut page)?;
+        synopsis_section(&mut page, &command);
         man.render_description_section(&mut page)?;
         man.render_options_section(&mut page)?;
         if has_subcommands {
-            man.render_subcommands_section(&mut page)?;
+            subcommands_section(&mut page, &command);
         }
         if let Some(examples) = &examples {
             let body = examples.strip_prefix("Examples:\n").unwrap_or(examples);
             literal_section(&mut page, "EXAMPLES", body);
         }
         literal_section(&mut page, "EXIT STATUS", EXIT_STATUS);
+        see_also_section(&mut page, command.get_name());
         man.render_version_section(&mut page)
     })();
     rendered.expect("rendering into a Vec cannot fail");
     page
+}
+
+/// Escapes text for roff (backslashes and dashes).
+fn roff(text: &str) -> String {
+    text.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// One argument as the synopsis shows it: `[-U|--url URL]`, `FILE...`.
+fn synopsis_arg(arg: &clap::Arg) -> String {
+    let value = || {
+        arg.get_value_names()
+            .and_then(|names| names.first())
+            .map(|name| format!(" \\fI{}\\fR", roff(name)))
+            .unwrap_or_else(|| format!(" \\fI{}\\fR", roff(&arg.get_id().to_string().to_uppercase())))
+    };
+    if arg.is_positional() {
+        let name = value().trim_start().to_owned();
+        let many = matches!(arg.get_num_args(), Some(range) if range.max_values() > 1);
+        let dots = if many { "..." } else { "" };
+        return if arg.is_required_set() {
+            format!("{name}{dots}")
+        } else {
+            format!("[{name}]{dots}")
+        };
+    }
+    let mut names = Vec::new();
+    if let Some(short) = arg.get_short() {
+        names.push(format!("\\fB\\-{short}\\fR"));
+    }
+    if let Some(long) = arg.get_long() {
+        names.push(format!("\\fB\\-\\-{}\\fR", roff(long)));
+    }
+    let takes_value = arg.get_action().takes_values();
+    let text = format!("{}{}", names.join("|"), if takes_value { value() } else { String::new() });
+    if arg.is_required_set() {
+        text
+    } else {
+        format!("[{text}]")
+    }
+}
+
+/// SYNOPSIS with each option's value name (clap_mangen drops them).
+fn synopsis_section(page: &mut Vec<u8>, command: &clap::Command) {
+    let mut line = format!("\\fB{}\\fR", roff(command.get_name()));
+    let (positional, options): (Vec<&clap::Arg>, Vec<&clap::Arg>) = command
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .partition(|a| a.is_positional());
+    for arg in options.into_iter().chain(positional) {
+        line.push(' ');
+        line.push_str(&synopsis_arg(arg));
+    }
+    if command.has_subcommands() {
+        line.push_str(" [\\fICOMMAND\\fR]");
+    }
+    page.extend_from_slice(format!(".SH SYNOPSIS\n{line}\n").as_bytes());
+}
+
+/// SUBCOMMANDS with every command path and its arguments, on this page (there are no
+/// separate pages for subcommands).
+fn subcommands_section(page: &mut Vec<u8>, command: &clap::Command) {
+    fn walk(page: &mut Vec<u8>, prefix: &str, command: &clap::Command) {
+        for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+            let path = format!("{prefix} {}", sub.get_name());
+            if sub.has_subcommands() {
+                walk(page, &path, sub);
+                continue;
+            }
+            let args: Vec<String> = sub
+                .get_arguments()
+                .filter(|a| a.is_positional() && !a.is_hide_set())
+                .map(synopsis_arg)
+                .collect();
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            page.extend_from_slice(
+                format!(
+                    ".TP\n\\fB{}\\fR {}\n{}\n",
+                    roff(&path),
+                    args.join(" "),
+                    roff(&about)
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    page.extend_from_slice(b".SH SUBCOMMANDS\n");
+    walk(page, command.get_name(), command);
+}
+
+/// SEE ALSO: the record contract and the other tools.
+fn see_also_section(page: &mut Vec<u8>, name: &str) {
+    let others: Vec<String> = crate::tools::ALL
+        .iter()
+        .filter(|t| t.name != name)
+        .map(|t| format!("\\fB{}\\fR(1)", roff(t.name)))
+        .collect();
+    page.extend_from_slice(
+        format!(
+            ".SH \"SEE ALSO\"\n\\fBmeaspipe\\-records\\fR(7), {}\n",
+            others.join(", ")
+        )
+        .as_bytes(),
+    );
 }
 
 /// Appends a roff section whose body is shown as written (no filling), escaped for roff.

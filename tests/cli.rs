@@ -410,3 +410,19 @@ fn the_harness_starts_a_real_server_and_waits_for_it() {
     assert!(response.ends_with("hello"), "{response}");
     server.stop();
 }
+
+#[test]
+fn the_light_library_compiles_none_of_the_servers_or_the_command_line() {
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "-e", "normal", "--no-default-features", "--prefix", "none", "--locked", "--offline"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    for heavy in ["rusqlite", "libsqlite3-sys", "tokio", "axum", "ureq", "clap", "clap_mangen", "hyper"] {
+        assert!(!crates.contains(&heavy), "{heavy} in the light tree:\n{tree}");
+    }
+    assert!(crates.contains(&"memmap2"), "{tree}");
+}

@@ -380,35 +380,70 @@ fn the_python_reader_rejects_native_files_cleanly() {
 }
 
 #[test]
-fn corrupt_native_files_are_errors_not_panics() {
+fn corrupt_native_files_are_errors_not_panics_and_what_reads_renders() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("n.mmstats");
     let stats = Builder::new()
         .counter("c")
         .histogram("h")
+        .average("a")
         .text("t", 9)
         .path(&path)
         .keep_file()
         .create()
         .unwrap();
+    stats.counter("c").unwrap().add(5);
+    stats.histogram("h").unwrap().record(1234);
+    stats.average("a").unwrap().add(2.5);
     drop(stats);
     let good = fs::read(&path).unwrap();
     let broken = dir.path().join("broken.mmstats");
+    let broken_name = broken.to_string_lossy().into_owned();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    for round in 0..2000 {
+    let (mut read, mut refused) = (0, 0);
+    for round in 0..3000 {
         let mut bytes = good.clone();
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // Corrupt the header and metadata, where a bad length could mislead the reader.
-        let at = (rng as usize) % 512;
+        // Anywhere: the header and metadata, where a bad length could mislead the reader,
+        // and the values region, where a bad count or bound could mislead the renderer.
+        let at = if round % 2 == 0 {
+            (rng as usize) % 512
+        } else {
+            (rng as usize) % good.len()
+        };
         bytes[at] = (rng >> 32) as u8;
+        // Now and then a whole word of extreme values (u64::MAX, 0, i64::MIN).
+        if round % 5 == 0 {
+            let word = ((rng >> 16) as usize % (good.len() / 8)) * 8;
+            let extreme = [u64::MAX, 0, 1 << 63][round % 3];
+            bytes[word..word + 8].copy_from_slice(&extreme.to_le_bytes());
+        }
         if round % 7 == 0 {
             bytes.truncate((rng as usize >> 8) % good.len());
         }
         fs::write(&broken, &bytes).unwrap();
-        let _ = mmstats::read(&broken);
+        match mmstats::read(&broken) {
+            Ok(stats) => {
+                read += 1;
+                for field in &stats.fields {
+                    let record = mmstats::render::StatRecord {
+                        file: &broken_name,
+                        stats: &stats,
+                        field,
+                        ts: 1.0,
+                    };
+                    let line = serde_json::to_string(&record).unwrap();
+                    measpipe::record::classify(line.as_bytes()).unwrap();
+                }
+                let lines = mmstats::render::slurpstats_lines(&broken_name, &stats);
+                assert_eq!(lines.len(), stats.fields.len() + 2);
+            }
+            Err(_) => refused += 1,
+        }
     }
+    assert!(read > 100 && refused > 100, "read {read}, refused {refused}");
 }
 
 /// Four writer threads update a shared file, and four more their own files, while the

@@ -34,7 +34,11 @@ pub fn fixture(relative: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(relative)
 }
 
-/// Whether `program` can be run; if not, prints why the calling test skips.
+/// Whether `program` can be run; if not, prints why the calling test skips, and records
+/// the skip (see [`skipped`]).
+///
+/// Every program this is asked about is one `.ci/run` installs, so under
+/// `MEASPIPE_REQUIRE_LIVE=1` (which `.ci/run` sets) a missing one fails the test instead.
 pub fn have(program: &str, why: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
@@ -43,9 +47,30 @@ pub fn have(program: &str, why: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        eprintln!("SKIP: {program} not found ({why}); .ci/run installs it");
+        assert!(
+            std::env::var("MEASPIPE_REQUIRE_LIVE").as_deref() != Ok("1"),
+            "{program} not found ({why}): MEASPIPE_REQUIRE_LIVE=1 requires it; .ci/run installs it"
+        );
+        skipped(&format!("{program} not found ({why})"));
     }
     found
+}
+
+/// Records that the calling test skipped: prints it, and appends `test: reason` to the
+/// file `$MEASPIPE_SKIP_LOG` names, so `.ci/run` can list every skip in one line at the end
+/// (cargo hides a passing test's output).
+pub fn skipped(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    eprintln!("SKIP: {test}: {reason}");
+    if let Ok(log) = std::env::var("MEASPIPE_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(file, "{test}: {reason}");
+        }
+    }
 }
 
 /// Fails the test with the command's stderr unless it exited 0.
@@ -88,7 +113,10 @@ pub fn python27_with(module: &str, package: &str) -> Option<String> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !imports {
-        eprintln!("SKIP: Python 2.7 with {package} not found at {python} (set MEASPIPE_PYTHON27); .ci/run installs it");
+        // The one skip MEASPIPE_REQUIRE_LIVE allows: pyenv's 2.7 is not a Debian package.
+        skipped(&format!(
+            "Python 2.7 with {package} not found at {python} (set MEASPIPE_PYTHON27)"
+        ));
         return None;
     }
     Some(python)

@@ -63,7 +63,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The value at quantile `q` (0..=1): the midpoint of the bucket holding the rank
-    /// `ceil(q × count)`, clamped to `[min, max]`. `None` when empty.
+    /// `ceil(q × count)`, clamped to `[min, max]` (when that is a range: a corrupt file can
+    /// say otherwise, and must not make a reader panic). `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {
         if self.count == 0 {
             return None;
@@ -71,11 +72,15 @@ impl Snapshot {
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
         for (index, &n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(n);
             if seen >= rank {
                 let (low, high) = bucket_range(index, self.sub_bits);
                 let mid = low + (high - low) / 2;
-                return Some(mid.clamp(self.min, self.max));
+                return Some(if self.min <= self.max {
+                    mid.clamp(self.min, self.max)
+                } else {
+                    mid
+                });
             }
         }
         Some(self.max)
@@ -91,6 +96,20 @@ impl Snapshot {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_corrupt_snapshot_gives_a_quantile_not_a_panic() {
+        let snap = Snapshot {
+            count: 1,
+            sum: 0,
+            min: u64::MAX,
+            max: 0,
+            sub_bits: DEFAULT_SUB_BITS,
+            buckets: vec![u64::MAX, u64::MAX, 1],
+        };
+        assert_eq!(snap.quantile(0.5), Some(0));
+        assert_eq!(snap.quantile(1.0), Some(0));
+    }
 
     #[test]
     fn small_values_are_exact_and_the_top_bucket_is_the_last() {

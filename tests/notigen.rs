@@ -398,3 +398,32 @@ fn stackdistiller_accepts_the_output_with_every_trait_filled() {
         assert!(report["hosts"].as_u64().unwrap() > 10, "{report}");
     }
 }
+
+/// notigen-emit writes notifications through its own byte-level renderer; every line, in
+/// every payload mode and envelope, is the shared record type.
+#[test]
+fn every_line_is_the_shared_notification_record() {
+    use measpipe::record::{CheckedNotification, NotificationEnvelope};
+    for (payload, envelope) in [("seed", "v1"), ("full", "v1"), ("seed", "v2"), ("full", "v2")] {
+        let out = bin("notigen-emit")
+            .args(["--seed", "3", "--count", "2000", "--payload", payload, "--envelope", envelope])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 2000);
+        for line in text.lines() {
+            let inner = if envelope == "v2" {
+                let outer: NotificationEnvelope = serde_json::from_str(line).unwrap();
+                assert_eq!(outer.version, "2.0");
+                outer.message.into_owned()
+            } else {
+                line.to_owned()
+            };
+            let record: CheckedNotification = serde_json::from_str(&inner)
+                .unwrap_or_else(|e| panic!("{e}: {inner}"));
+            assert!(record.extra.contains_key("_context_request_id"), "{inner}");
+            assert!(record.payload.is_object(), "{inner}");
+        }
+    }
+}

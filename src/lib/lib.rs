@@ -17,7 +17,6 @@ pub mod error;
 pub mod esmond;
 pub mod gridftp;
 pub mod iperf3;
-pub mod jsonout;
 pub mod mmstats;
 pub mod ndjson;
 pub mod notigen;

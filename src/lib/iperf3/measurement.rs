@@ -1,9 +1,13 @@
 //! An iperf3 report → one measurement record (records.md §1), mapped as esmond-ps-pipe
 //! did, with the fixes listed in the module docs of [`crate::iperf3`].
 
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::Number;
 
-use crate::jsonout::{integer, key, number, optional_number, string};
+use crate::record::{self, EventTypeSpec, FailureValue, Measurement, MeasurementKind, Metadata};
 
 use super::report::{Report, Slice};
 
@@ -24,6 +28,31 @@ pub struct Context<'a> {
     pub fallback_ts: i64,
 }
 
+/// The free-form parameters of the test, as esmond-ps-pipe registered them.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Parameters<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_transport_protocol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_duration: Option<&'a Number>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bw_parallel_streams: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bw_ignore_first_seconds: Option<&'a Number>,
+}
+
+/// A test's values: `failures` for a failed test, else every event type it measured.
+enum Values<'a> {
+    Failed(&'a str),
+    Measured {
+        report: &'a Report,
+        udp: bool,
+        streams: u64,
+        legacy: bool,
+    },
+}
+
 /// Appends the measurement record for `report` (without newline) to `out`.
 pub fn write(out: &mut Vec<u8>, report: &Report, context: &Context) -> Result<(), String> {
     let (source, destination) = endpoints(report, context)?;
@@ -39,66 +68,47 @@ pub fn write(out: &mut Vec<u8>, report: &Report, context: &Context) -> Result<()
                 .map(|c| c.local_host.as_str())
         })
         .unwrap_or(source);
-    out.extend_from_slice(br#"{"kind":"measurement","metadata":{"subject-type":"point-to-point""#);
-    let mut first = false;
-    for (name, value) in [
-        ("source", source),
-        ("destination", destination),
-        ("tool-name", context.tool_name),
-        ("measurement-agent", agent),
-        ("input-source", context.input_source.unwrap_or(source)),
-        (
-            "input-destination",
-            context.input_destination.unwrap_or(destination),
-        ),
-    ] {
-        key(out, &mut first, name);
-        string(out, value);
-    }
-    if let Some(test) = &report.start.test_start {
-        key(out, &mut first, "ip-transport-protocol");
-        string(out, &test.protocol);
-        if let Some(duration) = &test.duration {
-            key(out, &mut first, "time-duration");
-            number(out, duration);
-        }
-        key(out, &mut first, "bw-parallel-streams");
-        integer(out, test.num_streams);
-        if let Some(omit) = &test.omit {
-            key(out, &mut first, "bw-ignore-first-seconds");
-            number(out, omit);
-        }
-    }
-    key(out, &mut first, "event-types");
-    out.push(b'[');
-    for (i, name) in event_types(udp, streams, report.start.test_start.is_some())
+    let test = report.start.test_start.as_ref();
+    let event_types: Vec<EventTypeSpec> = event_types(udp, streams, test.is_some())
         .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(br#"{"event-type":"#);
-        string(out, name);
-        out.extend_from_slice(br#","summaries":[]}"#);
-    }
-    out.extend_from_slice(br#"]},"ts":"#);
-    let ts = report
-        .start
-        .timestamp
-        .as_ref()
-        .map_or(context.fallback_ts, |t| t.timesecs);
-    integer(out, ts);
-    out.extend_from_slice(br#","values":{"#);
-    match &report.error {
-        Some(error) => {
-            out.extend_from_slice(br#""failures":{"error":"#);
-            string(out, error);
-            out.push(b'}');
-        }
-        None => values(out, report, udp, streams, context.legacy_shapes),
-    }
-    out.extend_from_slice(b"}}");
+        .map(EventTypeSpec::plain)
+        .collect();
+    let record = Measurement {
+        kind: MeasurementKind,
+        metadata: Metadata {
+            subject_type: Cow::Borrowed(record::POINT_TO_POINT),
+            source: Cow::Borrowed(source),
+            destination: Cow::Borrowed(destination),
+            tool_name: Cow::Borrowed(context.tool_name),
+            measurement_agent: Cow::Borrowed(agent),
+            input_source: Cow::Borrowed(context.input_source.unwrap_or(source)),
+            input_destination: Cow::Borrowed(context.input_destination.unwrap_or(destination)),
+            parameters: Parameters {
+                ip_transport_protocol: test.map(|t| t.protocol.as_str()),
+                time_duration: test.and_then(|t| t.duration.as_ref()),
+                bw_parallel_streams: test.map(|t| t.num_streams),
+                bw_ignore_first_seconds: test.and_then(|t| t.omit.as_ref()),
+            },
+            event_types,
+        },
+        ts: report
+            .start
+            .timestamp
+            .as_ref()
+            .map_or(context.fallback_ts, |t| t.timesecs),
+        values: match &report.error {
+            Some(error) => Values::Failed(error),
+            None => Values::Measured {
+                report,
+                udp,
+                streams,
+                legacy: context.legacy_shapes,
+            },
+        },
+        cursor: None::<&str>,
+    };
+    // Serialising into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &record);
     Ok(())
 }
 
@@ -158,129 +168,206 @@ fn event_types(udp: bool, streams: u64, known: bool) -> Vec<&'static str> {
 }
 
 /// `{"start":…,"duration":…,"<key>":…}` for one slice.
-fn subinterval(out: &mut Vec<u8>, slice: &Slice, key_name: &str, value: Option<&Number>) {
-    out.extend_from_slice(br#"{"start":"#);
-    optional_number(out, slice.start.as_ref());
-    out.extend_from_slice(br#","duration":"#);
-    optional_number(out, slice.seconds.as_ref());
-    out.push(b',');
-    string(out, key_name);
-    out.push(b':');
-    optional_number(out, value);
-    out.push(b'}');
+struct Subinterval<'a> {
+    slice: &'a Slice,
+    key: &'a str,
+    value: Option<&'a Number>,
 }
 
-/// `[item, item, …]`.
-fn list<T>(
-    out: &mut Vec<u8>,
-    items: impl IntoIterator<Item = T>,
-    mut each: impl FnMut(&mut Vec<u8>, T),
-) {
-    out.push(b'[');
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        each(out, item);
+impl Serialize for Subinterval<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("start", &self.slice.start)?;
+        map.serialize_entry("duration", &self.slice.seconds)?;
+        map.serialize_entry(self.key, &self.value)?;
+        map.end()
     }
-    out.push(b']');
 }
 
-fn values(out: &mut Vec<u8>, report: &Report, udp: bool, streams: u64, legacy: bool) {
-    let end = &report.end;
-    let mut first = true;
-    let total = if udp { &end.sum } else { &end.sum_received };
-    if let Some(bps) = total.as_ref().and_then(|s| s.bits_per_second.as_ref()) {
-        key(out, &mut first, "throughput");
-        number(out, bps);
-    }
-    let sums = || report.intervals.iter().filter_map(|i| i.sum.as_ref());
-    key(out, &mut first, "throughput-subintervals");
-    list(out, sums(), |out, s| {
-        subinterval(out, s, "val", s.bits_per_second.as_ref())
-    });
-    if udp {
-        let sum = end.sum.as_ref();
-        let lost = sum.and_then(|s| s.lost_packets.as_ref());
-        let sent = sum.and_then(|s| s.packets.as_ref());
-        if let Some(lost) = lost {
-            key(out, &mut first, "packet-count-lost");
-            number(out, lost);
+/// A list serialised from an iterator that can be walked again.
+struct List<F>(F);
+
+impl<F, I> Serialize for List<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for item in (self.0)() {
+            seq.serialize_element(&item)?;
         }
-        if let Some(sent) = sent {
-            key(out, &mut first, "packet-count-sent");
-            number(out, sent);
-        }
-        // A zero denominator would be refused by the archive.
-        if let (Some(lost), Some(sent)) = (lost, sent) {
-            if sent.as_f64().is_some_and(|n| n > 0.0) {
-                key(out, &mut first, "packet-loss-rate");
-                out.extend_from_slice(br#"{"numerator":"#);
-                number(out, lost);
-                out.extend_from_slice(br#","denominator":"#);
-                number(out, sent);
-                out.push(b'}');
-            }
-        }
-    } else if let Some(retransmits) = end.sum_sent.as_ref().and_then(|s| s.retransmits.as_ref()) {
-        key(out, &mut first, "packet-retransmits");
-        number(out, retransmits);
-    }
-    key(out, &mut first, "packet-retransmits-subintervals");
-    list(out, sums(), |out, s| {
-        subinterval(out, s, "val", s.retransmits.as_ref())
-    });
-    if streams > 1 {
-        if !udp {
-            key(out, &mut first, "streams-packet-retransmits");
-            list(out, &end.streams, |out, s| {
-                optional_number(out, s.sender.as_ref().and_then(|s| s.retransmits.as_ref()))
-            });
-            key(out, &mut first, "streams-packet-retransmits-subintervals");
-            per_stream(out, report, legacy, "retransmits", |s| {
-                s.retransmits.as_ref()
-            });
-        }
-        key(out, &mut first, "streams-throughput");
-        list(out, &end.streams, |out, s| {
-            let side = if udp { &s.udp } else { &s.receiver };
-            optional_number(out, side.as_ref().and_then(|s| s.bits_per_second.as_ref()))
-        });
-        key(out, &mut first, "streams-throughput-subintervals");
-        per_stream(out, report, legacy, "throughput", |s| {
-            s.bits_per_second.as_ref()
-        });
+        seq.end()
     }
 }
 
 /// Per-stream subintervals: stream-major with key `val`, or (legacy) interval-major with
 /// `legacy_key`.
-fn per_stream(
-    out: &mut Vec<u8>,
-    report: &Report,
+struct PerStream<'a> {
+    report: &'a Report,
     legacy: bool,
-    legacy_key: &str,
-    field: impl Fn(&Slice) -> Option<&Number>,
-) {
-    if legacy {
-        list(out, &report.intervals, |out, interval| {
-            list(out, &interval.streams, |out, s| {
-                subinterval(out, s, legacy_key, field(s))
+    legacy_key: &'a str,
+    field: fn(&Slice) -> Option<&Number>,
+}
+
+impl Serialize for PerStream<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (field, report, legacy_key) = (self.field, self.report, self.legacy_key);
+        if self.legacy {
+            return List(|| {
+                report.intervals.iter().map(|interval| {
+                    List(|| {
+                        interval.streams.iter().map(|s| Subinterval {
+                            slice: s,
+                            key: legacy_key,
+                            value: field(s),
+                        })
+                    })
+                })
             })
-        });
-        return;
-    }
-    let count = report
-        .intervals
-        .iter()
-        .map(|i| i.streams.len())
-        .max()
-        .unwrap_or(0);
-    list(out, 0..count, |out, stream| {
-        let slices = report
+            .serialize(serializer);
+        }
+        let count = report
             .intervals
             .iter()
-            .filter_map(|i| i.streams.get(stream));
-        list(out, slices, |out, s| subinterval(out, s, "val", field(s)))
-    });
+            .map(|i| i.streams.len())
+            .max()
+            .unwrap_or(0);
+        List(|| {
+            (0..count).map(move |stream| {
+                List(move || {
+                    report
+                        .intervals
+                        .iter()
+                        .filter_map(move |i| i.streams.get(stream))
+                        .map(move |s| Subinterval {
+                            slice: s,
+                            key: "val",
+                            value: field(s),
+                        })
+                })
+            })
+        })
+        .serialize(serializer)
+    }
+}
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let (report, udp, streams, legacy) = match *self {
+            Values::Failed(error) => {
+                map.serialize_entry(
+                    "failures",
+                    &FailureValue {
+                        error: Cow::Borrowed(error),
+                    },
+                )?;
+                return map.end();
+            }
+            Values::Measured {
+                report,
+                udp,
+                streams,
+                legacy,
+            } => (report, udp, streams, legacy),
+        };
+        let end = &report.end;
+        let total = if udp { &end.sum } else { &end.sum_received };
+        if let Some(bps) = total.as_ref().and_then(|s| s.bits_per_second.as_ref()) {
+            map.serialize_entry("throughput", bps)?;
+        }
+        let sums = || report.intervals.iter().filter_map(|i| i.sum.as_ref());
+        let subintervals = |field: fn(&Slice) -> Option<&Number>| {
+            List(move || {
+                sums().map(move |s| Subinterval {
+                    slice: s,
+                    key: "val",
+                    value: field(s),
+                })
+            })
+        };
+        map.serialize_entry(
+            "throughput-subintervals",
+            &subintervals(|s| s.bits_per_second.as_ref()),
+        )?;
+        if udp {
+            let sum = end.sum.as_ref();
+            let lost = sum.and_then(|s| s.lost_packets.as_ref());
+            let sent = sum.and_then(|s| s.packets.as_ref());
+            if let Some(lost) = lost {
+                map.serialize_entry("packet-count-lost", lost)?;
+            }
+            if let Some(sent) = sent {
+                map.serialize_entry("packet-count-sent", sent)?;
+            }
+            // A zero denominator would be refused by the archive.
+            if let (Some(lost), Some(sent)) = (lost, sent) {
+                if sent.as_f64().is_some_and(|n| n > 0.0) {
+                    map.serialize_entry(
+                        "packet-loss-rate",
+                        &LossRate {
+                            numerator: lost,
+                            denominator: sent,
+                        },
+                    )?;
+                }
+            }
+        } else if let Some(retransmits) = end.sum_sent.as_ref().and_then(|s| s.retransmits.as_ref())
+        {
+            map.serialize_entry("packet-retransmits", retransmits)?;
+        }
+        map.serialize_entry(
+            "packet-retransmits-subintervals",
+            &subintervals(|s| s.retransmits.as_ref()),
+        )?;
+        if streams > 1 {
+            if !udp {
+                map.serialize_entry(
+                    "streams-packet-retransmits",
+                    &List(|| {
+                        end.streams
+                            .iter()
+                            .map(|s| s.sender.as_ref().and_then(|s| s.retransmits.as_ref()))
+                    }),
+                )?;
+                map.serialize_entry(
+                    "streams-packet-retransmits-subintervals",
+                    &PerStream {
+                        report,
+                        legacy,
+                        legacy_key: "retransmits",
+                        field: |s| s.retransmits.as_ref(),
+                    },
+                )?;
+            }
+            map.serialize_entry(
+                "streams-throughput",
+                &List(|| {
+                    end.streams.iter().map(|s| {
+                        let side = if udp { &s.udp } else { &s.receiver };
+                        side.as_ref().and_then(|s| s.bits_per_second.as_ref())
+                    })
+                }),
+            )?;
+            map.serialize_entry(
+                "streams-throughput-subintervals",
+                &PerStream {
+                    report,
+                    legacy,
+                    legacy_key: "throughput",
+                    field: |s| s.bits_per_second.as_ref(),
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// `packet-loss-rate`: esmond's percentage shape.
+#[derive(Serialize)]
+struct LossRate<'a> {
+    numerator: &'a Number,
+    denominator: &'a Number,
 }

@@ -1,10 +1,13 @@
-//! How fields are written out: as stat records (records.md §3) and as the text the
-//! Python `slurpstats` prints.
+//! How fields are written out: as stat records (the shared [`record::Stat`], records.md
+//! §3) and as the text the Python `slurpstats` prints.
+
+use std::borrow::Cow;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::{Field, StatsFile, Value};
+use crate::record;
 
 /// How the mmstats tools print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +35,38 @@ pub struct StatRecord<'a> {
 
 impl Serialize for StatRecord<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let field = self.field;
+        record::Stat {
+            kind: record::StatKind,
+            file: Cow::Borrowed(self.file),
+            pid: self.stats.owner.pid,
+            label: Cow::Borrowed(&self.field.label),
+            type_code: Cow::Borrowed(&self.field.type_code),
+            reading: Reading(&self.field.value),
+            ts: self.ts,
+            extra: Extra {
+                format: self.stats.format.name(),
+                consistent: (!self.field.consistent).then_some(false),
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What mmstats-slurp adds after `ts`.
+#[derive(Serialize)]
+struct Extra {
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consistent: Option<bool>,
+}
+
+/// A field's `value` and, for averages and histograms, their parts.
+struct Reading<'a>(&'a Value);
+
+impl Serialize for Reading<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("kind", "stat")?;
-        map.serialize_entry("file", self.file)?;
-        map.serialize_entry("pid", &self.stats.owner.pid)?;
-        map.serialize_entry("label", &field.label)?;
-        map.serialize_entry("type", &field.type_code)?;
-        match &field.value {
+        match self.0 {
             Value::U64(v) => map.serialize_entry("value", v)?,
             Value::I64(v) => map.serialize_entry("value", v)?,
             Value::F64(v) => float_entry(&mut map, "value", *v)?,
@@ -64,11 +91,6 @@ impl Serialize for StatRecord<'_> {
                     map.serialize_entry(name, &h.quantile(q))?;
                 }
             }
-        }
-        map.serialize_entry("ts", &self.ts)?;
-        map.serialize_entry("format", self.stats.format.name())?;
-        if !field.consistent {
-            map.serialize_entry("consistent", &false)?;
         }
         map.end()
     }

@@ -96,7 +96,11 @@ fn main() {
         .unwrap();
     writer_benchmarks(&shared, "shared file, uncontended");
 
-    let binary = env!("CARGO_BIN_EXE_mmstats-slurp");
+    // MEASPIPE_BIN_DIR names another build's binaries (benches/before-after.sh uses it).
+    let binary = std::env::var("MEASPIPE_BIN_DIR")
+        .map(|dir| format!("{dir}/mmstats-slurp"))
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mmstats-slurp").to_owned());
+    let binary = binary.as_str();
     let native = tempfile::tempdir().unwrap();
     let files: Vec<Stats<Local>> = (0..FILES)
         .map(|i| {

@@ -15,6 +15,11 @@
 //!
 //! Consumers that pass records through (record-check) copy the original line, so unknown
 //! fields survive untouched; the typed forms ignore them.
+//!
+//! A producer whose serde path is measurably too slow writes the same type through
+//! [`fast::WriteJson`], which is tested byte for byte against serde.
+pub mod fast;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 

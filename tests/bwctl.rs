@@ -281,27 +281,28 @@ fn missing_framing_or_json_is_one_clear_line_and_exit_1() {
         .map(|l| format!("{l}\n"))
         .collect();
     let local = transcript.replace("remote sender", "local sender");
+    let no_start = "<stdin>: bwctl transcript without a \"bwctl: start_tool\" line (run bwctl with --parsable --verbose)";
     for (input, message) in [
-        ("", "<stdin>: no iperf3 JSON and no bwctl results"),
         (
-            "bwctl: Using tool: iperf3\n",
-            "without a \"bwctl: start_tool\" line",
+            "",
+            "<stdin>: no iperf3 JSON and no bwctl results (was bwctl run with --parsable --verbose?)",
         ),
-        (cut.as_str(), "never end (no \"bwctl: stop_tool\" line"),
+        ("bwctl: Using tool: iperf3\n", no_start),
         (
-            &no_verbose[..no_verbose.find("{").unwrap()],
-            "without a \"bwctl: start_tool\" line",
+            cut.as_str(),
+            "<stdin>:15: the results after \"bwctl: start_tool\" never end (no \"bwctl: stop_tool\" line; transcript cut short?)",
         ),
-        ("{\"start\": [1, 2]}\n", "<stdin>:1: invalid iperf3 JSON"),
+        (&no_verbose[..no_verbose.find("{").unwrap()], no_start),
+        (
+            "{\"start\": [1, 2]}\n",
+            "<stdin>:1: invalid iperf3 JSON: invalid type: integer `1`, expected a sequence at line 1 column 12",
+        ),
     ] {
         let out = bin("bwctl-extract").write_stdin(input).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{message}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.starts_with("bwctl-extract: error: ") && stderr.contains(message),
-            "{stderr}"
-        );
+        assert_eq!(stderr, format!("bwctl-extract: error: {message}\n"));
     }
     // A transcript with a local endpoint works (the original could not extract it).
     let got = extract(&[], local.as_bytes());

@@ -112,7 +112,13 @@ fn every_man_page_renders_with_man() {
     assert!(out.status.success(), "man -l {contract:?}: {out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "roff warnings");
     let text = String::from_utf8_lossy(&out.stdout);
-    for section in ["MEASUREMENT", "NOTIFICATION", "STAT", "TRACE", "CONVENTIONS"] {
+    for section in [
+        "MEASUREMENT",
+        "NOTIFICATION",
+        "STAT",
+        "TRACE",
+        "CONVENTIONS",
+    ] {
         assert!(text.contains(section), "{section} in {text}");
     }
 }
@@ -258,7 +264,9 @@ fn a_missing_input_file_is_named_and_its_cause_given_once() {
         .arg("/nonexistent/x.ndjson")
         .assert()
         .code(1)
-        .stderr("record-check: error: /nonexistent/x.ndjson: No such file or directory (os error 2)\n");
+        .stderr(
+            "record-check: error: /nonexistent/x.ndjson: No such file or directory (os error 2)\n",
+        );
 }
 
 #[test]
@@ -285,7 +293,10 @@ fn an_overlong_line_is_a_bad_line_in_bounded_memory() {
         )
     );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{STAT}\n{STAT}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{STAT}\n{STAT}\n")
+    );
     bin("record-check")
         .args(["--max-line", "20"])
         .arg(&path)
@@ -338,7 +349,11 @@ fn sigterm_ends_a_filter_blocked_on_a_full_pipe_within_a_second() {
 
 #[test]
 fn timeouts_a_duration_cannot_hold_are_usage_errors() {
-    for (flag, value) in [("--timeout", "1e20"), ("--backoff", "inf"), ("--timeout", "NaN")] {
+    for (flag, value) in [
+        ("--timeout", "1e20"),
+        ("--backoff", "inf"),
+        ("--timeout", "NaN"),
+    ] {
         bin("esmond-post")
             .args(["--dry-run", flag, value])
             .write_stdin("")
@@ -414,15 +429,43 @@ fn the_harness_starts_a_real_server_and_waits_for_it() {
 #[test]
 fn the_light_library_compiles_none_of_the_servers_or_the_command_line() {
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "-e", "normal", "--no-default-features", "--prefix", "none", "--locked", "--offline"])
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--no-default-features",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+        ])
         .current_dir(repo_root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
-    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    for heavy in ["rusqlite", "libsqlite3-sys", "tokio", "axum", "ureq", "clap", "clap_mangen", "hyper"] {
-        assert!(!crates.contains(&heavy), "{heavy} in the light tree:\n{tree}");
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for heavy in [
+        "rusqlite",
+        "libsqlite3-sys",
+        "tokio",
+        "axum",
+        "ureq",
+        "clap",
+        "clap_mangen",
+        "hyper",
+    ] {
+        assert!(
+            !crates.contains(&heavy),
+            "{heavy} in the light tree:\n{tree}"
+        );
     }
     assert!(crates.contains(&"memmap2"), "{tree}");
 }

@@ -239,7 +239,13 @@ fn an_overlapping_run_exits_75_and_leaves_the_state_alone() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by another run"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: error: {} is locked by another run; try again later\n",
+            state.display()
+        )
+    );
     assert!(out.stdout.is_empty() && !state.exists());
 }
 
@@ -260,7 +266,13 @@ fn a_rotated_log_is_read_from_its_start() {
     fs::rename(&log, dir.path().join("t.log.1")).unwrap();
     append(&log, &line(3));
     let out = bin("gridftp-parse").args(args).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rotated or truncated"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: warning: {}: not the file of the saved position (rotated or truncated); reading it from the start\n",
+            log.display()
+        )
+    );
     assert_eq!(numbers(&ndjson_lines(&out.stdout)), [3]);
 }
 
@@ -590,7 +602,10 @@ fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
     std::io::Read::read_to_end(&mut stdout, &mut output).unwrap();
     let status = run.wait().unwrap();
     let first = numbers(&ndjson_lines(&output));
-    assert!(first.len() < total as usize, "the signal stopped the run early");
+    assert!(
+        first.len() < total as usize,
+        "the signal stopped the run early"
+    );
     assert_eq!(status.code(), Some(143));
     let saved: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
     let cursor = saved["cursor"].as_str().unwrap();

@@ -404,9 +404,23 @@ fn stackdistiller_accepts_the_output_with_every_trait_filled() {
 #[test]
 fn every_line_is_the_shared_notification_record() {
     use measpipe::record::{CheckedNotification, NotificationEnvelope};
-    for (payload, envelope) in [("seed", "v1"), ("full", "v1"), ("seed", "v2"), ("full", "v2")] {
+    for (payload, envelope) in [
+        ("seed", "v1"),
+        ("full", "v1"),
+        ("seed", "v2"),
+        ("full", "v2"),
+    ] {
         let out = bin("notigen-emit")
-            .args(["--seed", "3", "--count", "2000", "--payload", payload, "--envelope", envelope])
+            .args([
+                "--seed",
+                "3",
+                "--count",
+                "2000",
+                "--payload",
+                payload,
+                "--envelope",
+                envelope,
+            ])
             .output()
             .unwrap();
         common::assert_success(&out);
@@ -420,8 +434,8 @@ fn every_line_is_the_shared_notification_record() {
             } else {
                 line.to_owned()
             };
-            let record: CheckedNotification = serde_json::from_str(&inner)
-                .unwrap_or_else(|e| panic!("{e}: {inner}"));
+            let record: CheckedNotification =
+                serde_json::from_str(&inner).unwrap_or_else(|e| panic!("{e}: {inner}"));
             assert!(record.extra.contains_key("_context_request_id"), "{inner}");
             assert!(record.payload.is_object(), "{inner}");
         }

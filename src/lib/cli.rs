@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
-pub use crate::error::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_TEMPFAIL, EXIT_USAGE};
 use crate::error::Error;
+pub use crate::error::{EXIT_FAILURE, EXIT_SUCCESS, EXIT_TEMPFAIL, EXIT_USAGE};
 use crate::ndjson::{NdjsonWriter, OnError, DEFAULT_MAX_LINE};
 use crate::sync::lock;
 
@@ -243,7 +243,8 @@ pub struct StatsFileArgs {
 impl StatsFileArgs {
     /// The files named now, warning about explicit patterns that matched nothing.
     pub fn resolve(&self, warn_unmatched: bool) -> Result<Vec<std::path::PathBuf>, Error> {
-        let (files, unmatched) = crate::mmstats::files::expand(&self.files).map_err(Error::Usage)?;
+        let (files, unmatched) =
+            crate::mmstats::files::expand(&self.files).map_err(Error::Usage)?;
         if warn_unmatched && !self.files.is_empty() {
             for pattern in unmatched {
                 warn(&format!("no stats files match {pattern}"));
@@ -313,7 +314,13 @@ mod tests {
             seconds("NaN"),
             Err("\"NaN\" is not between 0 and 86400 seconds".to_owned())
         );
-        assert_eq!(seconds("-1"), Err("\"-1\" is not between 0 and 86400 seconds".to_owned()));
-        assert_eq!(seconds("soon"), Err("\"soon\" is not a number of seconds".to_owned()));
+        assert_eq!(
+            seconds("-1"),
+            Err("\"-1\" is not between 0 and 86400 seconds".to_owned())
+        );
+        assert_eq!(
+            seconds("soon"),
+            Err("\"soon\" is not a number of seconds".to_owned())
+        );
     }
 }

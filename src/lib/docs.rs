@@ -72,7 +72,12 @@ fn synopsis_arg(arg: &clap::Arg) -> String {
         arg.get_value_names()
             .and_then(|names| names.first())
             .map(|name| format!(" \\fI{}\\fR", roff(name)))
-            .unwrap_or_else(|| format!(" \\fI{}\\fR", roff(&arg.get_id().to_string().to_uppercase())))
+            .unwrap_or_else(|| {
+                format!(
+                    " \\fI{}\\fR",
+                    roff(&arg.get_id().to_string().to_uppercase())
+                )
+            })
     };
     if arg.is_positional() {
         let name = value().trim_start().to_owned();
@@ -92,7 +97,11 @@ fn synopsis_arg(arg: &clap::Arg) -> String {
         names.push(format!("\\fB\\-\\-{}\\fR", roff(long)));
     }
     let takes_value = arg.get_action().takes_values();
-    let text = format!("{}{}", names.join("|"), if takes_value { value() } else { String::new() });
+    let text = format!(
+        "{}{}",
+        names.join("|"),
+        if takes_value { value() } else { String::new() }
+    );
     if arg.is_required_set() {
         text
     } else {

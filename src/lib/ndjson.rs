@@ -408,9 +408,15 @@ mod tests {
         let mut input = io::Cursor::new(b"abcd\r\nefgh".to_vec());
         let mut buf = Vec::new();
         let read = read_bounded_line(&mut input, &mut buf, 6).unwrap();
-        assert_eq!((read.consumed, read.complete, read.overlong), (6, true, false));
+        assert_eq!(
+            (read.consumed, read.complete, read.overlong),
+            (6, true, false)
+        );
         let read = read_bounded_line(&mut input, &mut buf, 3).unwrap();
-        assert_eq!((read.consumed, read.complete, read.overlong), (4, false, true));
+        assert_eq!(
+            (read.consumed, read.complete, read.overlong),
+            (4, false, true)
+        );
         assert_eq!(buf, b"efg");
     }
 

@@ -134,8 +134,7 @@ pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
 
 /// A measurement as a sink reads it: the metadata and every value are the original JSON
 /// text, parsed once and never re-serialised. Values are in event-type order.
-pub type RawMeasurement<'a> =
-    Measurement<&'a RawValue, BTreeMap<Text<'a>, &'a RawValue>, Text<'a>>;
+pub type RawMeasurement<'a> = Measurement<&'a RawValue, BTreeMap<Text<'a>, &'a RawValue>, Text<'a>>;
 
 /// A measurement with every contract field typed, as [`classify`] checks it.
 pub type CheckedMeasurement<'a> = Measurement<
@@ -455,7 +454,10 @@ mod tests {
     fn a_raw_measurement_borrows_its_parts() {
         let record: RawMeasurement = serde_json::from_str(MEASUREMENT_LINE).unwrap();
         assert!(MEASUREMENT_LINE.contains(record.metadata.get()));
-        assert_eq!(record.values[&Text("throughput".into())].get(), "9852811218.03");
+        assert_eq!(
+            record.values[&Text("throughput".into())].get(),
+            "9852811218.03"
+        );
         assert!(matches!(record.cursor, Some(Text(Cow::Borrowed("c1")))));
         let stat = r#"{"kind":"stat","metadata":{},"ts":1,"values":{}}"#;
         let err = serde_json::from_str::<RawMeasurement>(stat).unwrap_err();

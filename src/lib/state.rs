@@ -79,7 +79,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .map_err(io_err(dir))?;
     temp.write_all(contents).map_err(io_err(temp.path()))?;
     temp.as_file().sync_all().map_err(io_err(temp.path()))?;
-    temp.persist(path).map_err(|e| Error::io(path.display().to_string(), e.error))?;
+    temp.persist(path)
+        .map_err(|e| Error::io(path.display().to_string(), e.error))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
@@ -120,7 +121,10 @@ mod tests {
         }
         let text = read(&state).unwrap().unwrap();
         assert!(text.starts_with("writer "), "{text}");
-        assert_eq!(fs::read_to_string(dir.path().join("state.new")).unwrap(), "stale");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("state.new")).unwrap(),
+            "stale"
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ pub fn skipped(reason: &str) {
     eprintln!("SKIP: {test}: {reason}");
     if let Ok(log) = std::env::var("MEASPIPE_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
             let _ = writeln!(file, "{test}: {reason}");
         }
     }

@@ -93,7 +93,10 @@ mod tests {
         let items: Vec<InItem> = serde_json::from_str(parsed.data.unwrap().get()).unwrap();
         assert_eq!(items[0].ts.unwrap().get(), "7");
         let points: Vec<InPoint> = serde_json::from_str(items[0].val.unwrap().get()).unwrap();
-        assert_eq!(points[0].event_type.as_deref(), Some("streams-packet-retransmits"));
+        assert_eq!(
+            points[0].event_type.as_deref(),
+            Some("streams-packet-retransmits")
+        );
         assert_eq!(points[0].val.unwrap().get(), "[1,2]");
     }
 }

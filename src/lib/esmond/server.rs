@@ -14,9 +14,9 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::store::{Condition, Metadata, NewMetadata, SeriesQuery, Store, SUBJECT_FIELDS};
-use super::{bulk, timefilter};
 use super::types::{self, Summary};
 use super::Failure;
+use super::{bulk, timefilter};
 use crate::clock::now_seconds;
 
 /// Page size when a request gives no `limit` (esmond's `default_limit`).

@@ -627,7 +627,13 @@ mod tests {
 
     #[test]
     fn other_client_errors_are_not_retried() {
-        let mut s = sink(vec![Ok(Answer::new(400, r#"{"detail":"Invalid subject type x"}"#))], 5);
+        let mut s = sink(
+            vec![Ok(Answer::new(
+                400,
+                r#"{"detail":"Invalid subject type x"}"#,
+            ))],
+            5,
+        );
         let err = push(&mut s).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -639,7 +645,10 @@ mod tests {
 
     #[test]
     fn the_retry_budget_ends_the_run() {
-        let mut s = sink(vec![Ok(Answer::new(500, "a")), Ok(Answer::new(502, "b"))], 1);
+        let mut s = sink(
+            vec![Ok(Answer::new(500, "a")), Ok(Answer::new(502, "b"))],
+            1,
+        );
         let err = push(&mut s).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -665,7 +674,11 @@ mod tests {
         s.push(&other).unwrap();
         s.finish().unwrap();
         let bodies: Vec<&str> = s.transport.sent[1..].iter().map(|r| r.2.as_str()).collect();
-        let one = |ts| format!(r#"{{"data":[{{"ts":{ts},"val":[{{"event-type":"failures","val":{{"error":"x"}}}},{{"event-type":"throughput","val":1.5}}]}}]}}"#);
+        let one = |ts| {
+            format!(
+                r#"{{"data":[{{"ts":{ts},"val":[{{"event-type":"failures","val":{{"error":"x"}}}},{{"event-type":"throughput","val":1.5}}]}}]}}"#
+            )
+        };
         assert_eq!(bodies.len(), 3);
         assert_eq!(bodies[1], one(5));
         assert_eq!(bodies[2], one(6));

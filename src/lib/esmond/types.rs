@@ -230,7 +230,8 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
             .map(Stored::Integer)
             .ok_or_else(|| "Value must be an integer".to_owned()),
         Storage::Float => {
-            let f = float(value).ok_or_else(|| "Value must be a floating point number".to_owned())?;
+            let f =
+                float(value).ok_or_else(|| "Value must be a floating point number".to_owned())?;
             // Stored scaled by 10^4 in an i64: refuse what would not fit, never saturate.
             let scaled = f * 10_000.0;
             if !(scaled.abs() < 9.2e18) {

@@ -81,7 +81,12 @@ fn read_state(path: &Path) -> Result<Option<Position>, Error> {
     let cursor = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("cursor")?.as_str().map(str::to_owned))
-        .ok_or_else(|| Error::failed(format!("{}: not a gridftp-parse state file", path.display())))?;
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "{}: not a gridftp-parse state file",
+                path.display()
+            ))
+        })?;
     Position::parse(&cursor)
         .map(Some)
         .map_err(|e| Error::failed(format!("{}: {e}", path.display())))
@@ -132,11 +137,17 @@ mod tests {
         let acks = Checkpointer::open(Store::Ack(ack.clone()), false).unwrap();
         assert_eq!(acks.saved().unwrap(), Some(position));
         acks.save(&position, "log").unwrap();
-        assert_eq!(std::fs::read_to_string(&ack).unwrap(), format!("{position}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&ack).unwrap(),
+            format!("{position}\n")
+        );
         std::fs::write(&ack, "garbage").unwrap();
         assert_eq!(
             acks.saved().unwrap_err().to_string(),
-            format!("{}: \"garbage\" is not a gridftp-parse cursor", ack.display())
+            format!(
+                "{}: \"garbage\" is not a gridftp-parse cursor",
+                ack.display()
+            )
         );
     }
 }

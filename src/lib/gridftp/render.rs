@@ -353,10 +353,24 @@ mod tests {
                 };
                 for (host, options) in [
                     ("localhost", Options::default()),
-                    ("h\"q\\\u{1}é", Options { file: true, user: true, volume: true }),
+                    (
+                        "h\"q\\\u{1}é",
+                        Options {
+                            file: true,
+                            user: true,
+                            volume: true,
+                        },
+                    ),
                 ] {
                     let mut out = Vec::new();
-                    measurement(&mut out, &transfer, host, "::1", options, Some(("gridftp1:1:2:0:00:", 9, 3)));
+                    measurement(
+                        &mut out,
+                        &transfer,
+                        host,
+                        "::1",
+                        options,
+                        Some(("gridftp1:1:2:0:00:", 9, 3)),
+                    );
                     measurement(&mut Vec::new(), &transfer, host, "::1", options, None);
                     rendered += 1;
                 }
@@ -367,7 +381,10 @@ mod tests {
 
     #[test]
     fn the_written_event_types_are_the_declared_ones() {
-        assert_eq!(serde_json::to_string(EVENT_TYPES).unwrap(), EVENT_TYPES_JSON);
+        assert_eq!(
+            serde_json::to_string(EVENT_TYPES).unwrap(),
+            EVENT_TYPES_JSON
+        );
     }
 
     #[test]

@@ -140,8 +140,8 @@ impl<'h> Scanner<'h> {
         let mut buf = Vec::with_capacity(4096);
         let max = self.settings.max_line;
         while !(self.hooks.stop)() {
-            let read = ndjson::read_bounded_line(&mut reader, &mut buf, max.saturating_add(2))
-                .at(name)?;
+            let read =
+                ndjson::read_bounded_line(&mut reader, &mut buf, max.saturating_add(2)).at(name)?;
             // A file's last line without a newline is still being written: leave it.
             if read.consumed == 0 || (start.is_some() && !read.complete) {
                 break;

@@ -371,8 +371,14 @@ mod tests {
     #[test]
     fn json_times_far_out_of_range_are_refused_not_wrapped() {
         for (start, cause) in [
-            ("1e300", "start_timestamp 1e300 is out of range (years 1 to 9999)"),
-            ("-1e300", "start_timestamp -1e300 is out of range (years 1 to 9999)"),
+            (
+                "1e300",
+                "start_timestamp 1e300 is out of range (years 1 to 9999)",
+            ),
+            (
+                "-1e300",
+                "start_timestamp -1e300 is out of range (years 1 to 9999)",
+            ),
         ] {
             let line = format!(
                 r#"{{"event_type":"Transfer-End","start_timestamp":{start},"end_timestamp":1700000001,"dest":"127.0.0.1","cmd_type":"RETR","ret_code":226,"nbytes":10}}"#

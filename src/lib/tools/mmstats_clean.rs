@@ -128,7 +128,9 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
         out.write_line(format!("Removed {removed}  -  {alive} alive").as_bytes())?;
     }
     if failures > 0 {
-        return Err(crate::Error::failed(format!("{failures} stats files could not be read or removed")));
+        return Err(crate::Error::failed(format!(
+            "{failures} stats files could not be read or removed"
+        )));
     }
     Ok(())
 }

@@ -77,7 +77,10 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
         }
     }
     if failed > 0 {
-        return Err(crate::Error::failed(format!("{failed} of {} stats files could not be read", paths.len())));
+        return Err(crate::Error::failed(format!(
+            "{failed} of {} stats files could not be read",
+            paths.len()
+        )));
     }
     Ok(())
 }

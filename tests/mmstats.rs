@@ -955,12 +955,13 @@ fn python_mmstats_writer_files_read_and_clean_like_the_originals() {
 
 #[test]
 fn a_write_error_names_its_cause_once() {
-    let err = measpipe::mmstats::writer::Builder::new()
+    let Err(err) = measpipe::mmstats::writer::Builder::new()
         .counter("a")
         .path("/nonexistent/measpipe/web.mmstats")
         .create()
-        .err()
-        .expect("no such directory");
+    else {
+        panic!("created a file in a missing directory");
+    };
     let text = err.to_string();
     // tempfile names the random temporary it could not create; the rest is exact.
     let (message, temporary) = text.split_once(" at path ").expect(&text);

@@ -397,7 +397,7 @@ mod tests {
             bad.first.unwrap().to_string(),
             format!("{name}:2: line longer than 1000 bytes (raise --max-line to accept it)")
         );
-        let mut strict = LineReader::new(&[name.clone()]).max_line(1000);
+        let mut strict = LineReader::new(std::slice::from_ref(&name)).max_line(1000);
         let mut fail = BadLines::new(OnError::Fail);
         assert!(strict.next(&mut fail).unwrap().is_some());
         assert!(strict.next(&mut fail).is_err());

@@ -234,7 +234,7 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
                 float(value).ok_or_else(|| "Value must be a floating point number".to_owned())?;
             // Stored scaled by 10^4 in an i64: refuse what would not fit, never saturate.
             let scaled = f * 10_000.0;
-            if !(scaled.abs() < 9.2e18) {
+            if scaled.is_nan() || scaled.abs() >= 9.2e18 {
                 return Err(format!("Value {} is out of range", float_text(f)));
             }
             Ok(Stored::Scaled(scaled as i64))

@@ -20,6 +20,7 @@ pub mod files;
 pub mod histogram;
 pub mod layout;
 pub mod native;
+pub mod poll;
 pub mod process;
 pub mod render;
 mod seqlock;

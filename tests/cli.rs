@@ -442,11 +442,7 @@ fn the_light_library_compiles_none_of_the_servers_or_the_command_line() {
         .current_dir(repo_root())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let tree = String::from_utf8_lossy(&out.stdout);
     let crates: Vec<&str> = tree
         .lines()

@@ -61,11 +61,7 @@ fn the_install_script_puts_pages_completions_and_wrappers_in_place() {
         .env("DESTDIR", dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let root = dir.path().join("opt/measpipe");
     for tool in measpipe::tools::ALL {
         for file in [

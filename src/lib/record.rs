@@ -183,6 +183,53 @@ pub struct Metadata<'a, P, E> {
 /// The subject type of every measurement the producers make.
 pub const POINT_TO_POINT: &str = "point-to-point";
 
+/// Who measured what, for a point-to-point [`Metadata`].
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// Source address.
+    pub source: &'a str,
+    /// Destination address.
+    pub destination: &'a str,
+    /// The tool that measured.
+    pub tool_name: &'a str,
+    /// The host that ran the measurement.
+    pub measurement_agent: &'a str,
+    /// The source as the user named it.
+    pub input_source: &'a str,
+    /// The destination as the user named it.
+    pub input_destination: &'a str,
+}
+
+impl<'a, P, E> Metadata<'a, P, E> {
+    /// A point-to-point metadata.
+    pub fn point_to_point(subject: Subject<'a>, parameters: P, event_types: E) -> Self {
+        Metadata {
+            subject_type: Cow::Borrowed(POINT_TO_POINT),
+            source: Cow::Borrowed(subject.source),
+            destination: Cow::Borrowed(subject.destination),
+            tool_name: Cow::Borrowed(subject.tool_name),
+            measurement_agent: Cow::Borrowed(subject.measurement_agent),
+            input_source: Cow::Borrowed(subject.input_source),
+            input_destination: Cow::Borrowed(subject.input_destination),
+            parameters,
+            event_types,
+        }
+    }
+}
+
+impl<M, V, C> Measurement<M, V, C> {
+    /// A measurement record (its `kind` set).
+    pub fn new(metadata: M, ts: i64, values: V, cursor: Option<C>) -> Self {
+        Measurement {
+            kind: MeasurementKind,
+            metadata,
+            ts,
+            values,
+            cursor,
+        }
+    }
+}
+
 /// One entry of a metadata's `event-types` list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 
 use super::transfer::{Direction, Retransmits, Scalar, Transfer};
 use crate::record::fast::{self, member, WriteJson, WriteMembers};
-use crate::record::{self, EventTypeSpec, FailureValue, Measurement, MeasurementKind, Metadata};
+use crate::record::{EventTypeSpec, FailureValue, Measurement, Metadata, Subject};
 
 /// What to put in every record besides the transfer itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -177,27 +177,14 @@ impl WriteMembers for Parameters<'_> {
 
 impl WriteJson for Retransmits<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
         match self {
-            Retransmits::None => {}
-            Retransmits::Text(text) => {
-                for (i, n) in text.split(',').enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    fast::integer(out, n.parse::<u64>().unwrap_or(0));
-                }
-            }
-            Retransmits::List(list) => {
-                for (i, n) in list.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    fast::integer(out, *n);
-                }
-            }
+            Retransmits::None => out.extend_from_slice(b"[]"),
+            // Checked to be comma-separated integers when the line was parsed.
+            Retransmits::Text(text) => fast::list(out, text.split(','), |out, n| {
+                fast::integer(out, n.parse::<u64>().unwrap_or(0))
+            }),
+            Retransmits::List(list) => list.as_slice().write_json(out),
         }
-        out.push(b']');
     }
 }
 
@@ -267,37 +254,35 @@ pub fn measurement(
             },
         }
     };
-    let record = Measurement {
-        kind: MeasurementKind,
-        metadata: Metadata {
-            subject_type: Cow::Borrowed(record::POINT_TO_POINT),
-            source: Cow::Borrowed(source),
-            destination: Cow::Borrowed(destination),
-            tool_name: Cow::Borrowed("gridftp"),
-            measurement_agent: Cow::Borrowed(address),
-            input_source: Cow::Borrowed(input_source),
-            input_destination: Cow::Borrowed(input_destination),
-            parameters: Parameters {
-                bw_parallel_streams: transfer.streams,
-                bw_stripes: transfer.stripes,
-                gridftp_program: transfer.program,
-                gridftp_block_size: transfer.block_size,
-                tcp_window_size: transfer.tcp_window,
-                gridftp_bytes_transferred: transfer.bytes,
-                gridftp_file: optional(options.file, transfer.file),
-                gridftp_user: optional(options.user, transfer.user),
-                gridftp_volume: optional(options.volume, transfer.volume),
-            },
-            event_types: EventTypes,
-        },
-        ts: transfer.start_us.div_euclid(1_000_000),
+    let subject = Subject {
+        source,
+        destination,
+        tool_name: "gridftp",
+        measurement_agent: address,
+        input_source,
+        input_destination,
+    };
+    let parameters = Parameters {
+        bw_parallel_streams: transfer.streams,
+        bw_stripes: transfer.stripes,
+        gridftp_program: transfer.program,
+        gridftp_block_size: transfer.block_size,
+        tcp_window_size: transfer.tcp_window,
+        gridftp_bytes_transferred: transfer.bytes,
+        gridftp_file: optional(options.file, transfer.file),
+        gridftp_user: optional(options.user, transfer.user),
+        gridftp_volume: optional(options.volume, transfer.volume),
+    };
+    let record = Measurement::new(
+        Metadata::point_to_point(subject, parameters, EventTypes),
+        transfer.start_us.div_euclid(1_000_000),
         values,
-        cursor: cursor.map(|(prefix, offset, line)| Cursor {
+        cursor.map(|(prefix, offset, line)| Cursor {
             prefix,
             offset,
             line,
         }),
-    };
+    );
     record.write_json(out);
     #[cfg(test)]
     assert_eq!(

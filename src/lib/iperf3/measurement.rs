@@ -7,7 +7,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Number;
 
-use crate::record::{self, EventTypeSpec, FailureValue, Measurement, MeasurementKind, Metadata};
+use crate::record::{EventTypeSpec, FailureValue, Measurement, Metadata, Subject};
 
 use super::report::{Report, Slice};
 
@@ -73,40 +73,40 @@ pub fn write(out: &mut Vec<u8>, report: &Report, context: &Context) -> Result<()
         .into_iter()
         .map(EventTypeSpec::plain)
         .collect();
-    let record = Measurement {
-        kind: MeasurementKind,
-        metadata: Metadata {
-            subject_type: Cow::Borrowed(record::POINT_TO_POINT),
-            source: Cow::Borrowed(source),
-            destination: Cow::Borrowed(destination),
-            tool_name: Cow::Borrowed(context.tool_name),
-            measurement_agent: Cow::Borrowed(agent),
-            input_source: Cow::Borrowed(context.input_source.unwrap_or(source)),
-            input_destination: Cow::Borrowed(context.input_destination.unwrap_or(destination)),
-            parameters: Parameters {
-                ip_transport_protocol: test.map(|t| t.protocol.as_str()),
-                time_duration: test.and_then(|t| t.duration.as_ref()),
-                bw_parallel_streams: test.map(|t| t.num_streams),
-                bw_ignore_first_seconds: test.and_then(|t| t.omit.as_ref()),
-            },
-            event_types,
-        },
-        ts: report
-            .start
-            .timestamp
-            .as_ref()
-            .map_or(context.fallback_ts, |t| t.timesecs),
-        values: match &report.error {
-            Some(error) => Values::Failed(error),
-            None => Values::Measured {
-                report,
-                udp,
-                streams,
-                legacy: context.legacy_shapes,
-            },
-        },
-        cursor: None::<&str>,
+    let subject = Subject {
+        source,
+        destination,
+        tool_name: context.tool_name,
+        measurement_agent: agent,
+        input_source: context.input_source.unwrap_or(source),
+        input_destination: context.input_destination.unwrap_or(destination),
     };
+    let parameters = Parameters {
+        ip_transport_protocol: test.map(|t| t.protocol.as_str()),
+        time_duration: test.and_then(|t| t.duration.as_ref()),
+        bw_parallel_streams: test.map(|t| t.num_streams),
+        bw_ignore_first_seconds: test.and_then(|t| t.omit.as_ref()),
+    };
+    let ts = report
+        .start
+        .timestamp
+        .as_ref()
+        .map_or(context.fallback_ts, |t| t.timesecs);
+    let values = match &report.error {
+        Some(error) => Values::Failed(error),
+        None => Values::Measured {
+            report,
+            udp,
+            streams,
+            legacy: context.legacy_shapes,
+        },
+    };
+    let record = Measurement::new(
+        Metadata::point_to_point(subject, parameters, event_types),
+        ts,
+        values,
+        None::<&str>,
+    );
     // Serialising into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &record);
     Ok(())

@@ -54,6 +54,12 @@ pub fn member(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"\":");
 }
 
+impl WriteJson for u64 {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        integer(out, *self);
+    }
+}
+
 impl WriteJson for str {
     fn write_json(&self, out: &mut Vec<u8>) {
         string(out, self);
@@ -72,16 +78,25 @@ impl<T: WriteJson + ?Sized> WriteJson for &T {
     }
 }
 
+/// `[item,item,…]`, each item written by `each`.
+pub fn list<I: IntoIterator>(
+    out: &mut Vec<u8>,
+    items: I,
+    mut each: impl FnMut(&mut Vec<u8>, I::Item),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
 impl<T: WriteJson> WriteJson for [T] {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        for (i, item) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            item.write_json(out);
-        }
-        out.push(b']');
+        list(out, self, |out, item| item.write_json(out));
     }
 }
 

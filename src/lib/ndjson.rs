@@ -323,6 +323,7 @@ impl NdjsonWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn collect(paths: &[String]) -> Vec<(String, String)> {
         let mut reader = LineReader::new(paths);
@@ -401,6 +402,35 @@ mod tests {
         let mut fail = BadLines::new(OnError::Fail);
         assert!(strict.next(&mut fail).unwrap().is_some());
         assert!(strict.next(&mut fail).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the input and the limit, bounded reading sees the lines `split` sees,
+        /// each cut to the limit, and consumes every byte.
+        #[test]
+        fn bounded_reading_agrees_with_splitting(
+            text in proptest::collection::vec(proptest::prop_oneof![Just(b'\n'), Just(b'a'), Just(b'\r')], 0..200),
+            max in 0usize..12,
+        ) {
+            let mut input = io::BufReader::with_capacity(7, &text[..]);
+            let mut buf = Vec::new();
+            let mut lines = Vec::new();
+            let mut consumed = 0;
+            loop {
+                let read = read_bounded_line(&mut input, &mut buf, max).unwrap();
+                if read.consumed == 0 {
+                    break;
+                }
+                consumed += read.consumed;
+                lines.push((buf.clone(), read.overlong, read.complete));
+            }
+            prop_assert_eq!(consumed, text.len() as u64);
+            let expected: Vec<(Vec<u8>, bool, bool)> = text
+                .split_inclusive(|&b| b == b'\n')
+                .map(|l| (l[..l.len().min(max)].to_vec(), l.len() > max, l.ends_with(b"\n")))
+                .collect();
+            prop_assert_eq!(lines, expected);
+        }
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub struct Point<E, V> {
     pub val: V,
 }
 
-/// An item as the sink writes it.
-pub type OutItem<'a> = Item<i64, Vec<Point<&'a str, &'a RawValue>>>;
+/// An item as the sink writes it (`V` serialises as a list of [`Point`]s).
+pub type OutItem<V> = Item<i64, V>;
 
 /// A body as the server first reads it: every part optional and raw.
 pub type InBody<'a> = Body<Option<&'a RawValue>>;
@@ -49,21 +49,32 @@ pub type InItem<'a> = Item<Option<&'a RawValue>, Option<&'a RawValue>>;
 /// A point as the server first reads it.
 pub type InPoint<'a> = Point<Option<std::borrow::Cow<'a, str>>, Option<&'a RawValue>>;
 
-/// Appends one item to a body under construction (`{"data":[` … `]}`), in the wire
-/// format, with a comma before every item but the first.
-pub fn push_item(out: &mut String, item: &OutItem) {
-    if !out.is_empty() {
-        out.push(',');
+/// Appends one item to a batch under construction, with a comma before every item but the
+/// first. Returns false (and appends nothing) if it cannot be serialised.
+pub fn push_item<V: Serialize>(out: &mut Vec<u8>, item: &OutItem<V>) -> bool {
+    let start = out.len();
+    if start > 0 {
+        out.push(b',');
     }
-    // Serialising borrowed strings and raw values into a String cannot fail.
-    if let Ok(text) = serde_json::to_string(item) {
-        out.push_str(&text);
+    if serde_json::to_writer(&mut *out, item).is_err() {
+        out.truncate(start);
+        return false;
     }
+    true
 }
 
 /// Wraps items made by [`push_item`] into a body.
-pub fn body(items: &str) -> String {
-    format!("{{\"data\":[{items}]}}")
+pub fn body(items: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(12 + items.iter().map(|i| i.len() + 1).sum::<usize>());
+    body.extend_from_slice(b"{\"data\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    body
 }
 
 #[cfg(test)]
@@ -73,8 +84,8 @@ mod tests {
     #[test]
     fn what_the_sink_writes_the_server_reads() {
         let value = RawValue::from_string("[1,2]".into()).unwrap();
-        let mut items = String::new();
-        push_item(
+        let mut items = Vec::new();
+        assert!(push_item(
             &mut items,
             &Item {
                 ts: 7,
@@ -83,8 +94,8 @@ mod tests {
                     val: &*value,
                 }],
             },
-        );
-        let text = body(&items);
+        ));
+        let text = String::from_utf8(body(&[&items])).unwrap();
         assert_eq!(
             text,
             r#"{"data":[{"ts":7,"val":[{"event-type":"streams-packet-retransmits","val":[1,2]}]}]}"#

@@ -56,7 +56,7 @@ impl Http {
         }
     }
 
-    fn once(&self, method: &str, url: &str, body: &str) -> Result<Answer, ureq::Error> {
+    fn once(&self, method: &str, url: &str, body: &[u8]) -> Result<Answer, ureq::Error> {
         let request = match method {
             "PUT" => self.agent.put(url),
             _ => self.agent.post(url),
@@ -66,7 +66,7 @@ impl Http {
             Some(auth) => request.header("Authorization", auth),
             None => request,
         };
-        let mut response = request.send(body.as_bytes())?;
+        let mut response = request.send(body)?;
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -82,7 +82,7 @@ impl Http {
 }
 
 impl Transport for Http {
-    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String> {
+    fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
         self.once(method, url, body).map_err(|e| e.to_string())
     }
 }

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use super::bulk::{self, Item, Point};
 use crate::error::{Error, IoContext};
 use crate::ndjson::NdjsonWriter;
-use crate::record::RawMeasurement;
+use crate::record::{RawMeasurement, Text};
 use crate::state;
 
 /// What the archive answered.
@@ -69,9 +69,9 @@ impl Answer {
 
 /// Sends one request to the archive.
 pub trait Transport {
-    /// Sends `method url body`; an `Err` is a failure to get any answer (connection
-    /// refused, timeout), in words.
-    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String>;
+    /// Sends `method url body` (a JSON body); an `Err` is a failure to get any answer
+    /// (connection refused, timeout), in words.
+    fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String>;
 
     /// Waits before a retry (a fake transport records it instead).
     fn pause(&mut self, delay: Duration) {
@@ -228,12 +228,12 @@ pub fn identity(root: &str, metadata: &Value) -> String {
 /// with where each ends (no allocation per record).
 struct Batch {
     key: String,
-    items: String,
+    items: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl Batch {
-    fn items(&self) -> Vec<&str> {
+    fn items(&self) -> Vec<&[u8]> {
         let mut start = 0;
         self.ends
             .iter()
@@ -303,14 +303,7 @@ impl<T: Transport> Sink<T> {
         };
         let item = Item {
             ts: record.ts,
-            val: record
-                .values
-                .iter()
-                .map(|(event_type, val)| Point {
-                    event_type: event_type.0.as_ref(),
-                    val: *val,
-                })
-                .collect::<Vec<Point<&str, &RawValue>>>(),
+            val: Points(&record.values),
         };
         let points = record.values.len() as u64;
         self.totals.records += 1;
@@ -321,15 +314,17 @@ impl<T: Transport> Sink<T> {
             None => {
                 self.pending.batches.push(Batch {
                     key,
-                    items: String::new(),
+                    items: Vec::new(),
                     ends: Vec::new(),
                 });
                 self.pending.batches.len() - 1
             }
         };
         let batch = &mut self.pending.batches[at];
-        bulk::push_item(&mut batch.items, &item);
-        batch.ends.push(batch.items.len());
+        // Borrowed text and raw JSON always serialise; an item that did not is not counted.
+        if bulk::push_item(&mut batch.items, &item) {
+            batch.ends.push(batch.items.len());
+        }
         if let Some(cursor) = &record.cursor {
             self.pending.cursor = Some(cursor.0.clone().into_owned());
         }
@@ -389,7 +384,7 @@ impl<T: Transport> Sink<T> {
 
     fn create(&mut self, metadata: &Value) -> Result<String, SinkError> {
         let url = self.config.root.clone();
-        let answer = self.send("POST", &url, &metadata.to_string())?;
+        let answer = self.send("POST", &url, metadata.to_string().as_bytes())?;
         match answer.status {
             200 | 201 => serde_json::from_str::<Value>(&answer.body)
                 .ok()
@@ -411,9 +406,9 @@ impl<T: Transport> Sink<T> {
         }
     }
 
-    fn put(&mut self, key: &str, items: &[&str]) -> Result<(), SinkError> {
+    fn put(&mut self, key: &str, items: &[&[u8]]) -> Result<(), SinkError> {
         let url = format!("{}{key}/", self.config.root);
-        let answer = self.send("PUT", &url, &bulk::body(&items.join(",")))?;
+        let answer = self.send("PUT", &url, &bulk::body(items))?;
         match answer.status {
             200 | 201 => Ok(()),
             // One or more points already there: send them one by one so the rest land.
@@ -451,7 +446,7 @@ impl<T: Transport> Sink<T> {
     }
 
     /// Sends with the retry policy of the module documentation.
-    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, SinkError> {
+    fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, SinkError> {
         let retry = self.config.retry;
         let mut attempt = 0u32;
         loop {
@@ -487,6 +482,18 @@ impl<T: Transport> Sink<T> {
     }
 }
 
+/// A record's values as the bulk format's list of points, in event-type order.
+struct Points<'r, 'a>(&'r BTreeMap<Text<'a>, &'a RawValue>);
+
+impl serde::Serialize for Points<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(event_type, val)| Point {
+            event_type: event_type.0.as_ref(),
+            val: *val,
+        }))
+    }
+}
+
 /// A transport that prints each request as `{"method","url","body"}` NDJSON and answers
 /// as an archive would (a made-up key for a POST, 201 for a PUT), sending nothing.
 pub struct DryRun {
@@ -508,18 +515,18 @@ struct Request<'a> {
 }
 
 impl Transport for DryRun {
-    fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String> {
-        let raw: Box<RawValue> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
+        let raw: &RawValue = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         self.out
             .write_record(&Request {
                 method,
                 url,
-                body: &raw,
+                body: raw,
             })
             .map_err(|e| e.to_string())?;
         Ok(match method {
             "POST" => {
-                let digest = Sha256::digest(body.as_bytes());
+                let digest = Sha256::digest(body);
                 let key: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
                 Answer::new(201, format!("{{\"metadata-key\":\"dry-run-{key}\"}}"))
             }
@@ -542,8 +549,12 @@ mod tests {
     }
 
     impl Transport for Fake {
-        fn send(&mut self, method: &str, url: &str, body: &str) -> Result<Answer, String> {
-            self.sent.push((method.into(), url.into(), body.into()));
+        fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
+            self.sent.push((
+                method.into(),
+                url.into(),
+                String::from_utf8_lossy(body).into(),
+            ));
             self.answers
                 .pop_front()
                 .unwrap_or_else(|| Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)))

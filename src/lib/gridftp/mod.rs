@@ -7,6 +7,8 @@
 //! * the main server log, whose `… :: Transfer stats: DATE=…` lines embed the same text;
 //! * the JSON transfer log, one object per line with `"event_type": "Transfer-End"`.
 //!
+//! [`scan`] runs over a log (complete lines in, records out, the end position back),
+//! [`checkpoint`] keeps that position between runs (a state file, or the consumer's ack),
 //! [`transfer`] turns a line into a [`transfer::Transfer`] and [`render`] writes it as the
 //! measurement esmond-ps-load-gridftp posted (same metadata, so archives keep their
 //! metadata identity): RETR is host → DEST, STOR is DEST → host, code 226 gives

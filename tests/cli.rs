@@ -465,3 +465,29 @@ fn the_light_library_compiles_none_of_the_servers_or_the_command_line() {
     }
     assert!(crates.contains(&"memmap2"), "{tree}");
 }
+
+/// The domains know neither clap nor the run wrapper: they report through callbacks and
+/// return values, and the exit status travels on the error type.
+#[test]
+fn no_domain_imports_clap_or_the_cli() {
+    let mut offenders = Vec::new();
+    for domain in [
+        "notigen", "mmstats", "gridftp", "iperf3", "esmond", "record", "ndjson", "state", "sync",
+        "clock",
+    ] {
+        let dir = repo_root().join("src/lib").join(domain);
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.push(repo_root().join(format!("src/lib/{domain}.rs")));
+        for file in files.iter().filter(|f| f.is_file()) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("clap") || line.contains("crate::cli") || line.contains("cli::") {
+                    offenders.push(format!("{}:{}: {line}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -132,14 +132,29 @@ fn bad_lines_name_the_file_and_line() {
         "DATE=20261122222712.9 START=2026 TYPE=RETR CODE=226 DEST=[1.2.3.4] HOST=h\n",
     )
     .unwrap();
-    let out = bin("gridftp-parse").arg(&log).output().unwrap();
+    let out = bin("gridftp-parse")
+        .args(["--on-error", "fail"])
+        .arg(&log)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        stderr.trim(),
+        stderr,
         format!(
-            "gridftp-parse: error: {}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff",
+            "gridftp-parse: error: {}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff\n",
             log.display()
+        )
+    );
+    // The default names it, counts it and goes on.
+    let out = bin("gridftp-parse").arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: warning: {log}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff (skipped)\n\
+             gridftp-parse: warning: skipped 1 bad line (first: {log}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff)\n",
+            log = log.display()
         )
     );
     bin("gridftp-parse")
@@ -154,6 +169,82 @@ fn bad_lines_name_the_file_and_line() {
         .args(["--state", "s", "--ack", "a", "x"])
         .assert()
         .code(2);
+}
+
+/// A HOST-less line (a real log form) once stopped every later run at the same place, with
+/// `--state` or `--ack`: nothing after it was ever loaded and logrotate's hook failed.
+#[test]
+fn a_bad_line_never_stops_the_position_and_is_kept_in_the_reject_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    let reject = dir.path().join("reject.ndjson");
+    let hostless = "DATE=20261122222712.944702 PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.944700 USER=anonymous FILE=/x BUFFER=0 BLOCK=262144 NBYTES=8 VOLUME=/ STREAMS=1 STRIPES=1 DEST=[10.0.0.2] TYPE=RETR CODE=226";
+    let line = |n| line(n).replace("HOST=vm", "HOST=127.0.0.1");
+    append(&log, &(line(1) + hostless + "\n" + &line(3)));
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "--state",
+            state.to_str().unwrap(),
+            "--reject",
+            reject.to_str().unwrap(),
+        ];
+        all.extend_from_slice(extra);
+        all.push(log.to_str().unwrap());
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let out = bin("gridftp-parse").args(args(&[])).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(numbers(&ndjson_lines(&out.stdout)), [1, 3]);
+    let cause = "no HOST on this line; give --host-ip";
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: warning: {log}:2: {cause} (skipped)\n\
+             gridftp-parse: warning: skipped 1 bad line (first: {log}:2: {cause})\n",
+            log = log.display()
+        )
+    );
+    let rejected = ndjson_lines(&fs::read(&reject).unwrap());
+    assert_eq!(
+        rejected,
+        [
+            serde_json::json!({"location": format!("{}:2", log.display()), "cause": cause, "line": hostless})
+        ]
+    );
+    // The next run starts after all three lines: nothing again, nothing stuck.
+    append(&log, &line(4));
+    let out = bin("gridftp-parse").args(args(&[])).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(numbers(&ndjson_lines(&out.stdout)), [4]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// `DEST=[::1]` with a host of the other family once gave source ::1, destination
+/// 127.0.0.1: such a record is now refused, naming why.
+#[test]
+fn a_host_is_never_paired_with_a_peer_of_the_other_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    fs::write(
+        &log,
+        line(1)
+            .replace("HOST=vm", "HOST=127.0.0.1")
+            .replace("[127.0.0.1]", "[::1]"),
+    )
+    .unwrap();
+    let out = bin("gridftp-parse").arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let cause = "host \"127.0.0.1\" has no IPv6 address to pair with the peer ::1 (it has 127.0.0.1); give --host-ip";
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: warning: {log}:1: {cause} (skipped)\n\
+             gridftp-parse: warning: skipped 1 bad line (first: {log}:1: {cause})\n",
+            log = log.display()
+        )
+    );
 }
 
 // ---------------------------------------------------------------------------------------

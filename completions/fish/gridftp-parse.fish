@@ -5,8 +5,9 @@ json\t'The JSON transfer log: every line must be a JSON object'"
 complete -c gridftp-parse -l state -d 'Remember the position here and start from it next time (written atomically, guarded by STATE.lock)' -r -F
 complete -c gridftp-parse -l ack -d 'Start after the cursor the consumer acknowledged in this file (never written by gridftp-parse; guarded by ACK.lock)' -r -F
 complete -c gridftp-parse -l host-ip -d 'The server\'s IP address for source/destination/measurement-agent (default: resolve the logged HOST once; an unresolvable name is recorded as it is, with a warning)' -r
-complete -c gridftp-parse -l on-error -d 'What to do with a line that cannot be parsed' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
+complete -c gridftp-parse -l on-error -d 'What to do with a line that cannot be parsed or turned into a record: skip (the default, as the original did) names it on stderr, counts it and goes on, so the position never sticks at it; fail stops there with exit status 1, and the next run meets it again' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
 skip\t'Skip bad lines, count them, and report the count on stderr at exit'"
+complete -c gridftp-parse -l reject -d 'Append every bad line here as {"location","cause","line"} NDJSON, to fix and load again' -r -F
 complete -c gridftp-parse -l max-line -d 'The longest line read, in bytes; a longer one is a bad line (see --on-error)' -r
 complete -c gridftp-parse -s D -l delete-state -d 'Remove the state file at exit (logrotate prerotate: the next run starts the new log from the beginning)'
 complete -c gridftp-parse -s d -l dont-write -d 'Read from the saved state but do not update it'

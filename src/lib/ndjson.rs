@@ -222,6 +222,19 @@ pub struct BadLines {
     policy: OnError,
     skipped: u64,
     first: Option<Error>,
+    warn_each: Option<fn(&str)>,
+    reject: Option<(String, io::BufWriter<File>)>,
+}
+
+/// How many bad lines [`BadLines::warn_each`] names one by one before only counting.
+pub const WARN_EACH_MAX: u64 = 20;
+
+/// One line of a `--reject` file: where the bad line was, why, and the line itself.
+#[derive(Serialize)]
+struct Rejected<'a> {
+    location: String,
+    cause: &'a str,
+    line: &'a str,
 }
 
 impl BadLines {
@@ -231,11 +244,69 @@ impl BadLines {
             policy,
             skipped: 0,
             first: None,
+            warn_each: None,
+            reject: None,
+        }
+    }
+
+    /// Names each skipped line through `warn` (the first [`WARN_EACH_MAX`] of them), not
+    /// only the first one at the end.
+    pub fn warn_each(mut self, warn: fn(&str)) -> Self {
+        self.warn_each = Some(warn);
+        self
+    }
+
+    /// Appends every bad line given to [`BadLines::handle_line`] to the file at `path`, as
+    /// `{"location","cause","line"}` NDJSON, so nothing is lost that could be fixed and fed
+    /// again.
+    pub fn reject_to(mut self, path: &std::path::Path) -> Result<Self, Error> {
+        let name = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|cause| Error::io(&name, cause))?;
+        self.reject = Some((name, io::BufWriter::new(file)));
+        Ok(self)
+    }
+
+    /// Handles one bad line whose text is `line`: copies it to the reject file, if any,
+    /// then as [`BadLines::handle`].
+    pub fn handle_line(&mut self, err: Error, line: &[u8]) -> Result<(), Error> {
+        if let (Some((name, out)), Error::BadInput { location, cause }) = (&mut self.reject, &err) {
+            let text = String::from_utf8_lossy(line);
+            let record = Rejected {
+                location: location.to_string(),
+                cause,
+                line: text.trim_end_matches(['\n', '\r']),
+            };
+            serde_json::to_writer(&mut *out, &record)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|cause| Error::io(name.as_str(), cause))?;
+        }
+        self.handle(err)
+    }
+
+    /// Flushes the reject file (before a position past the rejected lines is saved).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        match &mut self.reject {
+            Some((name, out)) => out.flush().map_err(|cause| Error::io(name.as_str(), cause)),
+            None => Ok(()),
         }
     }
 
     /// Handles one bad line: returns the error under `fail`, records it under `skip`.
     pub fn handle(&mut self, err: Error) -> Result<(), Error> {
+        if self.policy == OnError::Skip {
+            if let Some(warn) = self.warn_each {
+                if self.skipped < WARN_EACH_MAX {
+                    warn(&format!("{err} (skipped)"));
+                } else if self.skipped == WARN_EACH_MAX {
+                    warn("more bad lines: counted, not shown");
+                }
+            }
+        }
         match self.policy {
             OnError::Fail => Err(err),
             OnError::Skip => {

@@ -1,6 +1,8 @@
 //! The server's address for the `source`/`destination`/`measurement-agent` metadata: the
-//! `--host-ip` override, else the logged host name resolved once (an address of the same
-//! family as the peer, as the original chose), else the name itself, with one warning.
+//! `--host-ip` override, else the logged host name resolved once to an address of the
+//! peer's family (as the original chose), else the name itself, with one warning. A host
+//! with no address of the peer's family is an error for that record: a measurement from an
+//! IPv4 address to an IPv6 one is not a path that exists.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -9,10 +11,10 @@ use std::net::{IpAddr, ToSocketAddrs};
 #[derive(Debug, Default)]
 pub struct Resolver {
     fixed: Option<String>,
-    cache: HashMap<(String, Family), String>,
+    cache: HashMap<(String, Family), Result<String, String>>,
     /// The last answer: a log names one host, so this is the hot path and allocates
     /// nothing.
-    last: Option<(String, Family, String)>,
+    last: Option<(String, Family, Result<String, String>)>,
 }
 
 /// The address family wanted.
@@ -34,15 +36,15 @@ impl Resolver {
     }
 
     /// The address to record for `host` talking to `peer`. `warn` is called once per name
-    /// that does not resolve.
+    /// that does not resolve; a host without an address of the peer's family is an error.
     pub fn address<'a>(
         &'a mut self,
         host: &'a str,
         peer: &str,
         warn: impl FnOnce(&str),
-    ) -> &'a str {
+    ) -> Result<&'a str, String> {
         if let Some(fixed) = &self.fixed {
-            return fixed;
+            return Ok(fixed);
         }
         let family = match peer.parse::<IpAddr>() {
             Ok(IpAddr::V4(_)) => Family::V4,
@@ -55,39 +57,58 @@ impl Resolver {
             let address = self
                 .cache
                 .entry(key)
-                .or_insert_with(|| {
-                    lookup(host, family).unwrap_or_else(|| {
+                .or_insert_with(|| match lookup(host, family) {
+                    Lookup::Found(address) => Ok(address),
+                    Lookup::Unknown => {
                         warn(&format!(
                             "cannot resolve host {host:?}; recording the name (give --host-ip)"
                         ));
-                        host.to_owned()
-                    })
+                        Ok(host.to_owned())
+                    }
+                    Lookup::OtherFamily(other) => Err(format!(
+                        "host {host:?} has no {} address to pair with the peer {peer} (it has {other}); give --host-ip",
+                        if family == Family::V6 { "IPv6" } else { "IPv4" }
+                    )),
                 })
                 .clone();
             self.last = Some((host.to_owned(), family, address));
         }
         match &self.last {
-            Some((_, _, address)) => address,
-            None => host,
+            Some((_, _, Ok(address))) => Ok(address),
+            Some((_, _, Err(cause))) => Err(cause.clone()),
+            None => Ok(host),
         }
     }
 }
 
-fn lookup(host: &str, family: Family) -> Option<String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(ip.to_string());
-    }
-    let addresses: Vec<IpAddr> = (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+/// What a host name resolved to.
+enum Lookup {
+    /// An address of the wanted family.
+    Found(String),
+    /// Nothing.
+    Unknown,
+    /// Only addresses of the other family (the first one).
+    OtherFamily(String),
+}
+
+fn lookup(host: &str, family: Family) -> Lookup {
+    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match (host, 0).to_socket_addrs() {
+            Ok(found) => found.map(|a| a.ip()).collect(),
+            Err(_) => return Lookup::Unknown,
+        },
+    };
     let wanted = |ip: &&IpAddr| match family {
         Family::V4 => ip.is_ipv4(),
         Family::V6 => ip.is_ipv6(),
         Family::Any => true,
     };
-    addresses
-        .iter()
-        .find(wanted)
-        .or(addresses.first())
-        .map(IpAddr::to_string)
+    match (addresses.iter().find(wanted), addresses.first()) {
+        (Some(ip), _) => Lookup::Found(ip.to_string()),
+        (None, Some(other)) => Lookup::OtherFamily(other.to_string()),
+        (None, None) => Lookup::Unknown,
+    }
 }
 
 #[cfg(test)]
@@ -99,21 +120,45 @@ mod tests {
         let mut fixed = Resolver::new(Some("192.0.2.1".into()));
         assert_eq!(
             fixed.address("anything", "127.0.0.1", |_| panic!()),
-            "192.0.2.1"
+            Ok("192.0.2.1")
         );
         let mut resolver = Resolver::new(None);
         assert_eq!(
             resolver.address("10.1.2.3", "127.0.0.1", |_| panic!()),
-            "10.1.2.3"
+            Ok("10.1.2.3")
         );
         assert_eq!(
             resolver.address("localhost", "127.0.0.1", |_| panic!()),
-            "127.0.0.1"
+            Ok("127.0.0.1")
         );
         let mut warned = 0;
         let name = "no-such-host.invalid";
-        assert_eq!(resolver.address(name, "127.0.0.1", |_| warned += 1), name);
-        assert_eq!(resolver.address(name, "127.0.0.1", |_| warned += 1), name);
+        assert_eq!(
+            resolver.address(name, "127.0.0.1", |_| warned += 1),
+            Ok(name)
+        );
+        assert_eq!(
+            resolver.address(name, "127.0.0.1", |_| warned += 1),
+            Ok(name)
+        );
         assert_eq!(warned, 1);
+    }
+
+    /// `DEST=[::1] HOST=10.1.2.3` once gave source ::1 and destination 10.1.2.3.
+    #[test]
+    fn a_host_is_never_paired_with_a_peer_of_the_other_family() {
+        let mut resolver = Resolver::new(None);
+        let cause = "host \"10.1.2.3\" has no IPv6 address to pair with the peer ::1 (it has 10.1.2.3); give --host-ip";
+        for _ in 0..2 {
+            assert_eq!(
+                resolver.address("10.1.2.3", "::1", |_| panic!()),
+                Err(cause.to_owned())
+            );
+        }
+        assert_eq!(resolver.address("::1", "::2", |_| panic!()), Ok("::1"));
+        assert_eq!(
+            resolver.address("::1", "10.0.0.1", |_| panic!()),
+            Err("host \"::1\" has no IPv4 address to pair with the peer 10.0.0.1 (it has ::1); give --host-ip".to_owned())
+        );
     }
 }

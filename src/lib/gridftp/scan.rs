@@ -172,7 +172,8 @@ impl<'h> Scanner<'h> {
                         file: file.clone(),
                         line,
                     };
-                    self.bad.handle(Error::bad_input(location, cause))?;
+                    self.bad
+                        .handle_line(Error::bad_input(location, cause), &buf)?;
                 }
                 Err(LineError::Output(err)) => return Err(err),
             }
@@ -180,9 +181,11 @@ impl<'h> Scanner<'h> {
         Ok((offset, line))
     }
 
-    /// Reports skipped lines and flushes the output (before the position is saved).
+    /// Reports skipped lines and flushes the output and the reject file (before the
+    /// position is saved).
     pub fn finish(&mut self) -> Result<(), Error> {
         self.bad.report(self.hooks.warn);
+        self.bad.flush()?;
         self.out.flush()
     }
 
@@ -243,7 +246,9 @@ impl<'h> Scanner<'h> {
             .host
             .or(self.settings.host_ip.as_deref())
             .ok_or("no HOST on this line; give --host-ip")?;
-        let address = self.resolver.address(host, transfer.dest, self.hooks.warn);
+        let address = self
+            .resolver
+            .address(host, transfer.dest, self.hooks.warn)?;
         self.record.clear();
         render::measurement(
             &mut self.record,

@@ -107,9 +107,17 @@ pub struct Args {
     #[arg(long)]
     raw: bool,
 
-    /// What to do with a line that cannot be parsed.
-    #[arg(long, value_enum, default_value_t = OnError::Fail, value_name = "POLICY")]
+    /// What to do with a line that cannot be parsed or turned into a record: skip (the
+    /// default, as the original did) names it on stderr, counts it and goes on, so the
+    /// position never sticks at it; fail stops there with exit status 1, and the next run
+    /// meets it again.
+    #[arg(long, value_enum, default_value_t = OnError::Skip, value_name = "POLICY")]
     on_error: OnError,
+
+    /// Append every bad line here as {"location","cause","line"} NDJSON, to fix and load
+    /// again.
+    #[arg(long, value_name = "FILE")]
+    reject: Option<PathBuf>,
 
     /// The longest line read, in bytes; a longer one is a bad line (see --on-error).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -157,7 +165,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         stop: &stop,
     };
     let out = cli::stdout(&args.output);
-    let mut scanner = Scanner::new(out, BadLines::new(args.on_error), settings, hooks);
+    let mut bad = BadLines::new(args.on_error).warn_each(cli::warn);
+    if let Some(path) = &args.reject {
+        bad = bad.reject_to(path)?;
+    }
+    let mut scanner = Scanner::new(out, bad, settings, hooks);
     let end = if stdin {
         scanner.read(io::stdin().lock(), "<stdin>", None)?;
         None

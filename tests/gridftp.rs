@@ -667,6 +667,80 @@ fn live_gridftp_transfers_each_appear_once_with_their_fields() {
     );
 }
 
+/// State was saved only at exit: after kill -9 a rerun repeated the whole run. Now it is
+/// saved during the run, after the records it covers were flushed: nothing is lost, and a
+/// rerun repeats at most one checkpoint interval (10,000 records).
+#[test]
+fn kill_9_mid_run_repeats_at_most_one_checkpoint_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let state = dir.path().join("state");
+    let total = 100_000u32;
+    let text: String = (1..=total).map(line).collect();
+    append(&log, &text);
+    let mut run = Command::new(bin_path("gridftp-parse"))
+        .args(["--host-ip", "127.0.0.1", "--state"])
+        .arg(&state)
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Handshake: read until 30,000 records arrived (three checkpoints' worth), then kill.
+    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut output = Vec::new();
+    let mut lines = 0;
+    while lines < 30_000 {
+        let n = std::io::BufRead::read_until(&mut stdout, b'\n', &mut output).unwrap();
+        assert!(n > 0, "the run ended early");
+        lines += 1;
+    }
+    run.kill().unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut output).unwrap();
+    run.wait().unwrap();
+    // A write cut by the kill may leave half a line: it is not a record.
+    let complete = output
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let first = numbers(&ndjson_lines(&output[..complete]));
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+    let covered: usize = saved["cursor"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(covered >= 20_000, "checkpointed during the run: {covered}");
+    assert!(
+        first.len() >= covered,
+        "the state covers only what was written"
+    );
+    assert!(
+        first.len() - covered <= 10_000 + 200,
+        "repeats at most a checkpoint (and what sat in the pipe): {} after {covered}",
+        first.len()
+    );
+    let second = parse(&[
+        "--host-ip",
+        "127.0.0.1",
+        "--state",
+        state.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        second.first().map(|r| numbers(std::slice::from_ref(r))[0]),
+        Some(covered as u64 + 1)
+    );
+    let all: Vec<u64> = first[..covered]
+        .iter()
+        .copied()
+        .chain(numbers(&second))
+        .collect();
+    assert_eq!(all, (1..=u64::from(total)).collect::<Vec<_>>());
+}
+
 #[test]
 fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();

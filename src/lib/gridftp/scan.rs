@@ -34,6 +34,9 @@ pub struct Settings {
     pub host_ip: Option<String>,
     /// The longest line read; a longer one is a bad line.
     pub max_line: usize,
+    /// Call [`Hooks::checkpoint`] after this many records, or this long after the last
+    /// checkpoint (whichever comes first), so a killed run repeats little.
+    pub checkpoint_every: (u64, std::time::Duration),
 }
 
 /// What the scanner calls back.
@@ -42,6 +45,9 @@ pub struct Hooks<'h> {
     pub warn: &'h dyn Fn(&str),
     /// Asked between lines whether to stop now.
     pub stop: &'h dyn Fn() -> bool,
+    /// Saves a position during the run, after the records before it were flushed; `None`
+    /// when nothing is saved (no state file, or the consumer acknowledges).
+    pub checkpoint: Option<&'h dyn Fn(&Position) -> Result<(), Error>>,
 }
 
 /// Reads logs and writes their records.
@@ -139,6 +145,9 @@ impl<'h> Scanner<'h> {
         let (mut offset, mut line) = start.map_or((0, 0), |p| (p.offset, p.line));
         let mut buf = Vec::with_capacity(4096);
         let max = self.settings.max_line;
+        let (every, period) = self.settings.checkpoint_every;
+        let mut since = 0u64;
+        let mut last_checkpoint = std::time::Instant::now();
         while !(self.hooks.stop)() {
             let read =
                 ndjson::read_bounded_line(&mut reader, &mut buf, max.saturating_add(2)).at(name)?;
@@ -165,6 +174,21 @@ impl<'h> Scanner<'h> {
                 Ok(emitted) => {
                     if emitted && self.settings.single {
                         break;
+                    }
+                    since += u64::from(emitted);
+                    if let (Some(checkpoint), Some(start)) = (self.hooks.checkpoint, start) {
+                        if since >= every || (since > 0 && last_checkpoint.elapsed() >= period) {
+                            // What the position covers must be out of our hands first.
+                            self.bad.flush()?;
+                            self.out.flush()?;
+                            checkpoint(&Position {
+                                identity: start.identity,
+                                offset,
+                                line,
+                            })?;
+                            since = 0;
+                            last_checkpoint = std::time::Instant::now();
+                        }
                     }
                 }
                 Err(LineError::Bad(cause)) => {

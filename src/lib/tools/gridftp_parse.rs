@@ -60,7 +60,8 @@ pub struct Args {
     format: Format,
 
     /// Remember the position here and start from it next time (written atomically,
-    /// guarded by STATE.lock).
+    /// guarded by STATE.lock; saved every 10,000 records or second during the run, after
+    /// the records before it were flushed, so a killed run repeats at most that much).
     #[arg(long, value_name = "STATE", conflicts_with = "ack")]
     state: Option<PathBuf>,
 
@@ -131,6 +132,11 @@ pub struct Args {
     version: Option<bool>,
 }
 
+/// With `--state`, the position is saved during the run too, after this many records…
+const CHECKPOINT_RECORDS: u64 = 10_000;
+/// …or this long after the last save, so a killed run repeats at most that much.
+const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs `gridftp-parse`.
 pub fn run(args: Args) -> Result<(), Error> {
     cli::stop_on_signal();
@@ -158,11 +164,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         single: args.single,
         host_ip: args.host_ip.clone(),
         max_line: usize::try_from(args.max_line).unwrap_or(usize::MAX),
+        checkpoint_every: (CHECKPOINT_RECORDS, CHECKPOINT_PERIOD),
     };
     let stop = || cli::interrupted().is_some();
+    let save = |position: &crate::gridftp::position::Position| checkpoint.save(position, &args.log);
     let hooks = Hooks {
         warn: &cli::warn,
         stop: &stop,
+        checkpoint: (args.state.is_some() && !args.dont_write).then_some(&save as _),
     };
     let out = cli::stdout(&args.output);
     let mut bad = BadLines::new(args.on_error).warn_each(cli::warn);

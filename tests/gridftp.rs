@@ -220,6 +220,46 @@ fn a_bad_line_never_stops_the_position_and_is_kept_in_the_reject_file() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
+/// A zero or negative duration, a negative NBYTES or a year-0 START once dropped the
+/// throughput, or gave a negative one, without a word.
+#[test]
+fn impossible_durations_and_sizes_are_named_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let same = line(1).replace("START=20261122222711.000000", "START=20261122222712.000001");
+    let backwards = line(2).replace("START=20261122222711.000000", "START=20261122222713.000000");
+    let negative = line(3).replace("NBYTES=1003", "NBYTES=-5");
+    let year0 = line(4).replace("START=20261122222711.000000", "START=00001122222711.000000");
+    fs::write(&log, [same, backwards, negative, year0, line(5)].concat()).unwrap();
+    let out = bin("gridftp-parse")
+        .args(["--host-ip", "127.0.0.1"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let records = ndjson_lines(&out.stdout);
+    assert_eq!(records.len(), 4);
+    for record in &records[..3] {
+        assert_eq!(record["values"].get("throughput"), None, "{record}");
+        assert_eq!(
+            record["values"]["streams-packet-retransmits"],
+            serde_json::json!([])
+        );
+    }
+    assert_eq!(records[3]["values"]["throughput"], 8.0 * 1005.0 / 1.000005);
+    let l = log.display();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "gridftp-parse: warning: {l}:1: DATE equals START: no throughput recorded (as the original), only retransmits\n\
+             gridftp-parse: warning: {l}:2: DATE is before START (a clock step?): no throughput recorded\n\
+             gridftp-parse: warning: {l}:3: negative NBYTES: no throughput recorded\n\
+             gridftp-parse: warning: {l}:4: START: \"00001122222711.000000\": year 0 is out of range (skipped)\n\
+             gridftp-parse: warning: skipped 1 bad line (first: {l}:4: START: \"00001122222711.000000\": year 0 is out of range)\n"
+        )
+    );
+}
+
 /// `DEST=[::1]` with a host of the other family once gave source ::1, destination
 /// 127.0.0.1: such a record is now refused, naming why.
 #[test]

@@ -59,6 +59,8 @@ pub struct Scanner<'h> {
     hooks: Hooks<'h>,
     fields: Vec<line::Field<'static>>,
     record: Vec<u8>,
+    /// The line being handled, for warnings about it.
+    at: Option<Location>,
 }
 
 /// Why a line produced no record.
@@ -98,6 +100,7 @@ impl<'h> Scanner<'h> {
             hooks,
             fields: Vec::new(),
             record: Vec::with_capacity(2048),
+            at: None,
         }
     }
 
@@ -162,6 +165,10 @@ impl<'h> Scanner<'h> {
                 Err(_) => String::from_utf8_lossy(&buf),
             };
             let text = text.trim_end_matches(['\n', '\r']);
+            self.at = Some(Location {
+                file: file.clone(),
+                line,
+            });
             let outcome = if read.overlong || text.len() > max {
                 Err(LineError::Bad(format!(
                     "line longer than {max} bytes (raise --max-line to accept it)"
@@ -273,6 +280,12 @@ impl<'h> Scanner<'h> {
         let address = self
             .resolver
             .address(host, transfer.dest, self.hooks.warn)?;
+        if let (true, Some(problem)) = (transfer.succeeded(), transfer.throughput_problem()) {
+            match &self.at {
+                Some(at) => (self.hooks.warn)(&format!("{at}: {problem}")),
+                None => (self.hooks.warn)(problem),
+            }
+        }
         self.record.clear();
         render::measurement(
             &mut self.record,

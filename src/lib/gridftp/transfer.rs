@@ -102,14 +102,31 @@ impl Transfer<'_> {
         self.code.is_none_or(|c| c == 226)
     }
 
-    /// Throughput in bits/s, or `None` when START equals DATE (or the clock went back).
+    /// Why a successful transfer has no throughput, in words for a warning: DATE not after
+    /// START, or a negative byte count. `None` when it has one (or NBYTES is not a number,
+    /// which the metadata already shows).
+    pub fn throughput_problem(&self) -> Option<&'static str> {
+        match self.bytes {
+            Scalar::Int(b) if b < 0 => Some("negative NBYTES: no throughput recorded"),
+            Scalar::Int(_) if self.end_us == self.start_us => Some(
+                "DATE equals START: no throughput recorded (as the original), only retransmits",
+            ),
+            Scalar::Int(_) if self.end_us < self.start_us => {
+                Some("DATE is before START (a clock step?): no throughput recorded")
+            }
+            _ => None,
+        }
+    }
+
+    /// Throughput in bits/s, or `None` when DATE is not after START or NBYTES is negative
+    /// ([`Transfer::throughput_problem`] says which).
     pub fn throughput(&self) -> Option<f64> {
         let micros = self.end_us - self.start_us;
         let bytes = match self.bytes {
             Scalar::Int(b) => b,
             _ => return None,
         };
-        (micros > 0).then(|| (8 * bytes as i128) as f64 / (micros as f64 / 1e6))
+        (micros > 0 && bytes >= 0).then(|| (8 * bytes as i128) as f64 / (micros as f64 / 1e6))
     }
 }
 
@@ -339,8 +356,12 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         .chain(std::iter::repeat(b'0'))
         .take(6)
         .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
-    let date = chrono::NaiveDate::from_ymd_opt(number(0..4) as i32, number(4..6), number(6..8))
-        .ok_or_else(bad)?;
+    // Year 0 is not a year Python's datetime (the original) or the archive accepts.
+    let year = number(0..4) as i32;
+    if year == 0 {
+        return Err(format!("{text:?}: year 0 is out of range"));
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year, number(4..6), number(6..8)).ok_or_else(bad)?;
     let time = date
         .and_hms_micro_opt(number(8..10), number(10..12), number(12..14), micros)
         .ok_or_else(bad)?;

@@ -409,3 +409,40 @@ fn live_iperf3_runs_map_to_their_json() {
     );
     assert_eq!(got[0]["values"]["failures"]["error"], doc["error"]);
 }
+
+/// A night of `iperf3 -J >> runs.json`, one run killed mid-write: only that run is lost.
+#[test]
+fn a_cut_short_document_loses_only_itself() {
+    let doc = fs::read_to_string(fixture("iperf3/tcp_1stream.json")).unwrap();
+    let cut = &doc[..doc.len() / 2];
+    let night = format!("{doc}{cut}\n{doc}{doc}");
+    let cut_at = doc.lines().count() + 1;
+    let next_at = cut_at + cut.lines().count();
+    let out = bin("bwctl-extract")
+        .args(["--on-error", "skip"])
+        .write_stdin(night.clone())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(common::ndjson_lines(&out.stdout).len(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("bwctl-extract: warning: skipped 1 bad line (first: <stdin>:{next_at}: the iperf3 JSON document from line {cut_at} is cut short (this line starts another))\n")
+    );
+    // Cut short at the very end of the input: skipped too, under skip.
+    let out = bin("bwctl-extract")
+        .args(["--on-error", "skip"])
+        .write_stdin(format!("{doc}{cut}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(common::ndjson_lines(&out.stdout).len(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("bwctl-extract: warning: skipped 1 bad line (first: <stdin>:{cut_at}: iperf3 JSON document is cut short)\n")
+    );
+    // The default still stops there, having written the run before it.
+    let out = bin("bwctl-extract").write_stdin(night).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(common::ndjson_lines(&out.stdout).len(), 1);
+}

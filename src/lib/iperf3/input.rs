@@ -128,7 +128,20 @@ impl Splitter {
             }
             return Ok(());
         }
-        if self.plain.start.is_some() {
+        if let Some(start) = &self.plain.start {
+            // iperf3 -J opens each document with a line holding only `{`; inside one, every
+            // nested brace is indented. So a bare `{` means the document before it was cut
+            // short (a run killed mid-write): lose that one only and start the next.
+            if line.trim_ascii_end() == b"{" {
+                let cut = format!(
+                    "the iperf3 JSON document from line {} is cut short (this line starts another)",
+                    start.line
+                );
+                self.plain = Scanner::default();
+                self.plain.start = Some(location.clone());
+                self.plain_json(line, location, tests)?;
+                return Err(cut);
+            }
             return self.plain_json(line, location, tests);
         }
         if let Some(rest) = line.strip_prefix(b"bwctl:") {

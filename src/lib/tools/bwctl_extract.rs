@@ -78,10 +78,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         let line = reader.next(&mut bad)?;
         let next_file = line.as_ref().map(|l| l.location.file.clone());
         if file.is_some() && next_file != file {
-            // Framing left open (a transcript cut short) is fatal whatever --on-error says.
-            splitter
-                .finish(file.as_deref().unwrap_or("<stdin>"))
-                .map_err(Error::Failed)?;
+            // Framing left open (a transcript cut short) is one bad test, under --on-error.
+            if let Err(cause) = splitter.finish(file.as_deref().unwrap_or("<stdin>")) {
+                bad.handle(Error::Failed(cause))?;
+            }
         }
         let Some(line) = line else { break };
         file = next_file;

@@ -1688,3 +1688,117 @@ fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
         "usage: esmond-ps-load-gridftp -f FILE [options of esmond-ps-load-gridftp]\nesmond-ps-load-gridftp: error: Filename is required.\n"
     );
 }
+
+/// One record the archive refuses (400) once stopped everything: 1,999 good + 1 bad gave 0
+/// stored, `--on-error skip` was ignored, and under `--ack` every rerun failed again.
+#[test]
+fn one_refused_point_is_set_aside_and_the_rest_lands() {
+    let archive = Archive::start();
+    let record = |ts: i64, value: Value| {
+        json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point", "source": "10.0.0.1",
+            "destination": "10.0.0.2", "tool-name": "refusal-test", "measurement-agent": "10.0.0.1",
+            "input-source": "a", "input-destination": "b",
+            "event-types": [{"event-type": "throughput", "summaries": []}]},
+            "ts": ts, "values": {"throughput": value}, "cursor": format!("c{ts}")})
+        .to_string()
+    };
+    let bad = record(1000, json!("fast"));
+    let lines: Vec<String> = (1..=2000)
+        .map(|ts| {
+            if ts == 1000 {
+                bad.clone()
+            } else {
+                record(ts, json!(ts))
+            }
+        })
+        .collect();
+    let input = archive.dir.path().join("records.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let reject = archive.dir.path().join("reject.ndjson");
+    let ack = archive.dir.path().join("ack");
+    let cause = format!(
+        "{}:1000: the archive refused the point: HTTP 400: Value must be an integer",
+        "<stdin>"
+    );
+
+    // The default stops at it, naming the line and the archive's message.
+    let out = archive.post_pipeline(&format!("cat {}", input.display()), "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == format!("esmond-post: error: {cause}")),
+        "{stderr}"
+    );
+
+    // Under skip, everything else lands and the refused record is kept with the message.
+    let out = archive.post_pipeline(
+        &format!("cat {}", input.display()),
+        &format!(
+            "--on-error skip --reject {} --ack {}",
+            reject.display(),
+            ack.display()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == format!("esmond-post: warning: skipped 1 bad line (first: {cause})")),
+        "{stderr}"
+    );
+    let found = archive.search("tool-name=refusal-test");
+    assert_eq!(found.len(), 1);
+    let stamps: Vec<i64> = archive
+        .base(&found[0], "throughput")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        stamps,
+        (1..=2000).filter(|&t| t != 1000).collect::<Vec<i64>>()
+    );
+    assert_eq!(
+        common::ndjson_lines(&std::fs::read(&reject).unwrap()),
+        [
+            json!({"location": "<stdin>:1000", "cause": "the archive refused the point: HTTP 400: Value must be an integer", "line": bad})
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c2000\n");
+}
+
+#[test]
+fn every_retry_is_named_and_a_refused_connection_gets_a_hint() {
+    let port = common::free_port();
+    let out = Command::new(bin_path("esmond-post"))
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--retries",
+            "1",
+            "--backoff",
+            "0",
+        ])
+        .arg("--cache")
+        .arg(std::env::temp_dir().join(format!("measpipe-retry-{port}.json")))
+        .stdin(std::fs::File::open(common::fixture("records/mixed.ndjson")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let url = format!("http://127.0.0.1:{port}/esmond/perfsonar/archive/");
+    let cause = "io: Connection refused (os error 111)";
+    assert_eq!(
+        stderr,
+        format!(
+            "esmond-post: warning: POST {url}: attempt 1 of 2 failed ({cause}); retrying in 0.0 s\n\
+             esmond-post: records 0, points 0, requests 2, retries 1, duplicates 0, failures 0\n\
+             esmond-post: error: {url}: gave up after 2 attempts: {cause} (is the archive running there? esmond-serve listens on 127.0.0.1:8080 by default; see --url)\n\
+             esmond-post: error: stopped; only acknowledged records were delivered\n"
+        )
+    );
+}

@@ -1,7 +1,7 @@
 complete -c esmond-post -l on-error -d 'What to do with a line that is not a valid record' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
 skip\t'Skip bad lines, count them, and report the count on stderr at exit'"
 complete -c esmond-post -l max-line -d 'The longest input line accepted, in bytes; a longer line is a bad line (see --on-error) and costs no more memory than this' -r
-complete -c esmond-post -s U -l url -d 'The archive: scheme://host[:port]' -r
+complete -c esmond-post -s U -l url -d 'The archive: scheme://host[:port] (the default is where esmond-serve listens)' -r
 complete -c esmond-post -s s -l script-alias -d 'The path before perfsonar/archive (`esmond` on perfSONAR hosts); `/` for none' -r
 complete -c esmond-post -s k -l key -d 'API key, sent as `Authorization: Token KEY` (or `ApiKey USER:KEY` with --user)' -r
 complete -c esmond-post -s u -l user -d 'Use the legacy Tastypie `ApiKey USER:KEY` header' -r
@@ -10,6 +10,7 @@ complete -c esmond-post -l retries -d 'Retries of a failed request (connection e
 complete -c esmond-post -l backoff -d 'First retry delay in seconds; it doubles (with jitter) up to 30 s' -r
 complete -c esmond-post -l batch-size -d 'Points per bulk PUT' -r
 complete -c esmond-post -l ack -d 'Write the cursor of the last delivered record here, atomically' -r -F
+complete -c esmond-post -l reject -d 'Append every record that is not delivered (bad lines, refused metadata or points) here as {"location","cause","line"} NDJSON, with the archive\'s message' -r -F
 complete -c esmond-post -l cache -d 'Metadata-key cache (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.json)' -r -F
 complete -c esmond-post -s l -l log-dir -d 'Write messages to DIR/esmond-post.log instead of stderr' -r -F
 complete -c esmond-post -l dry-run -d 'Print the requests as NDJSON on stdout and send nothing'

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::bulk::{self, Item, Point};
-use crate::error::{Error, IoContext};
+use crate::error::{Error, IoContext, Location};
 use crate::ndjson::NdjsonWriter;
 use crate::record::{RawMeasurement, Text};
 use crate::state;
@@ -105,6 +105,11 @@ pub struct Config {
     pub cache: Option<PathBuf>,
     /// Nothing is really delivered (a [`DryRun`] transport): keep neither cache nor ack.
     pub dry_run: bool,
+    /// A point the archive refuses (400) stops the run ([`SinkError::RefusedPoint`])
+    /// instead of being set aside for [`Sink::take_refused`].
+    pub stop_on_refused: bool,
+    /// Receives a warning for every retry (attempt, wait, cause).
+    pub warn: fn(&str),
 }
 
 /// Why a record was not taken, or the run must stop.
@@ -117,6 +122,16 @@ pub enum SinkError {
         status: u16,
         /// esmond's message.
         detail: String,
+    },
+    /// The archive refused a record's point (400), under `stop_on_refused`.
+    #[error("{location}: the archive refused the point: HTTP 400: {detail}")]
+    RefusedPoint {
+        /// Where the record was read.
+        location: Location,
+        /// esmond's message.
+        detail: String,
+        /// The input line.
+        line: Vec<u8>,
     },
     /// Delivery failed; only acknowledged records were delivered.
     #[error("{0}")]
@@ -224,26 +239,55 @@ pub fn identity(root: &str, metadata: &Value) -> String {
         .collect()
 }
 
-/// The bulk items waiting for one metadata key: serialised back to back in one string,
-/// with where each ends (no allocation per record).
+/// The bulk items waiting for one metadata key, serialised back to back, with the input
+/// line of each (to name and keep a point the archive refuses); no allocation per record.
 struct Batch {
     key: String,
     items: Vec<u8>,
     ends: Vec<usize>,
+    lines: Vec<u8>,
+    line_ends: Vec<usize>,
+    locations: Vec<Location>,
+}
+
+/// One item of a batch with where it came from.
+#[derive(Clone, Copy)]
+struct Entry<'b> {
+    item: &'b [u8],
+    line: &'b [u8],
+    location: &'b Location,
 }
 
 impl Batch {
-    fn items(&self) -> Vec<&[u8]> {
-        let mut start = 0;
+    fn entries(&self) -> Vec<Entry<'_>> {
+        let (mut start, mut line_start) = (0, 0);
         self.ends
             .iter()
-            .map(|&end| {
-                let item = &self.items[start..end];
+            .zip(&self.line_ends)
+            .zip(&self.locations)
+            .map(|((&end, &line_end), location)| {
+                let entry = Entry {
+                    item: &self.items[start..end],
+                    line: &self.lines[line_start..line_end],
+                    location,
+                };
                 start = end + 1;
-                item
+                line_start = line_end;
+                entry
             })
             .collect()
     }
+}
+
+/// A record whose point the archive refused, set aside for the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    /// Where the record was read.
+    pub location: Location,
+    /// The archive's message.
+    pub detail: String,
+    /// The input line.
+    pub line: Vec<u8>,
 }
 
 /// Records waiting to be sent: batches in first-seen order of their metadata.
@@ -265,6 +309,7 @@ pub struct Sink<T: Transport> {
     /// Keys by the metadata's exact text, for this run: most records repeat a metadata.
     seen: HashMap<String, String>,
     pending: Pending,
+    refused: Vec<Refused>,
 }
 
 impl<T: Transport> Sink<T> {
@@ -279,6 +324,7 @@ impl<T: Transport> Sink<T> {
             bodies: HashMap::new(),
             seen: HashMap::new(),
             pending: Pending::default(),
+            refused: Vec::new(),
         })
     }
 
@@ -287,9 +333,21 @@ impl<T: Transport> Sink<T> {
         self.totals
     }
 
-    /// Takes one record; sends a batch when one is full. A [`SinkError::Refused`] is the
-    /// record's fault: the caller counts it and goes on.
-    pub fn push(&mut self, record: &RawMeasurement) -> Result<(), SinkError> {
+    /// The records whose points the archive refused since the last call (without
+    /// `stop_on_refused`): the caller reports them, counts them and keeps them.
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Takes one record, read as `line` at `location`; sends a batch when one is full. A
+    /// [`SinkError::Refused`] (its metadata) is the record's fault: the caller counts it
+    /// and goes on.
+    pub fn push(
+        &mut self,
+        record: &RawMeasurement,
+        location: &Location,
+        line: &[u8],
+    ) -> Result<(), SinkError> {
         let key = match self.seen.get(record.metadata.get()) {
             Some(key) => key.clone(),
             None => {
@@ -316,6 +374,9 @@ impl<T: Transport> Sink<T> {
                     key,
                     items: Vec::new(),
                     ends: Vec::new(),
+                    lines: Vec::new(),
+                    line_ends: Vec::new(),
+                    locations: Vec::new(),
                 });
                 self.pending.batches.len() - 1
             }
@@ -324,6 +385,9 @@ impl<T: Transport> Sink<T> {
         // Borrowed text and raw JSON always serialise; an item that did not is not counted.
         if bulk::push_item(&mut batch.items, &item) {
             batch.ends.push(batch.items.len());
+            batch.lines.extend_from_slice(line);
+            batch.line_ends.push(batch.lines.len());
+            batch.locations.push(location.clone());
         }
         if let Some(cursor) = &record.cursor {
             self.pending.cursor = Some(cursor.0.clone().into_owned());
@@ -342,7 +406,7 @@ impl<T: Transport> Sink<T> {
         let cursor = self.pending.cursor.take();
         self.pending.points = 0;
         for batch in batches {
-            self.put(&batch.key, &batch.items())?;
+            self.put(&batch.key, &batch.entries())?;
         }
         if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
             if !self.config.dry_run {
@@ -399,6 +463,11 @@ impl<T: Transport> Sink<T> {
                         answer.status
                     ))
                 }),
+            // Nothing to create metadata in: the URL or alias is wrong, not the record.
+            404 => Err(SinkError::Failed(format!(
+                "POST {url}: HTTP 404: {}: no esmond archive at this URL; check --url and --script-alias (esmond-serve and perfSONAR hosts serve /esmond/perfsonar/archive/, the default)",
+                answer.detail()
+            ))),
             status => Err(SinkError::Refused {
                 status,
                 detail: answer.detail(),
@@ -406,20 +475,46 @@ impl<T: Transport> Sink<T> {
         }
     }
 
-    fn put(&mut self, key: &str, items: &[&[u8]]) -> Result<(), SinkError> {
+    fn put(&mut self, key: &str, entries: &[Entry]) -> Result<(), SinkError> {
         let url = format!("{}{key}/", self.config.root);
-        let answer = self.send("PUT", &url, &bulk::body(items))?;
+        let items: Vec<&[u8]> = entries.iter().map(|e| e.item).collect();
+        let answer = self.send("PUT", &url, &bulk::body(&items))?;
         match answer.status {
             200 | 201 => Ok(()),
             // One or more points already there: send them one by one so the rest land.
-            409 if items.len() > 1 => {
-                for item in items {
-                    self.put(key, &[item])?;
+            409 if entries.len() > 1 => {
+                for entry in entries {
+                    self.put(key, std::slice::from_ref(entry))?;
                 }
                 Ok(())
             }
             409 => {
                 self.totals.duplicates += 1;
+                Ok(())
+            }
+            // Some point is refused: halve until the refused ones are alone, so the rest
+            // land (a real esmond's PUT may have stored part of it; re-sending is safe).
+            400 if entries.len() > 1 => {
+                let (left, right) = entries.split_at(entries.len() / 2);
+                self.put(key, left)?;
+                self.put(key, right)
+            }
+            400 => {
+                let entry = entries[0];
+                self.totals.failures += 1;
+                let detail = answer.detail();
+                if self.config.stop_on_refused {
+                    return Err(SinkError::RefusedPoint {
+                        location: entry.location.clone(),
+                        detail,
+                        line: entry.line.to_vec(),
+                    });
+                }
+                self.refused.push(Refused {
+                    location: entry.location.clone(),
+                    detail,
+                    line: entry.line.to_vec(),
+                });
                 Ok(())
             }
             404 => {
@@ -433,10 +528,10 @@ impl<T: Transport> Sink<T> {
                 if fresh == key {
                     return Err(forgotten());
                 }
-                self.put(&fresh, items)
+                self.put(&fresh, entries)
             }
             status => {
-                self.totals.failures += items.len() as u64;
+                self.totals.failures += entries.len() as u64;
                 Err(SinkError::Failed(format!(
                     "{url}: data refused: HTTP {status}: {}",
                     answer.detail()
@@ -461,8 +556,13 @@ impl<T: Transport> Sink<T> {
                 Err(err) => (err, None),
             };
             if attempt > retry.retries {
+                let hint = if failure.contains("onnection refused") {
+                    " (is the archive running there? esmond-serve listens on 127.0.0.1:8080 by default; see --url)"
+                } else {
+                    ""
+                };
                 return Err(SinkError::Failed(format!(
-                    "{url}: gave up after {attempt} attempts: {failure}"
+                    "{url}: gave up after {attempt} attempts: {failure}{hint}"
                 )));
             }
             self.totals.retries += 1;
@@ -477,6 +577,11 @@ impl<T: Transport> Sink<T> {
                     ceiling.mul_f64(rand::random::<f64>())
                 }
             };
+            (self.config.warn)(&format!(
+                "{method} {url}: attempt {attempt} of {} failed ({failure}); retrying in {:.1} s",
+                retry.retries + 1,
+                delay.as_secs_f64()
+            ));
             self.transport.pause(delay);
         }
     }
@@ -576,6 +681,15 @@ mod tests {
             ack: None,
             cache: None,
             dry_run: false,
+            stop_on_refused: false,
+            warn: |_| {},
+        }
+    }
+
+    fn here(line: u64) -> Location {
+        Location {
+            file: "in".into(),
+            line,
         }
     }
 
@@ -591,7 +705,7 @@ mod tests {
 
     fn push(sink: &mut Sink<Fake>) -> Result<(), SinkError> {
         let record: RawMeasurement = serde_json::from_str(RECORD).unwrap();
-        sink.push(&record)
+        sink.push(&record, &here(1), RECORD.as_bytes())
     }
 
     #[test]
@@ -682,7 +796,7 @@ mod tests {
         push(&mut s).unwrap();
         let line = RECORD.replace("\"ts\":5", "\"ts\":6");
         let other: RawMeasurement = serde_json::from_str(&line).unwrap();
-        s.push(&other).unwrap();
+        s.push(&other, &here(2), line.as_bytes()).unwrap();
         s.finish().unwrap();
         let bodies: Vec<&str> = s.transport.sent[1..].iter().map(|r| r.2.as_str()).collect();
         let one = |ts| {
@@ -694,6 +808,79 @@ mod tests {
         assert_eq!(bodies[1], one(5));
         assert_eq!(bodies[2], one(6));
         assert_eq!(s.totals().duplicates, 1);
+    }
+
+    /// One refused point among 1,999 good ones once stored nothing: the batch is halved
+    /// until the refused point is alone, and everything else lands.
+    #[test]
+    fn a_refused_point_is_found_by_halving_and_the_rest_lands() {
+        // The archive refuses any body holding ts 13.
+        struct Picky(Fake);
+        impl Transport for Picky {
+            fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
+                let text = String::from_utf8_lossy(body).into_owned();
+                self.0.sent.push((method.into(), url.into(), text.clone()));
+                Ok(match method {
+                    "POST" => Answer::new(201, r#"{"metadata-key":"k1"}"#),
+                    _ if text.contains(r#""ts":13,"#) => {
+                        Answer::new(400, r#"{"detail":"Value must be an integer"}"#)
+                    }
+                    _ => Answer::new(201, ""),
+                })
+            }
+        }
+        for stop in [false, true] {
+            let mut config = config(0);
+            config.stop_on_refused = stop;
+            let mut s = Sink::new(config, Picky(Fake::default())).unwrap();
+            let lines: Vec<String> = (0..20)
+                .map(|ts| RECORD.replace("\"ts\":5", &format!("\"ts\":{ts}")))
+                .collect();
+            for (i, line) in lines.iter().enumerate() {
+                let record: RawMeasurement = serde_json::from_str(line).unwrap();
+                s.push(&record, &here(i as u64 + 1), line.as_bytes())
+                    .unwrap();
+            }
+            let outcome = s.finish();
+            if stop {
+                assert_eq!(
+                    outcome.unwrap_err().to_string(),
+                    "in:14: the archive refused the point: HTTP 400: Value must be an integer"
+                );
+                continue;
+            }
+            outcome.unwrap();
+            let landed: Vec<String> = s.transport.0.sent[1..]
+                .iter()
+                .filter(|r| !r.2.contains(r#""ts":13,"#))
+                .map(|r| r.2.clone())
+                .collect();
+            let stored = landed
+                .iter()
+                .map(|b| b.matches("\"ts\":").count())
+                .sum::<usize>();
+            assert_eq!(stored, 19);
+            assert_eq!(
+                s.take_refused(),
+                [Refused {
+                    location: here(14),
+                    detail: "Value must be an integer".into(),
+                    line: lines[13].clone().into_bytes(),
+                }]
+            );
+            assert_eq!(s.totals().failures, 1);
+            // 1 POST, then 1 + 2 + 2 + 2 + 2 + 2 PUTs halving 20 items down to one.
+            assert_eq!(s.transport.0.sent.len(), 12);
+        }
+    }
+
+    #[test]
+    fn a_wrong_url_is_named_with_its_likely_fix() {
+        let mut s = sink(vec![Ok(Answer::new(404, r#"{"detail":"Not found."}"#))], 0);
+        assert_eq!(
+            push(&mut s).unwrap_err().to_string(),
+            "POST http://a/perfsonar/archive/: HTTP 404: Not found.: no esmond archive at this URL; check --url and --script-alias (esmond-serve and perfSONAR hosts serve /esmond/perfsonar/archive/, the default)"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::cli::{self, InputArgs, OutputArgs};
 use crate::error::{Error, IoContext};
 use crate::esmond::client::{Http, Settings};
 use crate::esmond::sink::{self, DryRun, Retry, Sink, SinkError, Transport};
+use crate::ndjson::{BadLines, OnError};
 use crate::record::{self, Family, RawMeasurement};
 
 const EXAMPLES: &str = "\
@@ -46,12 +47,12 @@ pub struct Args {
     #[command(flatten)]
     input: InputArgs,
 
-    /// The archive: scheme://host[:port].
+    /// The archive: scheme://host[:port] (the default is where esmond-serve listens).
     #[arg(
         short = 'U',
         long,
         value_name = "URL",
-        default_value = "http://localhost:8000"
+        default_value = "http://127.0.0.1:8080"
     )]
     url: String,
 
@@ -96,6 +97,11 @@ pub struct Args {
     /// Write the cursor of the last delivered record here, atomically.
     #[arg(long, value_name = "FILE")]
     ack: Option<PathBuf>,
+
+    /// Append every record that is not delivered (bad lines, refused metadata or points)
+    /// here as {"location","cause","line"} NDJSON, with the archive's message.
+    #[arg(long, value_name = "FILE")]
+    reject: Option<PathBuf>,
 
     /// Metadata-key cache (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.json).
     #[arg(long, value_name = "FILE")]
@@ -174,6 +180,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         ack: args.ack.clone(),
         cache: args.cache.clone().or_else(default_cache),
         dry_run: args.dry_run,
+        stop_on_refused: args.input.on_error == OnError::Fail,
+        warn: cli::warn,
     };
     let (outcome, totals) = if args.dry_run {
         let transport = DryRun::new(cli::stdout(&args.output));
@@ -185,25 +193,52 @@ pub fn run(args: Args) -> Result<(), Error> {
     if let Err(err) = &outcome {
         log.say("error", &err.to_string());
     }
+    // The cause is in the log (or on stderr) already; a broken pipe still ends quietly.
     outcome.map_err(|err| match err {
-        SinkError::Local(local) => local,
+        SinkError::Local(local) if local.is_broken_pipe() => local,
         _ => Error::failed("stopped; only acknowledged records were delivered"),
     })
 }
 
 /// Reads every record into `sink`; returns how it ended and the totals.
 fn deliver<T: Transport>(args: &Args, mut sink: Sink<T>) -> (Result<(), SinkError>, sink::Totals) {
-    let outcome = match read_into(args, &mut sink) {
-        Ok(()) => sink.finish(),
-        Err(err) => sink.save_cache().and(Err(err)),
-    };
+    let outcome = deliver_all(args, &mut sink);
     (outcome, sink.totals())
 }
 
-fn read_into<T: Transport>(args: &Args, sink: &mut Sink<T>) -> Result<(), SinkError> {
+fn deliver_all<T: Transport>(args: &Args, sink: &mut Sink<T>) -> Result<(), SinkError> {
     let mut reader = args.input.reader();
     let mut bad = args.input.bad_lines();
-    while let Some(line) = reader.next(&mut bad)? {
+    if let Some(path) = &args.reject {
+        bad = bad.reject_to(path)?;
+    }
+    let read = read_records(&mut reader, &mut bad, sink);
+    let sent = match read {
+        Ok(()) => sink.finish(),
+        Err(err) => sink.save_cache().and(Err(err)),
+    };
+    // Points refused by the last batches, then the record that stopped the run, if any.
+    let outcome = set_aside(sink, &mut bad).and_then(|()| match sent {
+        Err(SinkError::RefusedPoint {
+            location,
+            detail,
+            line,
+        }) => refused_point(&mut bad, location, &detail, &line),
+        other => other,
+    });
+    let flushed = bad.flush();
+    outcome?;
+    flushed?;
+    bad.report(cli::warn);
+    Ok(())
+}
+
+fn read_records<T: Transport>(
+    reader: &mut crate::ndjson::LineReader,
+    bad: &mut BadLines,
+    sink: &mut Sink<T>,
+) -> Result<(), SinkError> {
+    while let Some(line) = reader.next(bad)? {
         let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
             Ok(record) => record,
             Err(err) => {
@@ -211,18 +246,38 @@ fn read_into<T: Transport>(args: &Args, sink: &mut Sink<T>) -> Result<(), SinkEr
                     Ok(Family::Measurement) | Err(_) => format!("not a measurement record: {err}"),
                     Ok(other) => format!("a {} record, not a measurement", other.name()),
                 };
-                bad.handle(Error::bad_input(line.location, cause))?;
+                bad.handle_line(Error::bad_input(line.location, cause), line.bytes)?;
                 continue;
             }
         };
-        match sink.push(&record) {
+        match sink.push(&record, &line.location, line.bytes) {
             Ok(()) => {}
             Err(refused @ SinkError::Refused { .. }) => {
-                bad.handle(Error::bad_input(line.location, refused.to_string()))?;
+                let err = Error::bad_input(line.location.clone(), refused.to_string());
+                bad.handle_line(err, line.bytes)?;
             }
             Err(err) => return Err(err),
         }
+        set_aside(sink, bad)?;
     }
-    bad.report(cli::warn);
+    Ok(())
+}
+
+/// A refused point, to `--on-error` (which stops the run under `fail`).
+fn refused_point(
+    bad: &mut BadLines,
+    location: crate::error::Location,
+    detail: &str,
+    line: &[u8],
+) -> Result<(), SinkError> {
+    let cause = format!("the archive refused the point: HTTP 400: {detail}");
+    Ok(bad.handle_line(Error::bad_input(location, cause), line)?)
+}
+
+/// Hands the points the archive refused (found when a batch was sent) to `--on-error`.
+fn set_aside<T: Transport>(sink: &mut Sink<T>, bad: &mut BadLines) -> Result<(), SinkError> {
+    for refused in sink.take_refused() {
+        refused_point(bad, refused.location, &refused.detail, &refused.line)?;
+    }
     Ok(())
 }

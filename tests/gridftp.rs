@@ -830,3 +830,36 @@ fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
     let all: Vec<u64> = first.into_iter().chain(numbers(&second)).collect();
     assert_eq!(all, (1..=u64::from(total)).collect::<Vec<_>>());
 }
+
+/// The JSON log's original metadata registered no `failures`; registering it forked the
+/// series (esmond's metadata checksum covers the event types).
+#[test]
+fn json_transfers_register_the_originals_event_types() {
+    let original: Value = serde_json::from_str(
+        fs::read_to_string(fixture("gridftp/mock_requests_gridftp_json.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let records = parse(&[fixture("gridftp/json-synthetic.log").to_str().unwrap()]);
+    let succeeded: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["values"].get("failures").is_none())
+        .collect();
+    assert!(!succeeded.is_empty());
+    for record in succeeded {
+        let expected: Vec<Value> = original["body"]["event-types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| serde_json::json!({"event-type": t["event-type"], "summaries": []}))
+            .collect();
+        assert_eq!(
+            record["metadata"]["event-types"],
+            Value::from(expected),
+            "{record}"
+        );
+    }
+}

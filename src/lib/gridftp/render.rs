@@ -35,18 +35,39 @@ const EVENT_TYPES: &[EventTypeSpec<'static>] = &[
 /// it is what serde writes).
 const EVENT_TYPES_JSON: &str = r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]},{"event-type":"failures","summaries":[]}]"#;
 
-/// The event types of every gridftp record.
-struct EventTypes;
+/// The event types of a successful transfer from the JSON log: the original's JSON mode
+/// registered no `failures`, and esmond's metadata checksum covers the event types, so
+/// registering it would fork the series the original created.
+const JSON_EVENT_TYPES: &[EventTypeSpec<'static>] = &[
+    EventTypeSpec::plain("throughput"),
+    EventTypeSpec::plain("streams-packet-retransmits"),
+];
+/// [`JSON_EVENT_TYPES`] as JSON.
+const JSON_EVENT_TYPES_JSON: &str = r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]}]"#;
+
+/// The event types of a gridftp record: all three, or the JSON log's two.
+struct EventTypes {
+    json_success: bool,
+}
 
 impl Serialize for EventTypes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        EVENT_TYPES.serialize(serializer)
+        if self.json_success {
+            JSON_EVENT_TYPES.serialize(serializer)
+        } else {
+            EVENT_TYPES.serialize(serializer)
+        }
     }
 }
 
 impl WriteJson for EventTypes {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(EVENT_TYPES_JSON.as_bytes());
+        let text = if self.json_success {
+            JSON_EVENT_TYPES_JSON
+        } else {
+            EVENT_TYPES_JSON
+        };
+        out.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -274,7 +295,13 @@ pub fn measurement(
         gridftp_volume: optional(options.volume, transfer.volume),
     };
     let record = Measurement::new(
-        Metadata::point_to_point(subject, parameters, EventTypes),
+        Metadata::point_to_point(
+            subject,
+            parameters,
+            EventTypes {
+                json_success: transfer.from_json && transfer.succeeded(),
+            },
+        ),
         transfer.start_us.div_euclid(1_000_000),
         values,
         cursor.map(|(prefix, offset, line)| Cursor {

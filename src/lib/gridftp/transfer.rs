@@ -94,6 +94,9 @@ pub struct Transfer<'a> {
     pub volume: Option<&'a str>,
     /// Per-stream retransmits.
     pub retransmits: Retransmits<'a>,
+    /// Read from the JSON transfer log (whose metadata, in the original, registered no
+    /// `failures`).
+    pub from_json: bool,
 }
 
 impl Transfer<'_> {
@@ -263,6 +266,7 @@ pub fn from_netlogger<'a>(fields: &[Field<'a>]) -> Result<Option<Transfer<'a>>, 
         file: slots.file,
         volume: slots.volume,
         retransmits,
+        from_json: false,
     }))
 }
 
@@ -332,6 +336,7 @@ pub fn from_json(object: &Value) -> Result<Option<Transfer<'_>>, String> {
         file: text("file"),
         volume: text("volume"),
         retransmits,
+        from_json: true,
     }))
 }
 

@@ -9,7 +9,7 @@ complete -c gridftp-parse -l on-error -d 'What to do with a line that cannot be 
 skip\t'Skip bad lines, count them, and report the count on stderr at exit'"
 complete -c gridftp-parse -l reject -d 'Append every bad line here as {"location","cause","line"} NDJSON, to fix and load again' -r -F
 complete -c gridftp-parse -l max-line -d 'The longest line read, in bytes; a longer one is a bad line (see --on-error)' -r
-complete -c gridftp-parse -s D -l delete-state -d 'Remove the state file at exit (logrotate prerotate: the next run starts the new log from the beginning)'
+complete -c gridftp-parse -s D -l delete-state -d 'Remove the state file at exit, so the next run reads the log from its start (not needed for rotation, which is followed: a rotated file is finished first)'
 complete -c gridftp-parse -s d -l dont-write -d 'Read from the saved state but do not update it'
 complete -c gridftp-parse -s S -l single -d 'Emit one record, then stop (the state then points just after it)'
 complete -c gridftp-parse -l wait -d 'Wait for another run\'s lock instead of exiting with status 75'

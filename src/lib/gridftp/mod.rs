@@ -29,7 +29,9 @@
 //! e.g. `gridftp1:2049:1311020:256:9f1c2e4b7a0d3c55:1905:7`. The fingerprint is FNV-1a 64
 //! over the first `length` bytes (at most 256). A saved position is resumed only if the file
 //! at the path has the same device, inode and fingerprint and is at least `offset` long;
-//! otherwise the log was rotated or truncated, and reading starts at 0. A partial last line
+//! otherwise the log was rotated or truncated: the saved file is looked for beside the log
+//! (renamed by logrotate `create`: same inode; copied by `copytruncate`: same fingerprint)
+//! and finished from the saved offset first, then the log is read from 0. A partial last line
 //! (the server is still writing it) is never consumed.
 
 pub mod checkpoint;

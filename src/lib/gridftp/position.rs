@@ -133,6 +133,52 @@ pub enum Start {
     Rotated,
 }
 
+/// Finds the file the saved position is in, now that `path` is another file: a sibling
+/// named after it (`LOG.1`, `LOG-20261203`, …; compressed ones cannot be read) that is the
+/// same file renamed (same device, inode and fingerprint: logrotate `create`) or a copy of
+/// it (same fingerprint and at least `offset` long: `copytruncate`). Returns its path and
+/// the open file.
+pub fn find_rotated(
+    path: &std::path::Path,
+    saved: &Position,
+) -> std::io::Result<Option<(std::path::PathBuf, File)>> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let Some(stem) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(None);
+    };
+    let mut copies = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let compressed = [".gz", ".bz2", ".xz", ".zst", ".lz4"]
+            .iter()
+            .any(|ext| name.ends_with(ext));
+        if name == stem || !name.starts_with(&stem) || compressed {
+            continue;
+        }
+        let candidate = entry.path();
+        let Ok(file) = File::open(&candidate) else {
+            continue;
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.len() < saved.offset {
+            continue;
+        }
+        if saved.identity.matches(&file)? {
+            return Ok(Some((candidate, file)));
+        }
+        if fingerprint(&file, saved.identity.fingerprint_len)? == Some(saved.identity.fingerprint) {
+            copies.push((candidate, file));
+        }
+    }
+    // A copy: the shortest name is the newest rotation (LOG.1 before LOG.1.1, LOG.2).
+    copies.sort_by_key(|(p, _)| (p.as_os_str().len(), p.clone()));
+    Ok(copies.into_iter().next())
+}
+
 /// Decides where to start reading `file`.
 pub fn start(saved: Option<&Position>, file: &File) -> std::io::Result<Start> {
     let Some(saved) = saved else {

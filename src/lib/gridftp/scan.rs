@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -47,8 +48,11 @@ pub struct Hooks<'h> {
     pub stop: &'h dyn Fn() -> bool,
     /// Saves a position during the run, after the records before it were flushed; `None`
     /// when nothing is saved (no state file, or the consumer acknowledges).
-    pub checkpoint: Option<&'h dyn Fn(&Position) -> Result<(), Error>>,
+    pub checkpoint: Option<&'h Checkpoint<'h>>,
 }
+
+/// Saves a position during a run.
+pub type Checkpoint<'h> = dyn Fn(&Position) -> Result<(), Error> + 'h;
 
 /// Reads logs and writes their records.
 pub struct Scanner<'h> {
@@ -61,6 +65,8 @@ pub struct Scanner<'h> {
     record: Vec<u8>,
     /// The line being handled, for warnings about it.
     at: Option<Location>,
+    /// `--single` stopped the last read after its record.
+    stopped_early: bool,
 }
 
 /// Why a line produced no record.
@@ -101,32 +107,66 @@ impl<'h> Scanner<'h> {
             fields: Vec::new(),
             record: Vec::with_capacity(2048),
             at: None,
+            stopped_early: false,
         }
     }
 
     /// Reads the log at `path` from `saved` (if it is still this file) to its last complete
     /// line; returns the position after it.
     pub fn read_file(&mut self, path: &str, saved: Option<&Position>) -> Result<Position, Error> {
-        let mut file = File::open(path).at(path)?;
-        let identity = Identity::of(&file).at(path)?;
+        let file = File::open(path).at(path)?;
         let (offset, line) = match position::start(saved, &file).at(path)? {
             Start::Fresh => (0, 0),
             Start::Resume { offset, line } => (offset, line),
             Start::Rotated => {
-                (self.hooks.warn)(&format!(
-                    "{path}: not the file of the saved position (rotated or truncated); reading it from the start"
-                ));
+                // The saved position is in the file as it was before a rotation: finish that
+                // file first (renamed by `create`, or copied by `copytruncate`), then read
+                // this one from its start.
+                let found = match saved {
+                    Some(saved) => position::find_rotated(Path::new(path), saved)
+                        .at(path)?
+                        .map(|found| (found, *saved)),
+                    None => None,
+                };
+                match found {
+                    Some(((rotated, old), saved)) => {
+                        let name = rotated.display().to_string();
+                        (self.hooks.warn)(&format!(
+                            "{path} was rotated: finishing {name} from line {} first",
+                            saved.line + 1
+                        ));
+                        let end = self.read_open(old, &name, saved.offset, saved.line)?;
+                        if (self.hooks.stop)() || self.stopped_early {
+                            return Ok(end);
+                        }
+                    }
+                    None => (self.hooks.warn)(&format!(
+                        "{path}: not the file of the saved position (rotated or truncated), and no rotated copy of it was found beside it; reading it from the start"
+                    )),
+                }
                 (0, 0)
             }
         };
-        file.seek(SeekFrom::Start(offset)).at(path)?;
+        self.read_open(file, path, offset, line)
+    }
+
+    /// Reads an open log from `offset` (the end of line `line`) to its last complete line.
+    fn read_open(
+        &mut self,
+        mut file: File,
+        name: &str,
+        offset: u64,
+        line: u64,
+    ) -> Result<Position, Error> {
+        let identity = Identity::of(&file).at(name)?;
+        file.seek(SeekFrom::Start(offset)).at(name)?;
         let start = Position {
             identity,
             offset,
             line,
         };
         let reader = BufReader::with_capacity(256 * 1024, file);
-        let (offset, line) = self.read(reader, path, Some(&start))?;
+        let (offset, line) = self.read(reader, name, Some(&start))?;
         Ok(Position {
             identity,
             offset,
@@ -180,6 +220,7 @@ impl<'h> Scanner<'h> {
             match outcome {
                 Ok(emitted) => {
                     if emitted && self.settings.single {
+                        self.stopped_early = true;
                         break;
                     }
                     since += u64::from(emitted);

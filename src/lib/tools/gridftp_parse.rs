@@ -32,8 +32,9 @@ Examples:
   gridftp-parse --ack /var/lib/measpipe/gridftp.ack /var/log/gridftp-transfer.log \\
     | esmond-post --ack /var/lib/measpipe/gridftp.ack
 
-  # logrotate prerotate: read the old file to its end, then forget it
-  gridftp-parse --wait --state S --delete-state /var/log/gridftp-transfer.log";
+  # after logrotate renamed the log, the next run finishes the rotated file
+  # (gridftp-transfer.log.1) from the saved position, then reads the new log
+  gridftp-parse --state /var/lib/measpipe/gridftp.state /var/log/gridftp-transfer.log";
 
 /// Turn GridFTP server logs into measurement records, resumably.
 ///
@@ -70,8 +71,8 @@ pub struct Args {
     #[arg(long, value_name = "ACK")]
     ack: Option<PathBuf>,
 
-    /// Remove the state file at exit (logrotate prerotate: the next run starts the new log
-    /// from the beginning).
+    /// Remove the state file at exit, so the next run reads the log from its start (not
+    /// needed for rotation, which is followed: a rotated file is finished first).
     #[arg(short = 'D', long, requires = "state")]
     delete_state: bool,
 

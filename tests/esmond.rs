@@ -1681,6 +1681,61 @@ fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
     assert!(run(&["-D"]).contains("records 0,"));
     assert!(!state.exists());
     assert_eq!(archive.search("tool-name=gridftp").len(), 7);
+    // The original's progress, "N records processed" every 100 (-P: none), and --host-ip.
+    let many = archive.dir.path().join("many.log");
+    gridftp_log(&many, 250);
+    let progress_state = archive.dir.path().join("progress.state");
+    let load = |extra: &[&str]| {
+        let out = wrapper("esmond-ps-load-gridftp")
+            .args([
+                "-f",
+                many.to_str().unwrap(),
+                "-U",
+                &url,
+                "-k",
+                &archive.key,
+                "-s",
+                "esmond",
+            ])
+            .arg("-p")
+            .arg(&progress_state)
+            .args(["--host-ip", "127.0.0.1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let lines = |text: String| -> Vec<String> {
+        // The summary's request count depends on the key cache; the rest is exact.
+        text.lines()
+            .map(|l| l.split(", requests").next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        lines(load(&[])),
+        [
+            "esmond-post: 100 records processed",
+            "esmond-post: 200 records processed",
+            "esmond-post: records 250, points 500"
+        ]
+    );
+    std::fs::remove_file(&progress_state).unwrap();
+    assert_eq!(
+        lines(load(&["-P"])),
+        ["esmond-post: records 250, points 500"]
+    );
+    let help = wrapper("esmond-ps-load-gridftp")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&help.stdout).starts_with(
+            "usage: esmond-ps-load-gridftp -f FILE [options of esmond-ps-load-gridftp]\n"
+        ),
+        "{help:?}"
+    );
     let missing = wrapper("esmond-ps-load-gridftp").output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert_eq!(

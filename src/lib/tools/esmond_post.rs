@@ -107,6 +107,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
 
+    /// Say "N records processed" every N records (esmond-ps-load-gridftp's progress).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    progress_every: Option<u64>,
+
     /// Write messages to DIR/esmond-post.log instead of stderr.
     #[arg(short = 'l', long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
@@ -185,9 +189,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let (outcome, totals) = if args.dry_run {
         let transport = DryRun::new(cli::stdout(&args.output));
-        deliver(&args, Sink::new(config, transport)?)
+        deliver(&args, Sink::new(config, transport)?, &mut log)
     } else {
-        deliver(&args, Sink::new(config, Http::new(&settings))?)
+        deliver(&args, Sink::new(config, Http::new(&settings))?, &mut log)
     };
     log.say("info", &totals.to_string());
     if let Err(err) = &outcome {
@@ -201,18 +205,34 @@ pub fn run(args: Args) -> Result<(), Error> {
 }
 
 /// Reads every record into `sink`; returns how it ended and the totals.
-fn deliver<T: Transport>(args: &Args, mut sink: Sink<T>) -> (Result<(), SinkError>, sink::Totals) {
-    let outcome = deliver_all(args, &mut sink);
+fn deliver<T: Transport>(
+    args: &Args,
+    mut sink: Sink<T>,
+    log: &mut Log,
+) -> (Result<(), SinkError>, sink::Totals) {
+    let outcome = deliver_all(args, &mut sink, log);
     (outcome, sink.totals())
 }
 
-fn deliver_all<T: Transport>(args: &Args, sink: &mut Sink<T>) -> Result<(), SinkError> {
+fn deliver_all<T: Transport>(
+    args: &Args,
+    sink: &mut Sink<T>,
+    log: &mut Log,
+) -> Result<(), SinkError> {
     let mut reader = args.input.reader();
     let mut bad = args.input.bad_lines();
     if let Some(path) = &args.reject {
         bad = bad.reject_to(path)?;
     }
-    let read = read_records(&mut reader, &mut bad, sink);
+    let mut progress = |records: u64| {
+        if args
+            .progress_every
+            .is_some_and(|n| records.is_multiple_of(n))
+        {
+            log.say("info", &format!("{records} records processed"));
+        }
+    };
+    let read = read_records(&mut reader, &mut bad, sink, &mut progress);
     let sent = match read {
         Ok(()) => sink.finish(),
         Err(err) => sink.save_cache().and(Err(err)),
@@ -237,6 +257,7 @@ fn read_records<T: Transport>(
     reader: &mut crate::ndjson::LineReader,
     bad: &mut BadLines,
     sink: &mut Sink<T>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<(), SinkError> {
     while let Some(line) = reader.next(bad)? {
         let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
@@ -259,6 +280,7 @@ fn read_records<T: Transport>(
             Err(err) => return Err(err),
         }
         set_aside(sink, bad)?;
+        progress(sink.totals().records);
     }
     Ok(())
 }

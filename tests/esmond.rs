@@ -1503,7 +1503,7 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     let summary = String::from_utf8_lossy(&again.stderr);
     assert_eq!(
         summary,
-        "esmond-post: records 0, points 0, requests 0, retries 0, duplicates 0, failures 0\n",
+        "esmond-post: records 0, points 0, requests 0, retries 0, duplicates 0, conflicts 0, failures 0\n",
         "a further run sends nothing"
     );
 }
@@ -1525,11 +1525,37 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
         .post_pipeline(&format!("cat {}", input.display()), "")
         .status
         .success());
-    std::fs::write(&input, [record(100, 6), record(101, 7)].join("\n") + "\n").unwrap();
-    let out = archive.post_pipeline(&format!("cat {}", input.display()), "");
+    // The same value again is a no-op (esmond-serve answers 201; a real esmond's 409 is
+    // read back and counted a duplicate); another value at the same time is a conflict,
+    // named with its line and kept in --reject (the archive keeps its value).
+    let reject = archive.dir.path().join("reject.ndjson");
+    std::fs::write(
+        &input,
+        [record(100, 5), record(100, 6), record(101, 7)].join("\n") + "\n",
+    )
+    .unwrap();
+    let out = archive.post_pipeline(
+        &format!("cat {}", input.display()),
+        &format!("--reject {}", reject.display()),
+    );
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{summary}");
-    assert!(summary.contains("duplicates 1"), "{summary}");
+    let conflict = "conflict: the archive holds another throughput at 100: 5.0, not 6";
+    assert_eq!(
+        summary
+            .lines()
+            .filter(|l| !l.contains(", requests"))
+            .collect::<Vec<_>>(),
+        [format!("esmond-post: warning: <stdin>:2: {conflict}")]
+    );
+    assert!(
+        summary.contains("duplicates 0, conflicts 1, failures 0"),
+        "{summary}"
+    );
+    assert_eq!(
+        common::ndjson_lines(&std::fs::read(&reject).unwrap()),
+        [json!({"location": "<stdin>:2", "cause": conflict, "line": record(100, 6)})]
+    );
     let found = archive.search("tool-name=test");
     let points = archive.base(&found[0], "throughput");
     assert_eq!(
@@ -1851,7 +1877,7 @@ fn every_retry_is_named_and_a_refused_connection_gets_a_hint() {
         stderr,
         format!(
             "esmond-post: warning: POST {url}: attempt 1 of 2 failed ({cause}); retrying in 0.0 s\n\
-             esmond-post: records 0, points 0, requests 2, retries 1, duplicates 0, failures 0\n\
+             esmond-post: records 0, points 0, requests 2, retries 1, duplicates 0, conflicts 0, failures 0\n\
              esmond-post: error: {url}: gave up after 2 attempts: {cause} (is the archive running there? esmond-serve listens on 127.0.0.1:8080 by default; see --url)\n\
              esmond-post: error: stopped; only acknowledged records were delivered\n"
         )

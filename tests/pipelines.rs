@@ -23,7 +23,7 @@ fn the_demo_fills_an_archive_and_reads_it_back() {
     assert!(
         stderr.lines().any(|l| {
             l
-            == "esmond-post: records 7, points 14, requests 14, retries 0, duplicates 0, failures 0"
+            == "esmond-post: records 7, points 14, requests 14, retries 0, duplicates 0, conflicts 0, failures 0"
         }),
         "{stderr}"
     );

@@ -273,19 +273,28 @@ impl BadLines {
     /// Handles one bad line whose text is `line`: copies it to the reject file, if any,
     /// then as [`BadLines::handle`].
     pub fn handle_line(&mut self, err: Error, line: &[u8]) -> Result<(), Error> {
-        if let (Some((name, out)), Error::BadInput { location, cause }) = (&mut self.reject, &err) {
-            let text = String::from_utf8_lossy(line);
-            let record = Rejected {
-                location: location.to_string(),
-                cause,
-                line: text.trim_end_matches(['\n', '\r']),
-            };
-            serde_json::to_writer(&mut *out, &record)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|cause| Error::io(name.as_str(), cause))?;
+        if let Error::BadInput { location, cause } = &err {
+            self.keep(location, cause, line)?;
         }
         self.handle(err)
+    }
+
+    /// Keeps `line` in the reject file (if any) with `cause`, without counting it as bad: a
+    /// record that was handled, but not as it asked (a conflicting value).
+    pub fn keep(&mut self, location: &Location, cause: &str, line: &[u8]) -> Result<(), Error> {
+        let Some((name, out)) = &mut self.reject else {
+            return Ok(());
+        };
+        let text = String::from_utf8_lossy(line);
+        let record = Rejected {
+            location: location.to_string(),
+            cause,
+            line: text.trim_end_matches(['\n', '\r']),
+        };
+        serde_json::to_writer(&mut *out, &record)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|cause| Error::io(name.as_str(), cause))
     }
 
     /// Flushes the reject file (before a position past the rejected lines is saved).

@@ -57,6 +57,18 @@ impl Http {
     }
 
     fn once(&self, method: &str, url: &str, body: &[u8]) -> Result<Answer, ureq::Error> {
+        if method == "GET" {
+            let request = match &self.authorization {
+                Some(auth) => self.agent.get(url).header("Authorization", auth),
+                None => self.agent.get(url),
+            };
+            let mut response = request.call()?;
+            return Ok(Answer {
+                status: response.status().as_u16(),
+                body: response.body_mut().read_to_string().unwrap_or_default(),
+                retry_after: None,
+            });
+        }
         let request = match method {
             "PUT" => self.agent.put(url),
             _ => self.agent.post(url),

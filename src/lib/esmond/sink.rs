@@ -161,8 +161,10 @@ pub struct Totals {
     pub requests: u64,
     /// Retries after a failure.
     pub retries: u64,
-    /// Points the archive already had (409).
+    /// Points the archive already had, with the same value (409).
     pub duplicates: u64,
+    /// Points the archive had with another value (409): kept by the archive, set aside.
+    pub conflicts: u64,
     /// Points refused.
     pub failures: u64,
 }
@@ -171,8 +173,14 @@ impl std::fmt::Display for Totals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records {}, points {}, requests {}, retries {}, duplicates {}, failures {}",
-            self.records, self.points, self.requests, self.retries, self.duplicates, self.failures
+            "records {}, points {}, requests {}, retries {}, duplicates {}, conflicts {}, failures {}",
+            self.records,
+            self.points,
+            self.requests,
+            self.retries,
+            self.duplicates,
+            self.conflicts,
+            self.failures
         )
     }
 }
@@ -310,6 +318,7 @@ pub struct Sink<T: Transport> {
     seen: HashMap<String, String>,
     pending: Pending,
     refused: Vec<Refused>,
+    conflicts: Vec<Refused>,
 }
 
 impl<T: Transport> Sink<T> {
@@ -325,12 +334,20 @@ impl<T: Transport> Sink<T> {
             seen: HashMap::new(),
             pending: Pending::default(),
             refused: Vec::new(),
+            conflicts: Vec::new(),
         })
     }
 
     /// What was done so far.
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// The records whose points the archive holds with other values (a 409 for another
+    /// value at the same time), since the last call: the archive keeps its value; the
+    /// caller warns and keeps the record.
+    pub fn take_conflicts(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.conflicts)
     }
 
     /// The records whose points the archive refused since the last call (without
@@ -488,8 +505,20 @@ impl<T: Transport> Sink<T> {
                 }
                 Ok(())
             }
+            // Already there: the same value (a re-send), or another one (a conflict).
             409 => {
-                self.totals.duplicates += 1;
+                let entry = entries[0];
+                match self.differs(key, entry.item) {
+                    None => self.totals.duplicates += 1,
+                    Some(detail) => {
+                        self.totals.conflicts += 1;
+                        self.conflicts.push(Refused {
+                            location: entry.location.clone(),
+                            detail,
+                            line: entry.line.to_vec(),
+                        });
+                    }
+                }
                 Ok(())
             }
             // Some point is refused: halve until the refused ones are alone, so the rest
@@ -540,6 +569,56 @@ impl<T: Transport> Sink<T> {
         }
     }
 
+    /// Why the archive's points at this item's time differ from the item's, or `None`
+    /// when they are the same (read back with one GET per event type).
+    fn differs(&mut self, key: &str, item: &[u8]) -> Option<String> {
+        let item: bulk::InItem = serde_json::from_slice(item).ok()?;
+        let ts: i64 = serde_json::from_str(item.ts?.get()).ok()?;
+        let points: Vec<bulk::InPoint> = serde_json::from_str(item.val?.get()).ok()?;
+        for point in points {
+            let (Some(event_type), Some(val)) = (point.event_type, point.val) else {
+                continue;
+            };
+            let url = format!(
+                "{}{key}/{event_type}/base?time-start={ts}&time-end={ts}",
+                self.config.root
+            );
+            let sent: Value = serde_json::from_str(val.get()).ok()?;
+            let stored = match self.send("GET", &url, b"") {
+                Ok(answer) if answer.status == 200 => serde_json::from_str::<Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v.as_array()?.iter().find(|p| p["ts"] == ts).cloned())
+                    .map(|p| p["val"].clone()),
+                Ok(answer) => {
+                    return Some(format!(
+                        "{event_type} at {ts} is already stored, and reading it back failed: HTTP {}: {}",
+                        answer.status,
+                        answer.detail()
+                    ))
+                }
+                Err(err) => {
+                    return Some(format!(
+                        "{event_type} at {ts} is already stored, and reading it back failed: {err}"
+                    ))
+                }
+            };
+            match stored {
+                Some(stored) if same(&stored, &sent) => {}
+                Some(stored) => {
+                    return Some(format!(
+                        "the archive holds another {event_type} at {ts}: {stored}, not {sent}"
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "the archive answered 409 for {event_type} at {ts} but holds no point there"
+                    ))
+                }
+            }
+        }
+        None
+    }
+
     /// Sends with the retry policy of the module documentation.
     fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, SinkError> {
         let retry = self.config.retry;
@@ -584,6 +663,24 @@ impl<T: Transport> Sink<T> {
             ));
             self.transport.pause(delay);
         }
+    }
+}
+
+/// Whether a stored value is the value sent: numbers within the archive's precision (esmond
+/// keeps floats to 4 decimals, and `5` reads back as `5.0`), the rest exactly.
+fn same(stored: &Value, sent: &Value) -> bool {
+    match (stored, sent) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-4 + 1e-12 * b.abs(),
+            _ => a == b,
+        },
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => stored == sent,
     }
 }
 
@@ -745,6 +842,7 @@ mod tests {
                 requests: 5,
                 retries: 3,
                 duplicates: 0,
+                conflicts: 0,
                 failures: 0
             }
         );
@@ -789,7 +887,13 @@ mod tests {
                 Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)),
                 Ok(Answer::new(409, "dup")),
                 Ok(Answer::new(409, "dup")),
-                Ok(Answer::new(201, "")),
+                // Read back: the same failure and throughput (a re-send)…
+                Ok(Answer::new(200, r#"[{"ts":5,"val":{"error":"x"}}]"#)),
+                Ok(Answer::new(200, r#"[{"ts":5,"val":1.50001}]"#)),
+                Ok(Answer::new(409, "dup")),
+                // …and another throughput (a conflict).
+                Ok(Answer::new(200, r#"[{"ts":6,"val":{"error":"x"}}]"#)),
+                Ok(Answer::new(200, r#"[{"ts":6,"val":2.0}]"#)),
             ],
             0,
         );
@@ -798,7 +902,11 @@ mod tests {
         let other: RawMeasurement = serde_json::from_str(&line).unwrap();
         s.push(&other, &here(2), line.as_bytes()).unwrap();
         s.finish().unwrap();
-        let bodies: Vec<&str> = s.transport.sent[1..].iter().map(|r| r.2.as_str()).collect();
+        let bodies: Vec<&str> = s.transport.sent[1..]
+            .iter()
+            .filter(|r| r.0 == "PUT")
+            .map(|r| r.2.as_str())
+            .collect();
         let one = |ts| {
             format!(
                 r#"{{"data":[{{"ts":{ts},"val":[{{"event-type":"failures","val":{{"error":"x"}}}},{{"event-type":"throughput","val":1.5}}]}}]}}"#
@@ -807,7 +915,19 @@ mod tests {
         assert_eq!(bodies.len(), 3);
         assert_eq!(bodies[1], one(5));
         assert_eq!(bodies[2], one(6));
-        assert_eq!(s.totals().duplicates, 1);
+        assert_eq!(
+            s.transport.sent[3].1,
+            "http://a/perfsonar/archive/k1/failures/base?time-start=5&time-end=5"
+        );
+        assert_eq!((s.totals().duplicates, s.totals().conflicts), (1, 1));
+        assert_eq!(
+            s.take_conflicts(),
+            [Refused {
+                location: here(2),
+                detail: "the archive holds another throughput at 6: 2.0, not 1.5".into(),
+                line: line.into_bytes(),
+            }]
+        );
     }
 
     /// One refused point among 1,999 good ones once stored nothing: the batch is halved

@@ -296,8 +296,14 @@ fn refused_point(
     Ok(bad.handle_line(Error::bad_input(location, cause), line)?)
 }
 
-/// Hands the points the archive refused (found when a batch was sent) to `--on-error`.
+/// Hands the points the archive refused (found when a batch was sent) to `--on-error`, and
+/// names and keeps the records whose values conflict with what the archive holds.
 fn set_aside<T: Transport>(sink: &mut Sink<T>, bad: &mut BadLines) -> Result<(), SinkError> {
+    for conflict in sink.take_conflicts() {
+        let cause = format!("conflict: {}", conflict.detail);
+        cli::warn(&format!("{}: {cause}", conflict.location));
+        bad.keep(&conflict.location, &cause, &conflict.line)?;
+    }
     for refused in sink.take_refused() {
         refused_point(bad, refused.location, &refused.detail, &refused.line)?;
     }

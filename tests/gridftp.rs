@@ -791,36 +791,71 @@ fn live_gridftp_transfers_each_appear_once_with_their_fields() {
     );
 }
 
+/// A run of `gridftp-parse --state` over a fresh log of `total` transfers, its stdout a
+/// pipe the test reads (a handshake: it cannot run ahead of the test by more than a pipe).
+struct StatefulRun {
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    state: PathBuf,
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl StatefulRun {
+    fn start(total: u32) -> StatefulRun {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("t.log");
+        let state = dir.path().join("state");
+        let text: String = (1..=total).map(line).collect();
+        append(&log, &text);
+        let mut child = Command::new(bin_path("gridftp-parse"))
+            .args(["--host-ip", "127.0.0.1", "--state"])
+            .arg(&state)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        StatefulRun {
+            _dir: dir,
+            log,
+            state,
+            child,
+            stdout,
+        }
+    }
+
+    /// What a second run from the saved state writes.
+    fn rerun(&self) -> Vec<Value> {
+        parse(&[
+            "--host-ip",
+            "127.0.0.1",
+            "--state",
+            self.state.to_str().unwrap(),
+            self.log.to_str().unwrap(),
+        ])
+    }
+}
+
 /// State was saved only at exit: after kill -9 a rerun repeated the whole run. Now it is
 /// saved during the run, after the records it covers were flushed: nothing is lost, and a
 /// rerun repeats at most one checkpoint interval (10,000 records).
 #[test]
 fn kill_9_mid_run_repeats_at_most_one_checkpoint_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("t.log");
-    let state = dir.path().join("state");
     let total = 100_000u32;
-    let text: String = (1..=total).map(line).collect();
-    append(&log, &text);
-    let mut run = Command::new(bin_path("gridftp-parse"))
-        .args(["--host-ip", "127.0.0.1", "--state"])
-        .arg(&state)
-        .arg(&log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Handshake: read until 30,000 records arrived (three checkpoints' worth), then kill.
-    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut run = StatefulRun::start(total);
+    let state = run.state.clone();
+    // Read until 30,000 records arrived (three checkpoints' worth), then kill.
     let mut output = Vec::new();
     let mut lines = 0;
     while lines < 30_000 {
-        let n = std::io::BufRead::read_until(&mut stdout, b'\n', &mut output).unwrap();
+        let n = run.stdout.read_until(b'\n', &mut output).unwrap();
         assert!(n > 0, "the run ended early");
         lines += 1;
     }
-    run.kill().unwrap();
-    std::io::Read::read_to_end(&mut stdout, &mut output).unwrap();
-    run.wait().unwrap();
+    run.child.kill().unwrap();
+    std::io::Read::read_to_end(&mut run.stdout, &mut output).unwrap();
+    run.child.wait().unwrap();
     // A write cut by the kill may leave half a line: it is not a record.
     let complete = output
         .iter()
@@ -846,13 +881,7 @@ fn kill_9_mid_run_repeats_at_most_one_checkpoint_and_loses_nothing() {
         "repeats at most a checkpoint (and what sat in the pipe): {} after {covered}",
         first.len()
     );
-    let second = parse(&[
-        "--host-ip",
-        "127.0.0.1",
-        "--state",
-        state.to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]);
+    let second = run.rerun();
     assert_eq!(
         second.first().map(|r| numbers(std::slice::from_ref(r))[0]),
         Some(covered as u64 + 1)
@@ -867,29 +896,18 @@ fn kill_9_mid_run_repeats_at_most_one_checkpoint_and_loses_nothing() {
 
 #[test]
 fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("t.log");
-    let state = dir.path().join("state");
     let total = 120_000u32;
-    let text: String = (1..=total).map(line).collect();
-    append(&log, &text);
-    // Handshake: the first record shows the run is under way; the rest waits in a full
-    // pipe until the test reads it, so the run cannot finish before the signal.
-    let mut run = Command::new(bin_path("gridftp-parse"))
-        .args(["--host-ip", "127.0.0.1", "--state"])
-        .arg(&state)
-        .arg(&log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    // The first record shows the run is under way; the rest waits in a full pipe until
+    // the test reads it, so the run cannot finish before the signal.
+    let mut run = StatefulRun::start(total);
+    let state = run.state.clone();
     let mut output = Vec::new();
-    std::io::BufRead::read_until(&mut stdout, b'\n', &mut output).unwrap();
+    run.stdout.read_until(b'\n', &mut output).unwrap();
     assert!(!output.is_empty(), "the run wrote a first record");
-    let pid = run.id().to_string();
+    let pid = run.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    std::io::Read::read_to_end(&mut stdout, &mut output).unwrap();
-    let status = run.wait().unwrap();
+    std::io::Read::read_to_end(&mut run.stdout, &mut output).unwrap();
+    let status = run.child.wait().unwrap();
     let first = numbers(&ndjson_lines(&output));
     assert!(
         first.len() < total as usize,
@@ -904,13 +922,7 @@ fn sigterm_saves_the_state_between_records_and_a_rerun_completes() {
         line_count,
         "the state covers exactly what was written"
     );
-    let second = parse(&[
-        "--host-ip",
-        "127.0.0.1",
-        "--state",
-        state.to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]);
+    let second = run.rerun();
     let all: Vec<u64> = first.into_iter().chain(numbers(&second)).collect();
     assert_eq!(all, (1..=u64::from(total)).collect::<Vec<_>>());
 }

@@ -63,8 +63,8 @@ pub struct Scanner<'h> {
     hooks: Hooks<'h>,
     fields: Vec<line::Field<'static>>,
     record: Vec<u8>,
-    /// The line being handled, for warnings about it.
-    at: Option<Location>,
+    /// The input and line being handled, for warnings about it.
+    at: Option<(Arc<str>, u64)>,
     /// `--single` stopped the last read after its record.
     stopped_early: bool,
 }
@@ -205,10 +205,10 @@ impl<'h> Scanner<'h> {
                 Err(_) => String::from_utf8_lossy(&buf),
             };
             let text = text.trim_end_matches(['\n', '\r']);
-            self.at = Some(Location {
-                file: file.clone(),
-                line,
-            });
+            match &mut self.at {
+                Some((name, at)) if Arc::ptr_eq(name, &file) => *at = line,
+                _ => self.at = Some((file.clone(), line)),
+            }
             let outcome = if read.overlong || text.len() > max {
                 Err(LineError::Bad(format!(
                     "line longer than {max} bytes (raise --max-line to accept it)"
@@ -323,7 +323,7 @@ impl<'h> Scanner<'h> {
             .address(host, transfer.dest, self.hooks.warn)?;
         if let (true, Some(problem)) = (transfer.succeeded(), transfer.throughput_problem()) {
             match &self.at {
-                Some(at) => (self.hooks.warn)(&format!("{at}: {problem}")),
+                Some((file, line)) => (self.hooks.warn)(&format!("{file}:{line}: {problem}")),
                 None => (self.hooks.warn)(problem),
             }
         }

@@ -151,11 +151,7 @@ fn bad_lines_name_the_file_and_line() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!(
-            "gridftp-parse: warning: {log}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff (skipped)\n\
-             gridftp-parse: warning: skipped 1 bad line (first: {log}:1: START: \"2026\" is not YYYYmmddHHMMSS.ffffff)\n",
-            log = log.display()
-        )
+        one_bad_line(&log, 1, "START: \"2026\" is not YYYYmmddHHMMSS.ffffff")
     );
     bin("gridftp-parse")
         .arg(dir.path().join("missing.log"))
@@ -199,11 +195,7 @@ fn a_bad_line_never_stops_the_position_and_is_kept_in_the_reject_file() {
     let cause = "no HOST on this line; give --host-ip";
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!(
-            "gridftp-parse: warning: {log}:2: {cause} (skipped)\n\
-             gridftp-parse: warning: skipped 1 bad line (first: {log}:2: {cause})\n",
-            log = log.display()
-        )
+        one_bad_line(&log, 2, cause)
     );
     let rejected = ndjson_lines(&fs::read(&reject).unwrap());
     assert_eq!(
@@ -279,11 +271,7 @@ fn a_host_is_never_paired_with_a_peer_of_the_other_family() {
     let cause = "host \"127.0.0.1\" has no IPv6 address to pair with the peer ::1 (it has 127.0.0.1); give --host-ip";
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!(
-            "gridftp-parse: warning: {log}:1: {cause} (skipped)\n\
-             gridftp-parse: warning: skipped 1 bad line (first: {log}:1: {cause})\n",
-            log = log.display()
-        )
+        one_bad_line(&log, 1, cause)
     );
 }
 
@@ -296,6 +284,15 @@ fn line(n: u32) -> String {
         "DATE=20261122222712.{:06} HOST=vm PROG=globus-gridftp-server NL.EVNT=FTP_INFO START=20261122222711.000000 USER=anonymous FILE=/data/f{n}.bin BUFFER=131072 BLOCK=262144 NBYTES={} VOLUME=/ STREAMS=1 STRIPES=1 DEST=[127.0.0.1] TYPE=RETR CODE=226 TASKID=none\n",
         n,
         1000 + n
+    )
+}
+
+/// What gridftp-parse says of a run with one bad line, at `line` of `log`.
+fn one_bad_line(log: &Path, line: u64, cause: &str) -> String {
+    let log = log.display();
+    format!(
+        "gridftp-parse: warning: {log}:{line}: {cause} (skipped)\n\
+         gridftp-parse: warning: skipped 1 bad line (first: {log}:{line}: {cause})\n"
     )
 }
 

@@ -43,6 +43,24 @@ pub struct Read {
     pub overlong: bool,
 }
 
+/// Reads one line into `buf` (cleared first) as [`read_bounded_line`] does, with `max`
+/// counting the line without its `\n` or `\r\n`: `overlong` says the line's content is
+/// longer than `max` (what `--max-line` means).
+pub fn read_line_within(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Read> {
+    let mut read = read_bounded_line(reader, buf, max.saturating_add(2))?;
+    read.overlong = read.overlong || trim_line_end(buf).len() > max;
+    Ok(read)
+}
+
+/// The cause of an overlong line, for its error.
+pub fn overlong_cause(max: usize) -> String {
+    format!("line longer than {max} bytes (raise --max-line to accept it)")
+}
+
 /// Reads one line into `buf` (cleared first), keeping at most `max` bytes of it, so a
 /// line of any length costs bounded memory. The whole line is always consumed.
 pub fn read_bounded_line(
@@ -151,13 +169,7 @@ impl LineReader {
                 file: Arc::clone(&self.file),
                 line: self.line,
             };
-            bad.handle(Error::bad_input(
-                location,
-                format!(
-                    "line longer than {} bytes (raise --max-line to accept it)",
-                    self.max_line
-                ),
-            ))?;
+            bad.handle(Error::bad_input(location, overlong_cause(self.max_line)))?;
         }
         Ok(Some(Line {
             bytes: trim_line_end(&self.buf),
@@ -178,14 +190,14 @@ impl LineReader {
                 continue;
             };
             // The limit counts the line without its terminator.
-            let read = read_bounded_line(reader, &mut self.buf, self.max_line.saturating_add(2))
+            let read = read_line_within(reader, &mut self.buf, self.max_line)
                 .map_err(|cause| Error::io(&*self.file, cause))?;
             if read.consumed == 0 {
                 self.current = None;
                 continue;
             }
             self.line += 1;
-            self.overlong = read.overlong || trim_line_end(&self.buf).len() > self.max_line;
+            self.overlong = read.overlong;
             if self.overlong || !trim_line_end(&self.buf).iter().all(u8::is_ascii_whitespace) {
                 return Ok(true);
             }

@@ -11,6 +11,8 @@
 pub mod bulk;
 #[cfg(feature = "esmond-client")]
 pub mod client;
+#[cfg(feature = "esmond-client")]
+pub mod deliver;
 #[cfg(feature = "esmond-server")]
 pub mod server;
 #[cfg(feature = "esmond-client")]

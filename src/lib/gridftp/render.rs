@@ -31,43 +31,41 @@ const EVENT_TYPES: &[EventTypeSpec<'static>] = &[
     EventTypeSpec::plain("failures"),
 ];
 
-/// [`EVENT_TYPES`] as JSON, written once here instead of for every record (a test checks
-/// it is what serde writes).
-const EVENT_TYPES_JSON: &str = r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]},{"event-type":"failures","summaries":[]}]"#;
-
-/// The event types of a successful transfer from the JSON log: the original's JSON mode
-/// registered no `failures`, and esmond's metadata checksum covers the event types, so
-/// registering it would fork the series the original created.
-const JSON_EVENT_TYPES: &[EventTypeSpec<'static>] = &[
-    EventTypeSpec::plain("throughput"),
-    EventTypeSpec::plain("streams-packet-retransmits"),
-];
-/// [`JSON_EVENT_TYPES`] as JSON.
-const JSON_EVENT_TYPES_JSON: &str = r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]}]"#;
-
-/// The event types of a gridftp record: all three, or the JSON log's two.
+/// The event types of a gridftp record: all of [`EVENT_TYPES`], or for a successful
+/// transfer from the JSON log the first two: the original's JSON mode registered no
+/// `failures`, and esmond's metadata checksum covers the event types, so registering it
+/// would fork the series the original created.
 struct EventTypes {
     json_success: bool,
 }
 
-impl Serialize for EventTypes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl EventTypes {
+    fn specs(&self) -> &'static [EventTypeSpec<'static>] {
         if self.json_success {
-            JSON_EVENT_TYPES.serialize(serializer)
+            &EVENT_TYPES[..2]
         } else {
-            EVENT_TYPES.serialize(serializer)
+            EVENT_TYPES
         }
     }
 }
 
+impl Serialize for EventTypes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.specs().serialize(serializer)
+    }
+}
+
 impl WriteJson for EventTypes {
+    /// The list is the same for every record: written once, then copied.
     fn write_json(&self, out: &mut Vec<u8>) {
-        let text = if self.json_success {
-            JSON_EVENT_TYPES_JSON
-        } else {
-            EVENT_TYPES_JSON
-        };
-        out.extend_from_slice(text.as_bytes());
+        static WRITTEN: [std::sync::OnceLock<Vec<u8>>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        let text = WRITTEN[usize::from(self.json_success)].get_or_init(|| {
+            let mut text = Vec::new();
+            self.specs().write_json(&mut text);
+            text
+        });
+        out.extend_from_slice(text);
     }
 }
 
@@ -393,9 +391,18 @@ mod tests {
 
     #[test]
     fn the_written_event_types_are_the_declared_ones() {
+        let written = |json_success| {
+            let mut out = Vec::new();
+            EventTypes { json_success }.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
         assert_eq!(
-            serde_json::to_string(EVENT_TYPES).unwrap(),
-            EVENT_TYPES_JSON
+            written(false),
+            r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]},{"event-type":"failures","summaries":[]}]"#
+        );
+        assert_eq!(
+            written(true),
+            r#"[{"event-type":"throughput","summaries":[]},{"event-type":"streams-packet-retransmits","summaries":[]}]"#
         );
     }
 

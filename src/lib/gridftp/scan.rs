@@ -191,9 +191,9 @@ impl<'h> Scanner<'h> {
         let (every, period) = self.settings.checkpoint_every;
         let mut since = 0u64;
         let mut last_checkpoint = std::time::Instant::now();
+        self.at = Some((file.clone(), line));
         while !(self.hooks.stop)() {
-            let read =
-                ndjson::read_bounded_line(&mut reader, &mut buf, max.saturating_add(2)).at(name)?;
+            let read = ndjson::read_line_within(&mut reader, &mut buf, max).at(name)?;
             // A file's last line without a newline is still being written: leave it.
             if read.consumed == 0 || (start.is_some() && !read.complete) {
                 break;
@@ -205,14 +205,11 @@ impl<'h> Scanner<'h> {
                 Err(_) => String::from_utf8_lossy(&buf),
             };
             let text = text.trim_end_matches(['\n', '\r']);
-            match &mut self.at {
-                Some((name, at)) if Arc::ptr_eq(name, &file) => *at = line,
-                _ => self.at = Some((file.clone(), line)),
+            if let Some(at) = &mut self.at {
+                at.1 = line;
             }
-            let outcome = if read.overlong || text.len() > max {
-                Err(LineError::Bad(format!(
-                    "line longer than {max} bytes (raise --max-line to accept it)"
-                )))
+            let outcome = if read.overlong {
+                Err(LineError::Bad(ndjson::overlong_cause(max)))
             } else {
                 let cursor = prefix.as_deref().map(|p| (p, offset, line));
                 self.line(text, cursor)

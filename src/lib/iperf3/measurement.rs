@@ -69,11 +69,7 @@ pub fn write(out: &mut Vec<u8>, report: &Report, context: &Context) -> Result<()
         })
         .unwrap_or(source);
     let test = report.start.test_start.as_ref();
-    let event_types: Vec<EventTypeSpec> =
-        event_types(udp, streams, test.is_some(), report.error.is_some())
-            .into_iter()
-            .map(EventTypeSpec::plain)
-            .collect();
+    let event_types = event_types(udp, streams, test.is_some(), report.error.is_some());
     let subject = Subject {
         source,
         destination,
@@ -146,28 +142,31 @@ fn endpoints<'a>(report: &'a Report, context: &Context<'a>) -> Result<(&'a str, 
 /// The event types registered for a kind of test: the original's set, so a successful
 /// test lands in the metadata esmond-ps-pipe created (esmond's metadata checksum covers
 /// the event types); a failed test adds `failures`, which the original never recorded.
-fn event_types(udp: bool, streams: u64, known: bool, failed: bool) -> Vec<&'static str> {
-    let mut names = vec![
+fn event_types(udp: bool, streams: u64, known: bool, failed: bool) -> Vec<EventTypeSpec<'static>> {
+    let mut names = Vec::with_capacity(12);
+    let mut add =
+        |list: &[&'static str]| names.extend(list.iter().map(|n| EventTypeSpec::plain(n)));
+    add(&[
         "throughput",
         "throughput-subintervals",
         "packet-retransmits-subintervals",
-    ];
+    ]);
     if streams > 1 {
         if !udp {
-            names.extend([
+            add(&[
                 "streams-packet-retransmits",
                 "streams-packet-retransmits-subintervals",
             ]);
         }
-        names.extend(["streams-throughput", "streams-throughput-subintervals"]);
+        add(&["streams-throughput", "streams-throughput-subintervals"]);
     }
     if udp {
-        names.extend(["packet-count-lost", "packet-count-sent", "packet-loss-rate"]);
+        add(&["packet-count-lost", "packet-count-sent", "packet-loss-rate"]);
     } else if known {
-        names.push("packet-retransmits");
+        add(&["packet-retransmits"]);
     }
     if failed {
-        names.push("failures");
+        add(&["failures"]);
     }
     names
 }

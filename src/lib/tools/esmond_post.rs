@@ -17,9 +17,9 @@ use clap::Parser;
 use crate::cli::{self, InputArgs, OutputArgs};
 use crate::error::{Error, IoContext};
 use crate::esmond::client::{Http, Settings};
+use crate::esmond::deliver;
 use crate::esmond::sink::{self, DryRun, Retry, Sink, SinkError, Transport};
-use crate::ndjson::{BadLines, OnError};
-use crate::record::{self, Family, RawMeasurement};
+use crate::ndjson::OnError;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -210,102 +210,21 @@ fn deliver<T: Transport>(
     mut sink: Sink<T>,
     log: &mut Log,
 ) -> (Result<(), SinkError>, sink::Totals) {
-    let outcome = deliver_all(args, &mut sink, log);
-    (outcome, sink.totals())
-}
-
-fn deliver_all<T: Transport>(
-    args: &Args,
-    sink: &mut Sink<T>,
-    log: &mut Log,
-) -> Result<(), SinkError> {
-    let mut reader = args.input.reader();
-    let mut bad = args.input.bad_lines();
-    if let Some(path) = &args.reject {
-        bad = bad.reject_to(path)?;
-    }
-    let mut progress = |records: u64| {
-        if args
-            .progress_every
-            .is_some_and(|n| records.is_multiple_of(n))
-        {
-            log.say("info", &format!("{records} records processed"));
+    let outcome = (|| {
+        let mut reader = args.input.reader();
+        let mut bad = args.input.bad_lines();
+        if let Some(path) = &args.reject {
+            bad = bad.reject_to(path)?;
         }
-    };
-    let read = read_records(&mut reader, &mut bad, sink, &mut progress);
-    let sent = match read {
-        Ok(()) => sink.finish(),
-        Err(err) => sink.save_cache().and(Err(err)),
-    };
-    // Points refused by the last batches, then the record that stopped the run, if any.
-    let outcome = set_aside(sink, &mut bad).and_then(|()| match sent {
-        Err(SinkError::RefusedPoint {
-            location,
-            detail,
-            line,
-        }) => refused_point(&mut bad, location, &detail, &line),
-        other => other,
-    });
-    let flushed = bad.flush();
-    outcome?;
-    flushed?;
-    bad.report(cli::warn);
-    Ok(())
-}
-
-fn read_records<T: Transport>(
-    reader: &mut crate::ndjson::LineReader,
-    bad: &mut BadLines,
-    sink: &mut Sink<T>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<(), SinkError> {
-    while let Some(line) = reader.next(bad)? {
-        let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
-            Ok(record) => record,
-            Err(err) => {
-                let cause = match record::classify(line.bytes) {
-                    Ok(Family::Measurement) | Err(_) => format!("not a measurement record: {err}"),
-                    Ok(other) => format!("a {} record, not a measurement", other.name()),
-                };
-                bad.handle_line(Error::bad_input(line.location, cause), line.bytes)?;
-                continue;
+        let mut progress = |records: u64| {
+            if args
+                .progress_every
+                .is_some_and(|n| records.is_multiple_of(n))
+            {
+                log.say("info", &format!("{records} records processed"));
             }
         };
-        match sink.push(&record, &line.location, line.bytes) {
-            Ok(()) => {}
-            Err(refused @ SinkError::Refused { .. }) => {
-                let err = Error::bad_input(line.location.clone(), refused.to_string());
-                bad.handle_line(err, line.bytes)?;
-            }
-            Err(err) => return Err(err),
-        }
-        set_aside(sink, bad)?;
-        progress(sink.totals().records);
-    }
-    Ok(())
-}
-
-/// A refused point, to `--on-error` (which stops the run under `fail`).
-fn refused_point(
-    bad: &mut BadLines,
-    location: crate::error::Location,
-    detail: &str,
-    line: &[u8],
-) -> Result<(), SinkError> {
-    let cause = format!("the archive refused the point: HTTP 400: {detail}");
-    Ok(bad.handle_line(Error::bad_input(location, cause), line)?)
-}
-
-/// Hands the points the archive refused (found when a batch was sent) to `--on-error`, and
-/// names and keeps the records whose values conflict with what the archive holds.
-fn set_aside<T: Transport>(sink: &mut Sink<T>, bad: &mut BadLines) -> Result<(), SinkError> {
-    for conflict in sink.take_conflicts() {
-        let cause = format!("conflict: {}", conflict.detail);
-        cli::warn(&format!("{}: {cause}", conflict.location));
-        bad.keep(&conflict.location, &cause, &conflict.line)?;
-    }
-    for refused in sink.take_refused() {
-        refused_point(bad, refused.location, &refused.detail, &refused.line)?;
-    }
-    Ok(())
+        deliver::all(&mut sink, &mut reader, &mut bad, cli::warn, &mut progress)
+    })();
+    (outcome, sink.totals())
 }

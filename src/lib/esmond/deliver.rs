@@ -1,0 +1,103 @@
+//! Delivering a stream of measurement lines through a [`Sink`]: what becomes of each line
+//! the sink cannot take. A line that is not a measurement, a record whose metadata the
+//! archive refuses and a point it refuses go to `--on-error` (kept in the reject file, if
+//! any); a point that conflicts with what the archive holds is named and kept, not counted
+//! as bad (the archive has a value there; the run goes on).
+
+use super::sink::{Sink, SinkError, Transport};
+use crate::error::{Error, Location};
+use crate::ndjson::{BadLines, LineReader};
+use crate::record::{self, Family, RawMeasurement};
+
+/// Reads every line of `reader` into `sink`, then sends what is pending. `warn` names the
+/// conflicts and, at the end, the skipped lines; `progress` is told the record count after
+/// each record.
+pub fn all<T: Transport>(
+    sink: &mut Sink<T>,
+    reader: &mut LineReader,
+    bad: &mut BadLines,
+    warn: fn(&str),
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), SinkError> {
+    let read = records(sink, reader, bad, warn, progress);
+    let sent = match read {
+        Ok(()) => sink.finish(),
+        Err(err) => sink.save_cache().and(Err(err)),
+    };
+    // Points refused by the last batches, then the record that stopped the run, if any.
+    let outcome = set_aside(sink, bad, warn).and_then(|()| match sent {
+        Err(SinkError::RefusedPoint {
+            location,
+            detail,
+            line,
+        }) => refused_point(bad, location, &detail, &line),
+        other => other,
+    });
+    let flushed = bad.flush();
+    outcome?;
+    flushed?;
+    bad.report(warn);
+    Ok(())
+}
+
+fn records<T: Transport>(
+    sink: &mut Sink<T>,
+    reader: &mut LineReader,
+    bad: &mut BadLines,
+    warn: fn(&str),
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), SinkError> {
+    while let Some(line) = reader.next(bad)? {
+        let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
+            Ok(record) => record,
+            Err(err) => {
+                let cause = match record::classify(line.bytes) {
+                    Ok(Family::Measurement) | Err(_) => format!("not a measurement record: {err}"),
+                    Ok(other) => format!("a {} record, not a measurement", other.name()),
+                };
+                bad.handle_line(Error::bad_input(line.location, cause), line.bytes)?;
+                continue;
+            }
+        };
+        match sink.push(&record, &line.location, line.bytes) {
+            Ok(()) => {}
+            Err(refused @ SinkError::Refused { .. }) => {
+                let err = Error::bad_input(line.location.clone(), refused.to_string());
+                bad.handle_line(err, line.bytes)?;
+            }
+            Err(err) => return Err(err),
+        }
+        set_aside(sink, bad, warn)?;
+        progress(sink.totals().records);
+    }
+    Ok(())
+}
+
+/// A refused point, to `--on-error` (which stops the run under `fail`).
+fn refused_point(
+    bad: &mut BadLines,
+    location: Location,
+    detail: &str,
+    line: &[u8],
+) -> Result<(), SinkError> {
+    let cause = format!("the archive refused the point: HTTP 400: {detail}");
+    Ok(bad.handle_line(Error::bad_input(location, cause), line)?)
+}
+
+/// Hands the points the archive refused (found when a batch was sent) to `--on-error`, and
+/// names and keeps the records whose values conflict with what the archive holds.
+fn set_aside<T: Transport>(
+    sink: &mut Sink<T>,
+    bad: &mut BadLines,
+    warn: fn(&str),
+) -> Result<(), SinkError> {
+    for conflict in sink.take_conflicts() {
+        let cause = format!("conflict: {}", conflict.detail);
+        warn(&format!("{}: {cause}", conflict.location));
+        bad.keep(&conflict.location, &cause, &conflict.line)?;
+    }
+    for refused in sink.take_refused() {
+        refused_point(bad, refused.location, &refused.detail, &refused.line)?;
+    }
+    Ok(())
+}

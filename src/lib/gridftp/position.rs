@@ -159,7 +159,11 @@ pub fn find_rotated(
         if name == stem || !name.starts_with(&stem) || compressed {
             continue;
         }
-        let candidate = entry.path();
+        // Beside a relative name with no directory, name the sibling the same way.
+        let candidate = match path.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => std::path::PathBuf::from(&name),
+            _ => entry.path(),
+        };
         let Ok(file) = File::open(&candidate) else {
             continue;
         };

@@ -491,3 +491,38 @@ fn no_domain_imports_clap_or_the_cli() {
     }
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
+
+/// esmond-post shows a status line on a terminal (here a pty from util-linux `script`) and
+/// clears it; the summary and messages still print whole. Off a terminal there is none
+/// (every other test compares stderr whole).
+#[test]
+fn a_status_line_only_on_a_terminal() {
+    if !common::have("script", "util-linux's pty runner") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.ndjson");
+    let record = r#"{"kind":"measurement","metadata":{"subject-type":"point-to-point","source":"10.0.0.1","destination":"10.0.0.2","event-types":[]},"ts":5,"values":{"throughput":1.5}}"#;
+    std::fs::write(&input, format!("{record}\n{record}\n")).unwrap();
+    let command = format!(
+        "{} --dry-run --cache {} {} > /dev/null",
+        bin_path("esmond-post").display(),
+        dir.path().join("keys.db").display(),
+        input.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("esmond-post: records 1, points "),
+        "{shown:?}"
+    );
+    // The last thing on the terminal is the summary, whole, after the status is cleared.
+    assert!(
+        shown.ends_with("\x1b[2K\x1b[1Aesmond-post: records 2, points 2, requests 2, retries 0, duplicates 0, conflicts 0, failures 0\r\n")
+            || shown.ends_with("\x1b[2Kesmond-post: records 2, points 2, requests 2, retries 0, duplicates 0, conflicts 0, failures 0\r\n"),
+        "{shown:?}"
+    );
+}

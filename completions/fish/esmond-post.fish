@@ -11,7 +11,7 @@ complete -c esmond-post -l backoff -d 'First retry delay in seconds; it doubles 
 complete -c esmond-post -l batch-size -d 'Points per bulk PUT' -r
 complete -c esmond-post -l ack -d 'Write the cursor of the last delivered record here, atomically' -r -F
 complete -c esmond-post -l reject -d 'Append every record that is not delivered (bad lines, refused metadata or points) here as {"location","cause","line"} NDJSON, with the archive\'s message' -r -F
-complete -c esmond-post -l cache -d 'Metadata-key cache (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.json)' -r -F
+complete -c esmond-post -l cache -d 'Metadata-key cache, a SQLite file (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.db)' -r -F
 complete -c esmond-post -l progress-every -d 'Say "N records processed" every N records (esmond-ps-load-gridftp\'s progress)' -r
 complete -c esmond-post -s l -l log-dir -d 'Write messages to DIR/esmond-post.log instead of stderr' -r -F
 complete -c esmond-post -l dry-run -d 'Print the requests as NDJSON on stdout and send nothing'

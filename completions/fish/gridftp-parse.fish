@@ -3,7 +3,7 @@ netlogger\t'The transfer log (`-log-transfer`): every line must be `KEY=value` f
 main\t'The main server log: only `Transfer stats:` lines are read'
 json\t'The JSON transfer log: every line must be a JSON object'"
 complete -c gridftp-parse -l state -d 'Remember the position here and start from it next time (written atomically, guarded by STATE.lock; saved every 10,000 records or second during the run, after the records before it were flushed, so a killed run repeats at most that much)' -r -F
-complete -c gridftp-parse -l ack -d 'Start after the cursor the consumer acknowledged in this file (never written by gridftp-parse; guarded by ACK.lock)' -r -F
+complete -c gridftp-parse -l ack -d 'Start after the cursor the consumer acknowledged in this file (never written by gridftp-parse; guarded by ACK.lock while it runs: hold a lock over the whole pipe, e.g. with flock, so that a run cannot start before the last one\'s ack is written)' -r -F
 complete -c gridftp-parse -l host-ip -d 'The server\'s IP address for source/destination/measurement-agent (default: resolve the logged HOST once; an unresolvable name is recorded as it is, with a warning)' -r
 complete -c gridftp-parse -l on-error -d 'What to do with a line that cannot be parsed or turned into a record: skip (the default, as the original did) names it on stderr, counts it and goes on, so the position never sticks at it; fail stops there with exit status 1, and the next run meets it again' -r -f -a "fail\t'Stop at the first bad line with exit status 1'
 skip\t'Skip bad lines, count them, and report the count on stderr at exit'"

@@ -86,17 +86,83 @@ pub fn program() -> &'static str {
 
 /// Prints `prog: warning: <message>` on stderr.
 pub fn warn(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}: warning: {message}", program());
+    say(format_args!("{}: warning: {message}", program()));
 }
 
 /// Prints `prog: <message>` on stderr (a notice: a summary, where the server listens).
 pub fn notice(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}: {message}", program());
+    say(format_args!("{}: {message}", program()));
 }
 
 /// Prints `prog: error: <message>` on stderr.
 pub fn error(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}: error: {message}", program());
+    say(format_args!("{}: error: {message}", program()));
+}
+
+/// One message line on stderr, above the status line if one is showing.
+fn say(line: std::fmt::Arguments) {
+    let write = || {
+        let _ = writeln!(io::stderr().lock(), "{line}");
+    };
+    match STATUS.get() {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
+/// The status line, once a tool has shown one.
+static STATUS: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// A status line at the bottom of a terminal (`prog: <text>`, redrawn a few times a second
+/// and cleared at the end); nothing at all when stderr is not a terminal, or `off`. The
+/// messages of [`warn`], [`notice`] and [`error`] print above it.
+pub struct Status {
+    bar: Option<&'static indicatif::ProgressBar>,
+    shown: Option<std::time::Instant>,
+}
+
+impl Status {
+    /// A status line if stderr is a terminal and not `off`.
+    pub fn new(off: bool) -> Status {
+        let bar = (!off && io::stderr().is_terminal()).then(|| {
+            STATUS.get_or_init(|| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::stderr_with_hz(4),
+                );
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix}: {msg} ({elapsed})")
+                        .expect("a valid template"),
+                );
+                bar.set_prefix(program());
+                bar.set_message("starting");
+                bar.enable_steady_tick(std::time::Duration::from_secs(1));
+                bar
+            })
+        });
+        Status { bar, shown: None }
+    }
+
+    /// Shows `text()`, at most four times a second (it is asked for only then).
+    pub fn update(&mut self, text: impl FnOnce() -> String) {
+        let Some(bar) = self.bar else { return };
+        let now = std::time::Instant::now();
+        if self
+            .shown
+            .is_none_or(|shown| now.duration_since(shown) >= std::time::Duration::from_millis(250))
+        {
+            self.shown = Some(now);
+            bar.set_message(text());
+        }
+    }
+}
+
+impl Drop for Status {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Implements `clap::ValueEnum` for a library enum, so the domains that own the enums

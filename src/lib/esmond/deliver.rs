@@ -4,25 +4,30 @@
 //! any); a point that conflicts with what the archive holds is named and kept, not counted
 //! as bad (the archive has a value there; the run goes on).
 
-use super::sink::{Sink, SinkError, Transport};
+use super::sink::{Sink, SinkError, Totals, Transport};
 use crate::error::{Error, Location};
 use crate::ndjson::{BadLines, LineReader};
 use crate::record::{self, Family, RawMeasurement};
 
 /// Reads every line of `reader` into `sink`, then sends what is pending. `warn` names the
-/// conflicts and, at the end, the skipped lines; `progress` is told the record count after
-/// each record.
+/// conflicts and, at the end, the skipped lines; `progress` is shown the totals after each
+/// record.
 pub fn all<T: Transport>(
     sink: &mut Sink<T>,
     reader: &mut LineReader,
     bad: &mut BadLines,
     warn: fn(&str),
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Totals),
 ) -> Result<(), SinkError> {
     let read = records(sink, reader, bad, warn, progress);
     let sent = match read {
         Ok(()) => sink.finish(),
-        Err(err) => sink.save_cache().and(Err(err)),
+        // The archive failed: what is pending would fail too.
+        Err(err @ SinkError::Failed(_)) => sink.save_cache().and(Err(err)),
+        // A line stopped the run (`--on-error fail`): the records before it are good, so
+        // they are delivered and acknowledged first (a refused point among them is named
+        // instead, being earlier).
+        Err(err) => sink.finish().and(Err(err)),
     };
     // Points refused by the last batches, then the record that stopped the run, if any.
     let outcome = set_aside(sink, bad, warn).and_then(|()| match sent {
@@ -45,7 +50,7 @@ fn records<T: Transport>(
     reader: &mut LineReader,
     bad: &mut BadLines,
     warn: fn(&str),
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Totals),
 ) -> Result<(), SinkError> {
     while let Some(line) = reader.next(bad)? {
         let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
@@ -68,7 +73,7 @@ fn records<T: Transport>(
             Err(err) => return Err(err),
         }
         set_aside(sink, bad, warn)?;
-        progress(sink.totals().records);
+        progress(&sink.totals());
     }
     Ok(())
 }

@@ -13,6 +13,8 @@ pub mod bulk;
 pub mod client;
 #[cfg(feature = "esmond-client")]
 pub mod deliver;
+#[cfg(feature = "esmond-client")]
+pub mod keys;
 #[cfg(feature = "esmond-server")]
 pub mod server;
 #[cfg(feature = "esmond-client")]

@@ -4,7 +4,8 @@
 //!
 //! * **identity and cache**: a metadata's identity is SHA-256 of the archive root and the
 //!   metadata with sorted keys; its archive key is created once (get-or-create POST) and
-//!   remembered in a cache file between runs, so cron runs do not re-POST it;
+//!   remembered in the key cache ([`super::keys`]) between runs, so cron runs do not
+//!   re-POST it, in bounded memory however many metadata a run sees;
 //! * **batching**: values go in bulk PUTs grouped by metadata, flushed every `batch_size`
 //!   points and at the end;
 //! * **acknowledgement**: after a flush has landed, the cursor of its last record is
@@ -20,15 +21,18 @@
 //! [`DryRun`] prints the requests instead.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::bulk::{self, Item, Point};
-use crate::error::{Error, IoContext, Location};
+pub use super::keys::RECENT;
+use super::keys::{self, Keys};
+use crate::error::{Error, Location};
 use crate::ndjson::NdjsonWriter;
 use crate::record::{RawMeasurement, Text};
 use crate::state;
@@ -103,6 +107,8 @@ pub struct Config {
     pub ack: Option<PathBuf>,
     /// The metadata-key cache file.
     pub cache: Option<PathBuf>,
+    /// Metadata texts whose keys are remembered in memory ([`keys::RECENT`]).
+    pub recent: usize,
     /// Nothing is really delivered (a [`DryRun`] transport): keep neither cache nor ack.
     pub dry_run: bool,
     /// A point the archive refuses (400) stops the run ([`SinkError::RefusedPoint`])
@@ -185,82 +191,23 @@ impl std::fmt::Display for Totals {
     }
 }
 
-/// Metadata keys by metadata identity, kept between runs.
-struct Cache {
-    path: Option<PathBuf>,
-    keys: Map<String, Value>,
-    changed: bool,
-}
-
-impl Cache {
-    fn open(path: Option<PathBuf>) -> Result<Cache, Error> {
-        let keys = match &path {
-            Some(p) => read_keys(p)?,
-            None => Map::new(),
-        };
-        Ok(Cache {
-            path,
-            keys,
-            changed: false,
-        })
-    }
-
-    fn save(&self) -> Result<(), Error> {
-        let (Some(path), true) = (&self.path, self.changed) else {
-            return Ok(());
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).at(dir.display())?;
-        }
-        let _lock = state::lock(path, true)?;
-        // Merge with what another run saved meanwhile.
-        let mut merged = read_keys(path)?;
-        merged.extend(self.keys.clone());
-        state::write_atomic(path, Value::Object(merged).to_string().as_bytes())
-    }
-}
-
-/// The cache's keys; an unreadable cache is only a cache, so it starts empty.
-fn read_keys(path: &Path) -> Result<Map<String, Value>, Error> {
-    Ok(state::read(path)?
-        .and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok())
-        .unwrap_or_default())
-}
-
-/// A metadata's identity: SHA-256 of the archive root and the metadata with sorted keys.
-pub fn identity(root: &str, metadata: &Value) -> String {
-    fn canonical(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let sorted: BTreeMap<&String, Value> =
-                    map.iter().map(|(k, v)| (k, canonical(v))).collect();
-                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-            }
-            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-            other => other.clone(),
-        }
-    }
-    let text = format!("{root}\n{}", canonical(metadata));
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The bulk items waiting for one metadata key, serialised back to back, with the input
 /// line of each (to name and keep a point the archive refuses); no allocation per record.
 struct Batch {
-    key: String,
+    key: Arc<str>,
     items: Vec<u8>,
     ends: Vec<usize>,
     lines: Vec<u8>,
     line_ends: Vec<usize>,
     locations: Vec<Location>,
+    /// Each item's place in the input, across batches.
+    seqs: Vec<u64>,
 }
 
 /// One item of a batch with where it came from.
 #[derive(Clone, Copy)]
 struct Entry<'b> {
+    seq: u64,
     item: &'b [u8],
     line: &'b [u8],
     location: &'b Location,
@@ -273,8 +220,10 @@ impl Batch {
             .iter()
             .zip(&self.line_ends)
             .zip(&self.locations)
-            .map(|((&end, &line_end), location)| {
+            .zip(&self.seqs)
+            .map(|(((&end, &line_end), location), &seq)| {
                 let entry = Entry {
+                    seq,
                     item: &self.items[start..end],
                     line: &self.lines[line_start..line_end],
                     location,
@@ -302,6 +251,10 @@ pub struct Refused {
 #[derive(Default)]
 struct Pending {
     batches: Vec<Batch>,
+    /// Each key's batch.
+    index: HashMap<Arc<str>, usize>,
+    /// Items taken so far (the next one's place in the input).
+    seq: u64,
     points: u64,
     cursor: Option<String>,
 }
@@ -310,30 +263,28 @@ struct Pending {
 pub struct Sink<T: Transport> {
     config: Config,
     transport: T,
-    cache: Cache,
+    keys: Keys,
     totals: Totals,
-    /// Metadata bodies by key, to re-create one the archive forgot.
-    bodies: HashMap<String, Value>,
-    /// Keys by the metadata's exact text, for this run: most records repeat a metadata.
-    seen: HashMap<String, String>,
     pending: Pending,
     refused: Vec<Refused>,
+    /// Under `stop_on_refused`, the first refused item of the flush under way (by input
+    /// place) and the archive's message.
+    stop: Option<(u64, Refused)>,
     conflicts: Vec<Refused>,
 }
 
 impl<T: Transport> Sink<T> {
     /// A sink delivering through `transport`; reads the key cache.
     pub fn new(config: Config, transport: T) -> Result<Self, Error> {
-        let cache = Cache::open(config.cache.clone())?;
+        let keys = Keys::open(config.cache.as_deref(), config.dry_run, config.recent)?;
         Ok(Sink {
             config,
             transport,
-            cache,
+            keys,
             totals: Totals::default(),
-            bodies: HashMap::new(),
-            seen: HashMap::new(),
             pending: Pending::default(),
             refused: Vec::new(),
+            stop: None,
             conflicts: Vec::new(),
         })
     }
@@ -365,14 +316,14 @@ impl<T: Transport> Sink<T> {
         location: &Location,
         line: &[u8],
     ) -> Result<(), SinkError> {
-        let key = match self.seen.get(record.metadata.get()) {
-            Some(key) => key.clone(),
+        let text = record.metadata.get();
+        let key = match self.keys.recent(text) {
+            Some(key) => key,
             None => {
-                let metadata: Value = serde_json::from_str(record.metadata.get())
+                let metadata: Value = serde_json::from_str(text)
                     .map_err(|e| SinkError::Failed(format!("metadata: {e}")))?;
                 let key = self.key_for(&metadata)?;
-                self.seen
-                    .insert(record.metadata.get().to_owned(), key.clone());
+                self.keys.remember(text, key.clone());
                 key
             }
         };
@@ -384,9 +335,12 @@ impl<T: Transport> Sink<T> {
         self.totals.records += 1;
         self.totals.points += points;
         self.pending.points += points;
-        let at = match self.pending.batches.iter().position(|b| b.key == key) {
-            Some(at) => at,
+        let at = match self.pending.index.get(&key) {
+            Some(&at) => at,
             None => {
+                self.pending
+                    .index
+                    .insert(key.clone(), self.pending.batches.len());
                 self.pending.batches.push(Batch {
                     key,
                     items: Vec::new(),
@@ -394,6 +348,7 @@ impl<T: Transport> Sink<T> {
                     lines: Vec::new(),
                     line_ends: Vec::new(),
                     locations: Vec::new(),
+                    seqs: Vec::new(),
                 });
                 self.pending.batches.len() - 1
             }
@@ -405,6 +360,8 @@ impl<T: Transport> Sink<T> {
             batch.lines.extend_from_slice(line);
             batch.line_ends.push(batch.lines.len());
             batch.locations.push(location.clone());
+            batch.seqs.push(self.pending.seq);
+            self.pending.seq += 1;
         }
         if let Some(cursor) = &record.cursor {
             self.pending.cursor = Some(cursor.0.clone().into_owned());
@@ -417,23 +374,37 @@ impl<T: Transport> Sink<T> {
 
     /// Sends everything pending; on success acknowledges the last record's cursor.
     /// If a batch fails, the rest are dropped unacknowledged (the producer sends them
-    /// again next run).
+    /// again next run). Under `stop_on_refused`, a refused point stops the run once the
+    /// rest is sent, acknowledging the records before it (all of which landed).
     pub fn flush(&mut self) -> Result<(), SinkError> {
         let batches = std::mem::take(&mut self.pending.batches);
-        let cursor = self.pending.cursor.take();
+        self.pending.index.clear();
+        let mut cursor = self.pending.cursor.take();
         self.pending.points = 0;
-        for batch in batches {
+        for batch in &batches {
             self.put(&batch.key, &batch.entries())?;
+        }
+        self.keys.commit()?;
+        let stop = self.stop.take();
+        if let Some((seq, _)) = &stop {
+            cursor = last_cursor_before(&batches, *seq);
         }
         if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
             if !self.config.dry_run {
                 state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
             }
         }
-        Ok(())
+        match stop {
+            Some((_, refused)) => Err(SinkError::RefusedPoint {
+                location: refused.location,
+                detail: refused.detail,
+                line: refused.line,
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// Flushes and saves the key cache (the cache is saved even when the flush fails).
+    /// Flushes and saves the key cache (the keys are saved even when the flush fails).
     pub fn finish(&mut self) -> Result<(), SinkError> {
         let flushed = self.flush();
         let saved = self.save_cache();
@@ -443,24 +414,18 @@ impl<T: Transport> Sink<T> {
 
     /// Saves the key cache (after a failed run too: the keys it learnt are still valid).
     pub fn save_cache(&mut self) -> Result<(), SinkError> {
-        Ok(self.cache.save()?)
+        Ok(self.keys.commit()?)
     }
 
     /// The archive's key for `metadata`, creating it if needed.
-    fn key_for(&mut self, metadata: &Value) -> Result<String, SinkError> {
-        let id = identity(&self.config.root, metadata);
-        if let Some(key) = self.cache.keys.get(&id).and_then(Value::as_str) {
-            let key = key.to_owned();
-            self.bodies
-                .entry(key.clone())
-                .or_insert_with(|| metadata.clone());
+    fn key_for(&mut self, metadata: &Value) -> Result<Arc<str>, SinkError> {
+        let id = keys::identity(&self.config.root, metadata);
+        if let Some(key) = self.keys.get(&id)? {
             return Ok(key);
         }
         let key = self.create(metadata)?;
-        self.cache.keys.insert(id, Value::from(key.clone()));
-        self.cache.changed = !self.config.dry_run;
-        self.bodies.insert(key.clone(), metadata.clone());
-        Ok(key)
+        self.keys.insert(&id, &key)?;
+        Ok(Arc::from(key))
     }
 
     fn create(&mut self, metadata: &Value) -> Result<String, SinkError> {
@@ -532,18 +497,16 @@ impl<T: Transport> Sink<T> {
                 let entry = entries[0];
                 self.totals.failures += 1;
                 let detail = answer.detail();
-                if self.config.stop_on_refused {
-                    return Err(SinkError::RefusedPoint {
-                        location: entry.location.clone(),
-                        detail,
-                        line: entry.line.to_vec(),
-                    });
-                }
-                self.refused.push(Refused {
+                let refused = Refused {
                     location: entry.location.clone(),
                     detail,
                     line: entry.line.to_vec(),
-                });
+                };
+                if !self.config.stop_on_refused {
+                    self.refused.push(refused);
+                } else if self.stop.as_ref().is_none_or(|(seq, _)| entry.seq < *seq) {
+                    self.stop = Some((entry.seq, refused));
+                }
                 Ok(())
             }
             404 => {
@@ -551,10 +514,14 @@ impl<T: Transport> Sink<T> {
                 let forgotten = || {
                     SinkError::Failed(format!("{url}: the archive does not know metadata {key}"))
                 };
-                let metadata = self.bodies.get(key).cloned().ok_or_else(forgotten)?;
-                self.cache.keys.retain(|_, v| v.as_str() != Some(key));
+                // The metadata is in the record's own line.
+                let metadata = serde_json::from_slice::<RawMeasurement>(entries[0].line)
+                    .ok()
+                    .and_then(|record| serde_json::from_str::<Value>(record.metadata.get()).ok())
+                    .ok_or_else(forgotten)?;
+                self.keys.forget(key)?;
                 let fresh = self.key_for(&metadata)?;
-                if fresh == key {
+                if &*fresh == key {
                     return Err(forgotten());
                 }
                 self.put(&fresh, entries)
@@ -664,6 +631,21 @@ impl<T: Transport> Sink<T> {
             self.transport.pause(delay);
         }
     }
+}
+
+/// The cursor of the last record before input place `seq` that has one (read back from its
+/// line: only a stopped run needs it).
+fn last_cursor_before(batches: &[Batch], seq: u64) -> Option<String> {
+    let mut before: Vec<Entry> = batches
+        .iter()
+        .flat_map(|batch| batch.entries())
+        .filter(|entry| entry.seq < seq)
+        .collect();
+    before.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.seq));
+    before.iter().find_map(|entry| {
+        let record: RawMeasurement = serde_json::from_slice(entry.line).ok()?;
+        Some(record.cursor?.0.into_owned())
+    })
 }
 
 /// Whether a stored value is the value sent: numbers within the archive's precision (esmond
@@ -777,6 +759,7 @@ mod tests {
             },
             ack: None,
             cache: None,
+            recent: keys::RECENT,
             dry_run: false,
             stop_on_refused: false,
             warn: |_| {},
@@ -995,6 +978,63 @@ mod tests {
     }
 
     #[test]
+    fn under_fail_a_refused_point_stops_the_run_acknowledging_what_came_before_it() {
+        // Two metadata interleaved; the archive refuses any body holding ts 13.
+        struct Picky(Vec<String>);
+        impl Transport for Picky {
+            fn send(&mut self, method: &str, _url: &str, body: &[u8]) -> Result<Answer, String> {
+                let text = String::from_utf8_lossy(body).into_owned();
+                Ok(match method {
+                    "POST" if text.contains("10.0.0.1") => {
+                        Answer::new(201, r#"{"metadata-key":"k1"}"#)
+                    }
+                    "POST" => Answer::new(201, r#"{"metadata-key":"k2"}"#),
+                    _ if text.contains(r#""ts":13,"#) => {
+                        Answer::new(400, r#"{"detail":"Value must be an integer"}"#)
+                    }
+                    _ => {
+                        self.0.push(text);
+                        Answer::new(201, "")
+                    }
+                })
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(0);
+        config.stop_on_refused = true;
+        config.ack = Some(dir.path().join("ack"));
+        let mut s = Sink::new(config, Picky(Vec::new())).unwrap();
+        for ts in 0..20 {
+            let line = RECORD
+                .replace("\"ts\":5", &format!("\"ts\":{ts}"))
+                .replace("\"c7\"", &format!("\"c{ts}\""))
+                .replace(
+                    "10.0.0.1",
+                    if ts % 2 == 0 { "10.0.0.1" } else { "10.0.0.2" },
+                );
+            let record: RawMeasurement = serde_json::from_str(&line).unwrap();
+            s.push(&record, &here(ts + 1), line.as_bytes()).unwrap();
+        }
+        assert_eq!(
+            s.finish().unwrap_err().to_string(),
+            "in:14: the archive refused the point: HTTP 400: Value must be an integer"
+        );
+        // Everything before the refused record landed, and the ack says so.
+        let landed: String = s.transport.0.concat();
+        for ts in 0..13 {
+            assert!(
+                landed.contains(&format!("\"ts\":{ts},")),
+                "ts {ts} not sent"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ack")).unwrap(),
+            "c12\n"
+        );
+        assert_eq!(s.take_refused(), []);
+    }
+
+    #[test]
     fn a_wrong_url_is_named_with_its_likely_fix() {
         let mut s = sink(vec![Ok(Answer::new(404, r#"{"detail":"Not found."}"#))], 0);
         assert_eq!(
@@ -1031,5 +1071,65 @@ mod tests {
         assert!(s.flush().is_err());
         s.finish().unwrap();
         assert!(!ack.exists());
+    }
+
+    /// Answers a POST with a key made from its body, and anything else with 201.
+    #[derive(Default)]
+    struct Archive {
+        posts: usize,
+        puts: usize,
+    }
+
+    impl Transport for Archive {
+        fn send(&mut self, method: &str, _url: &str, body: &[u8]) -> Result<Answer, String> {
+            if method == "POST" {
+                self.posts += 1;
+                let key: String = Sha256::digest(body)
+                    .iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                return Ok(Answer::new(201, format!(r#"{{"metadata-key":"{key}"}}"#)));
+            }
+            self.puts += 1;
+            Ok(Answer::new(201, ""))
+        }
+    }
+
+    #[test]
+    fn keys_come_back_from_the_cache_file_when_memory_has_forgotten_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(0);
+        config.cache = Some(dir.path().join("keys.db"));
+        config.recent = 4;
+        config.batch_size = 7;
+        let mut s = Sink::new(config.clone(), Archive::default()).unwrap();
+        let line = |i: u32| {
+            format!(
+                r#"{{"kind":"measurement","metadata":{{"source":"10.0.0.1","destination":"10.0.0.2","n":{i}}},"ts":5,"values":{{"throughput":1.5}}}}"#
+            )
+        };
+        for pass in 0..2 {
+            for i in 0..100 {
+                let text = line(i);
+                let record: RawMeasurement = serde_json::from_str(&text).unwrap();
+                s.push(&record, &here(u64::from(pass * 100 + i)), text.as_bytes())
+                    .unwrap();
+            }
+        }
+        s.finish().unwrap();
+        // One creation per metadata, though only 4 texts are remembered in memory.
+        assert_eq!((s.transport.posts, s.transport.puts), (100, 200));
+        drop(s);
+        // The next run knows every key.
+        let mut s = Sink::new(config, Archive::default()).unwrap();
+        for i in 0..100 {
+            let text = line(i);
+            let record: RawMeasurement = serde_json::from_str(&text).unwrap();
+            s.push(&record, &here(u64::from(i)), text.as_bytes())
+                .unwrap();
+        }
+        s.finish().unwrap();
+        assert_eq!((s.transport.posts, s.transport.puts), (0, 100));
     }
 }

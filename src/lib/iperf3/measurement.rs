@@ -38,7 +38,12 @@ struct Parameters<'a> {
     time_duration: Option<&'a Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bw_parallel_streams: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Spelt with underscores, as esmond-ps-pipe did: the spelling is part of the
+    /// metadata's identity, and a dashed key forked every series a site had.
+    #[serde(
+        rename = "bw_ignore_first_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     bw_ignore_first_seconds: Option<&'a Number>,
 }
 

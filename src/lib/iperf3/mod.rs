@@ -14,9 +14,12 @@
 //!   interval-major lists keyed `retransmits`/`throughput`;
 //! * a failed test (iperf3 `error`) becomes a `failures` value instead of nothing;
 //! * reverse mode (`-R`) records the data's real direction;
-//! * `bw-ignore-first-seconds` is spelled with dashes like every other key;
 //! * no name lookups: the measurement agent is the iperf3 client's own address unless
 //!   the caller says otherwise.
+//!
+//! One thing that looks like a mistake is kept: `bw_ignore_first_seconds` is spelt with
+//! underscores, as esmond-ps-pipe did. The spelling is part of the metadata's identity, so
+//! the dashed key (pScheduler's spelling) would fork every series of a site switching over.
 
 pub mod input;
 pub mod measurement;

@@ -27,9 +27,10 @@ Examples:
   bwctl -c receiver.example.net -T iperf3 --parsable --verbose |& bwctl-extract \\
     | esmond-post --url http://127.0.0.1:8080 --key \"$KEY\"
 
-  # GridFTP transfers from cron, losing nothing and repeating nothing
-  gridftp-parse --ack /var/lib/measpipe/gridftp.ack /var/log/gridftp-transfer.log \\
-    | esmond-post --url https://archive.example.net --key \"$KEY\" --ack /var/lib/measpipe/gridftp.ack
+  # GridFTP transfers from cron, losing nothing and repeating nothing (pipelines/gridftp.cron)
+  flock -n -E 75 /var/lib/measpipe/gridftp.run.lock sh -c 'gridftp-parse \\
+    --ack /var/lib/measpipe/gridftp.ack /var/log/gridftp-transfer.log \\
+    | esmond-post --url https://archive.example.net --ack /var/lib/measpipe/gridftp.ack'
 
   # what would be sent
   esmond-post --dry-run --url http://archive records.ndjson";
@@ -40,7 +41,8 @@ Examples:
 /// values are sent in bulk PUTs of up to --batch-size points. Connection errors, 5xx and
 /// 429 are retried with exponential backoff and jitter (or after the archive's
 /// Retry-After); other 4xx are not. When the retries are spent the run exits 1
-/// having acknowledged only what landed. A summary goes to stderr (or the log) at exit.
+/// having acknowledged only what landed. On a terminal a status line shows the counts as
+/// they go; a summary goes to stderr (or the log) at exit.
 #[derive(Debug, Parser)]
 #[command(name = "esmond-post", version, after_help = EXAMPLES)]
 pub struct Args {
@@ -103,7 +105,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     reject: Option<PathBuf>,
 
-    /// Metadata-key cache (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.json).
+    /// Metadata-key cache, a SQLite file (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.db).
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
 
@@ -155,7 +157,7 @@ fn default_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(base.join("measpipe").join("esmond-post-keys.json"))
+    Some(base.join("measpipe").join("esmond-post-keys.db"))
 }
 
 /// Runs `esmond-post`.
@@ -183,6 +185,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         },
         ack: args.ack.clone(),
         cache: args.cache.clone().or_else(default_cache),
+        recent: sink::RECENT,
         dry_run: args.dry_run,
         stop_on_refused: args.input.on_error == OnError::Fail,
         warn: cli::warn,
@@ -216,12 +219,15 @@ fn deliver<T: Transport>(
         if let Some(path) = &args.reject {
             bad = bad.reject_to(path)?;
         }
-        let mut progress = |records: u64| {
+        // A status line on a terminal, unless messages go to a log.
+        let mut status = cli::Status::new(args.log_dir.is_some());
+        let mut progress = |totals: &sink::Totals| {
+            status.update(|| totals.to_string());
             if args
                 .progress_every
-                .is_some_and(|n| records.is_multiple_of(n))
+                .is_some_and(|n| totals.records.is_multiple_of(n))
             {
-                log.say("info", &format!("{records} records processed"));
+                log.say("info", &format!("{} records processed", totals.records));
             }
         };
         deliver::all(&mut sink, &mut reader, &mut bad, cli::warn, &mut progress)

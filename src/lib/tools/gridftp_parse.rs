@@ -28,9 +28,11 @@ Examples:
   # from cron: only what is new since the last run
   gridftp-parse --state /var/lib/measpipe/gridftp.state /var/log/gridftp-transfer.log
 
-  # losing nothing: resume from what the consumer acknowledged
-  gridftp-parse --ack /var/lib/measpipe/gridftp.ack /var/log/gridftp-transfer.log \\
-    | esmond-post --ack /var/lib/measpipe/gridftp.ack
+  # losing nothing: resume from what the consumer acknowledged (the whole pipe under
+  # one lock, so a second run cannot read the ack while the first still delivers)
+  flock -n -E 75 /var/lib/measpipe/gridftp.run.lock sh -c 'gridftp-parse \\
+    --ack /var/lib/measpipe/gridftp.ack /var/log/gridftp-transfer.log \\
+    | esmond-post --ack /var/lib/measpipe/gridftp.ack'
 
   # after logrotate renamed the log, the next run finishes the rotated file
   # (gridftp-transfer.log.1) from the saved position, then reads the new log
@@ -67,7 +69,8 @@ pub struct Args {
     state: Option<PathBuf>,
 
     /// Start after the cursor the consumer acknowledged in this file (never written by
-    /// gridftp-parse; guarded by ACK.lock).
+    /// gridftp-parse; guarded by ACK.lock while it runs: hold a lock over the whole pipe,
+    /// e.g. with flock, so that a run cannot start before the last one's ack is written).
     #[arg(long, value_name = "ACK")]
     ack: Option<PathBuf>,
 

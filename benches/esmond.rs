@@ -220,10 +220,14 @@ fn growth() {
         let started = Instant::now();
         let chunk = 100_000;
         for start in (0..n).step_by(chunk) {
-            let points: Vec<(i64, String, Value)> = (start..(start + chunk).min(n))
-                .map(|i| (i as i64 * 60, "throughput".to_owned(), json!(1_000_000 + i)))
-                .collect();
-            store.write_points(&mk, &points).unwrap();
+            let points = (start..(start + chunk).min(n)).map(|i| {
+                Ok(vec![(
+                    i as i64 * 60,
+                    std::borrow::Cow::Borrowed("throughput"),
+                    json!(1_000_000 + i),
+                )])
+            });
+            store.write_points(&mk, points).unwrap();
         }
         let load = started.elapsed().as_secs_f64();
         drop(store);

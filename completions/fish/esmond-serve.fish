@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_esmond_serve_global_optspecs
-    string join \n data= listen= script-alias= trust= max-body= retention= h/help V/version
+    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= h/help V/version
 end
 
 function __fish_esmond_serve_needs_command
@@ -28,7 +28,11 @@ complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data -d 'Dire
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l listen -d 'Address and port to listen on (loopback unless you say otherwise)' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l script-alias -d 'URL prefix before /perfsonar/archive/; `/` for none' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l trust -d 'A network (CIDR) whose clients may write without a key; repeatable' -r
-complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-body -d 'Largest request body accepted, bytes' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-body -d 'Largest request body accepted, bytes (a larger one gets 413 unread)' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l body-budget -d 'Request-body bytes read at once over all connections; more writes wait their turn (up to --request-timeout, then 503). At least --max-body' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-connections -d 'Connections served at once; more are closed at once and logged. The open-file limit is raised to its hard limit at start' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l request-timeout -d 'Seconds for a request\'s headers to arrive, and again for its body (then 408 or the connection is closed)' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l idle-timeout -d 'Seconds an idle keep-alive connection is kept open' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l retention -d 'Delete points older than DAYS (checked hourly) and give the space back' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s V -l version -d 'Print version'

@@ -56,6 +56,15 @@ impl Failure {
             detail: detail.into(),
         }
     }
+    /// 507: the archive's disk is full.
+    pub fn disk_full() -> Self {
+        Failure {
+            status: 507,
+            detail:
+                "The archive's disk is full: nothing was written; try again when space is freed"
+                    .into(),
+        }
+    }
     /// 500.
     pub fn internal(detail: impl Into<String>) -> Self {
         Failure {
@@ -67,7 +76,12 @@ impl Failure {
 
 #[cfg(feature = "esmond-server")]
 impl From<rusqlite::Error> for Failure {
+    /// A full disk is the client's 507 (nothing was written; retry later); anything else
+    /// is a 500 whose text is logged, never sent.
     fn from(err: rusqlite::Error) -> Self {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Failure::disk_full();
+        }
         Failure::internal(format!("database error: {err}"))
     }
 }

@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
 use axum::body::{Body, Bytes};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
@@ -19,6 +21,9 @@ use super::Failure;
 use super::{bulk, timefilter};
 use crate::clock::now_seconds;
 
+/// Filters one search may combine (each is a join; SQLite allows 64 tables in a query).
+const MAX_FILTERS: usize = 64;
+
 /// Page size when a request gives no `limit` (esmond's `default_limit`).
 const DEFAULT_LIMIT: u64 = 1500;
 
@@ -27,36 +32,64 @@ const DEFAULT_LIMIT: u64 = 1500;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// URL prefix before `/perfsonar/archive/` (`esmond` on perfSONAR hosts), if any.
+    /// URL prefix before `/perfsonar/archive/` (`esmond` on perfSONAR hosts), if any; the
+    /// API is also served without it.
     pub script_alias: Option<String>,
     /// Networks whose clients may write without a key.
     pub trusted: Vec<(IpAddr, u8)>,
     /// Largest request body accepted, bytes.
     pub max_body: usize,
+    /// Bytes of request bodies read at once, across all connections (a write waits its
+    /// turn beyond it).
+    pub body_budget: usize,
+    /// Connections served at once; more are closed at once (and logged).
+    pub max_connections: usize,
+    /// Time for a request's headers, and again for its body, to arrive.
+    pub request_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
     /// Delete points older than this many days (checked hourly).
     pub retention_days: Option<u64>,
-    /// Where notices go (where it listens, what retention deleted).
+    /// Where notices go (where it listens, what retention deleted, what was refused).
     pub notice: fn(&str),
 }
 
 struct App {
     store: Store,
-    root: String,
+    /// The API's roots: with the script alias (the one shown in URIs) and without.
+    roots: Vec<String>,
     trusted: Vec<(IpAddr, u8)>,
     max_body: usize,
+    /// Body bytes that may be read at once, in KiB permits.
+    bodies: Arc<tokio::sync::Semaphore>,
+    request_timeout: Duration,
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
 pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
-    let root = match config.script_alias.as_deref().map(|a| a.trim_matches('/')) {
-        Some(alias) if !alias.is_empty() => format!("/{alias}/perfsonar/archive"),
-        _ => "/perfsonar/archive".to_owned(),
+    let aliased = match config.script_alias.as_deref().map(|a| a.trim_matches('/')) {
+        Some(alias) if !alias.is_empty() => Some(format!("/{alias}/perfsonar/archive")),
+        _ => None,
     };
+    let roots: Vec<String> = aliased
+        .into_iter()
+        .chain(Some("/perfsonar/archive".to_owned()))
+        .collect();
+    raise_open_files(config.max_connections, config.notice);
+    if store.full_at_start() {
+        (config.notice)(
+            "warning: the archive's disk is full: serving reads; writes are refused (507) until space is freed",
+        );
+    }
     let app = Arc::new(App {
         store,
-        root,
+        roots,
         trusted: config.trusted.clone(),
         max_body: config.max_body,
+        bodies: Arc::new(tokio::sync::Semaphore::new(budget_permits(
+            config.body_budget.max(config.max_body),
+        ))),
+        request_timeout: config.request_timeout,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,22 +97,192 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        (config.notice)(&format!("listening on http://{address}{}/", app.root));
+        (config.notice)(&format!("listening on http://{address}{}/", app.roots[0]));
         if let Some(days) = config.retention_days {
             tokio::spawn(retention(app.clone(), days, config.notice));
         }
-        // Bodies are read (and limited) by the handler, so an oversized one gets a JSON 413.
+        // Bodies are read (and limited) by the handler, after authentication.
         let router = Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::disable())
             .with_state(app);
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown())
-        .await
+        accept(listener, router, &config).await;
+        Ok(())
     })
+}
+
+/// Accepts connections until a signal, within the connection cap, each with the header,
+/// body and idle timeouts; then waits for the requests in flight.
+async fn accept(listener: tokio::net::TcpListener, router: Router, config: &Config) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = shutdown();
+    tokio::pin!(stop);
+    let mut refused: u64 = 0;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors or similar: say so, breathe, go on.
+                    (config.notice)(&format!("warning: accept: {err}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            // One line per 100 refusals: a flood must not flood the log too.
+            if refused % 100 == 1 {
+                (config.notice)(&format!(
+                    "warning: {peer}: refused: {} connections open (--max-connections); {refused} refused so far",
+                    config.max_connections
+                ));
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.request_timeout)
+            .keep_alive(true);
+        let connection = builder.serve_connection(
+            TokioIo::new(Idle::new(stream, config.idle_timeout)),
+            service,
+        );
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+            drop(slot);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// Body permits for `bytes` (1 KiB each, within the semaphore's limit).
+fn budget_permits(bytes: usize) -> usize {
+    bytes
+        .div_ceil(1024)
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
+}
+
+/// Raises the soft limit on open files to the hard one, so the connection cap (not the
+/// descriptor table) is what refuses clients; warns when even that is too low.
+fn raise_open_files(connections: usize, notice: fn(&str)) {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        let needed = connections as u64 + 64;
+        // rlim_t is not u64 on every target.
+        #[allow(clippy::unnecessary_cast)]
+        let current = limit.rlim_cur as u64;
+        if current < needed {
+            notice(&format!(
+                "warning: open-file limit {} is below --max-connections {connections} plus the database's; raise it (LimitNOFILE=)",
+                limit.rlim_cur
+            ));
+        }
+    }
+}
+
+/// A connection that fails its pending read once nothing was read or written for the idle
+/// timeout: hyper then closes it. A request being answered writes, so only silence counts.
+struct Idle {
+    stream: tokio::net::TcpStream,
+    timeout: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Idle {
+    fn new(stream: tokio::net::TcpStream, timeout: Duration) -> Idle {
+        Idle {
+            stream,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+
+    fn touch(&mut self) {
+        let next = tokio::time::Instant::now() + self.timeout;
+        self.deadline.as_mut().reset(next);
+    }
+}
+
+impl tokio::io::AsyncRead for Idle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.touch();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle connection",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Idle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 async fn shutdown() {
@@ -123,29 +326,9 @@ async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let body = match axum::body::to_bytes(body, app.max_body).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let failure = Failure {
-                status: 413,
-                detail: format!("Request body larger than {} bytes", app.max_body),
-            };
-            log(peer.ip(), &method, &target, 413, started);
-            return failure_response(&failure);
-        }
-    };
-    let request = Request {
-        method: method.clone(),
-        uri,
-        headers,
-        body,
-        peer: peer.ip(),
-    };
-    let app2 = app.clone();
-    let response = tokio::task::spawn_blocking(move || route(&app2, &request))
+    let response = respond(&app, peer.ip(), method.clone(), uri, headers, body)
         .await
-        .unwrap_or_else(|_| Err(Failure::internal("request handler failed")));
-    let response = response.unwrap_or_else(|failure| failure_response(&failure));
+        .unwrap_or_else(|failure| failure_response(&public(failure, &target)));
     log(
         peer.ip(),
         &method,
@@ -154,6 +337,147 @@ async fn handle(
         started,
     );
     response
+}
+
+/// Routes a request: the health check; else credentials (for a write) before a byte of
+/// the body is read, then the body within the size limit, the shared body budget and the
+/// request timeout, then the API.
+async fn respond(
+    app: &Arc<App>,
+    peer: IpAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let path = uri.path();
+    if path == "/health" || path == "/health/" {
+        let app = app.clone();
+        return blocking(move || health(&app)).await;
+    }
+    let Some(root) = app
+        .roots
+        .iter()
+        .find(|root| path.starts_with(root.as_str()))
+        .cloned()
+    else {
+        return Err(Failure::not_found());
+    };
+    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let (app, headers) = (app.clone(), headers.clone());
+        blocking(move || authenticate(&app, &headers, peer)).await?;
+    }
+    let too_large = || Failure {
+        status: 413,
+        detail: format!("Request body larger than {} bytes", app.max_body),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body as u64) {
+        return Err(too_large());
+    }
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    let expected = match declared {
+        Some(n) => n as usize,
+        None if chunked => app.max_body,
+        None => 0,
+    };
+    // Bodies share a budget: many large writes at once wait their turn, within the
+    // request timeout, instead of holding gigabytes.
+    let _budget = if expected > 0 {
+        let permits = u32::try_from(budget_permits(expected)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(app.request_timeout, app.bodies.acquire_many(permits)).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return Err(Failure {
+                    status: 503,
+                    detail: "Too many large writes at once; try again".into(),
+                })
+            }
+        }
+    } else {
+        None
+    };
+    let body =
+        match tokio::time::timeout(app.request_timeout, read_body(body, declared, app.max_body))
+            .await
+        {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(BodyError::Incomplete)) => {
+                return Err(Failure::bad_request("Request body incomplete"))
+            }
+            Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+            Err(_) => {
+                return Err(Failure {
+                    status: 408,
+                    detail: format!(
+                        "Request body not received within {} s",
+                        app.request_timeout.as_secs_f64()
+                    ),
+                })
+            }
+        };
+    let request = Request {
+        method,
+        uri,
+        headers,
+        body,
+        root,
+    };
+    let app = app.clone();
+    blocking(move || route(&app, &request)).await
+}
+
+/// What a client is told of a failure: a server-side one's cause goes to the log only.
+fn public(failure: Failure, target: &str) -> Failure {
+    if failure.status != 500 {
+        return failure;
+    }
+    eprintln!("esmond-serve: error: {target}: {}", failure.detail);
+    Failure::internal("Internal error; the archive's log has the cause")
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    Incomplete,
+}
+
+/// Reads a body into one buffer of its declared size (no regrowth, no second copy), at
+/// most `max` bytes.
+async fn read_body(mut body: Body, declared: Option<u64>, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(max));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Incomplete)?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > max {
+                return Err(BodyError::TooLarge);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// Runs `f` on the blocking pool (the store is synchronous SQLite).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(Failure::internal("request handler failed")))
+}
+
+/// `GET /health`: 200 and `{"status": "ok"}` when the archive answers a read.
+fn health(app: &App) -> Reply {
+    app.store.check()?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"status": "ok"}).to_string(),
+    ))
 }
 
 /// One access-log line on stderr: `client "METHOD target" status duration`.
@@ -169,7 +493,8 @@ struct Request {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-    peer: IpAddr,
+    /// The API root the request came in under (with the script alias or without).
+    root: String,
 }
 
 /// A request's query parameters.
@@ -257,24 +582,25 @@ fn redirect(to: String) -> Reply {
 
 fn route(app: &App, request: &Request) -> Reply {
     let path = request.uri.path();
-    let Some(rest) = path.strip_prefix(app.root.as_str()) else {
+    let root = request.root.as_str();
+    let Some(rest) = path.strip_prefix(root) else {
         return Err(Failure::not_found());
     };
     let trailing = rest.ends_with('/');
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let method = &request.method;
-    let writing = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if writing {
-        authenticate(app, request)?;
-    }
+    // HEAD is GET without the body (hyper sends none).
+    let method = match request.method {
+        Method::HEAD => &Method::GET,
+        ref other => other,
+    };
     match (parts.as_slice(), method) {
-        ([], &Method::GET) if !trailing => redirect(with_query(format!("{}/", app.root), request)),
+        ([], &Method::GET) if !trailing => redirect(with_query(format!("{root}/"), request)),
         ([], &Method::GET) => list(app, request),
         ([], &Method::POST) => create(app, request),
         ([key], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
         ([key], &Method::GET) => {
             let metadata = app.store.metadata(key)?.ok_or_else(Failure::not_found)?;
-            let body = metadata_json(app, request, &metadata).to_string();
+            let body = metadata_json(request, &metadata).to_string();
             Ok(json_response(StatusCode::OK, body))
         }
         ([key], &Method::PUT) => bulk(app, key, request),
@@ -290,7 +616,7 @@ fn route(app: &App, request: &Request) -> Reply {
                     m.event_types
                         .iter()
                         .filter(|(et, _)| et == event_type)
-                        .map(|et| event_type_json(app, m, et))
+                        .map(|et| event_type_json(&request.root, m, et))
                 })
                 .collect();
             Ok(json_response(
@@ -307,7 +633,7 @@ fn route(app: &App, request: &Request) -> Reply {
             data(app, request, key, event_type, "base", "0")
         }
         ([key, event_type, summaries], &Method::GET) => {
-            summary_list(app, key, event_type, summaries)
+            summary_list(app, root, key, event_type, summaries)
         }
         ([key, event_type, summary, window], &Method::GET) => {
             data(app, request, key, event_type, summary, window)
@@ -328,13 +654,12 @@ fn with_query(path: String, request: &Request) -> String {
 }
 
 /// Checks write credentials: a Token (or legacy ApiKey) header, or a trusted network.
-fn authenticate(app: &App, request: &Request) -> Result<(), Failure> {
+fn authenticate(app: &App, headers: &HeaderMap, peer: IpAddr) -> Result<(), Failure> {
     let unauthorized = |detail: &str| Failure {
         status: 401,
         detail: detail.into(),
     };
-    let header = request
-        .headers
+    let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
     match header.and_then(|h| h.split_once(' ')) {
@@ -352,7 +677,7 @@ fn authenticate(app: &App, request: &Request) -> Result<(), Failure> {
                 _ => Err(unauthorized("Invalid token.")),
             }
         }
-        _ if app.trusted.iter().any(|net| contains(*net, request.peer)) => Ok(()),
+        _ if app.trusted.iter().any(|net| contains(*net, peer)) => Ok(()),
         _ => Err(unauthorized(
             "Authentication credentials were not provided.",
         )),
@@ -385,16 +710,16 @@ pub fn contains((network, prefix): (IpAddr, u8), ip: IpAddr) -> bool {
 // ---------------------------------------------------------------------------------------
 // Metadata.
 
-fn metadata_uri(app: &App, key: &str) -> String {
-    format!("{}/{key}/", app.root)
+fn metadata_uri(root: &str, key: &str) -> String {
+    format!("{root}/{key}/")
 }
 
 fn event_type_json(
-    app: &App,
+    root: &str,
     metadata: &Metadata,
     (name, series): &(String, Vec<super::store::SeriesInfo>),
 ) -> Value {
-    let uri = metadata_uri(app, &metadata.key);
+    let uri = metadata_uri(root, &metadata.key);
     let base = series.iter().find(|s| s.summary == Summary::Base);
     let summaries: Vec<Value> = series
         .iter()
@@ -416,8 +741,8 @@ fn event_type_json(
     })
 }
 
-fn metadata_json(app: &App, request: &Request, metadata: &Metadata) -> Value {
-    let uri = metadata_uri(app, &metadata.key);
+fn metadata_json(request: &Request, metadata: &Metadata) -> Value {
+    let uri = metadata_uri(&request.root, &metadata.key);
     let mut object = Map::new();
     object.insert("url".into(), json!(format!("{}{uri}", request.origin())));
     object.insert("uri".into(), json!(uri));
@@ -432,7 +757,7 @@ fn metadata_json(app: &App, request: &Request, metadata: &Metadata) -> Value {
     let event_types: Vec<Value> = metadata
         .event_types
         .iter()
-        .map(|et| event_type_json(app, metadata, et))
+        .map(|et| event_type_json(&request.root, metadata, et))
         .collect();
     object.insert("event-types".into(), Value::Array(event_types));
     Value::Object(object)
@@ -518,15 +843,18 @@ fn list(app: &App, request: &Request) -> Reply {
             _ => conditions.push(Condition::Parameter(name.clone(), value.clone())),
         }
     }
+    if conditions.len() > MAX_FILTERS {
+        return Err(Failure::bad_request(format!(
+            "Too many filters: {} (at most {MAX_FILTERS})",
+            conditions.len()
+        )));
+    }
     let (limit, offset) = (
         params.count("limit", DEFAULT_LIMIT),
         params.count("offset", 0),
     );
     let (found, total) = app.store.search(&conditions, limit, offset)?;
-    let mut objects: Vec<Value> = found
-        .iter()
-        .map(|m| metadata_json(app, request, m))
-        .collect();
+    let mut objects: Vec<Value> = found.iter().map(|m| metadata_json(request, m)).collect();
     let next = (offset + limit < total).then(|| page_url(request, limit, Some(offset + limit)));
     let previous = (offset > 0).then(|| {
         let back = offset.saturating_sub(limit);
@@ -675,7 +1003,7 @@ fn create(app: &App, request: &Request) -> Reply {
     }
     let (key, _) = app.store.create_metadata(&new)?;
     let metadata = app.store.metadata(&key)?.ok_or_else(Failure::not_found)?;
-    let body = metadata_json(app, request, &metadata);
+    let body = metadata_json(request, &metadata);
     let mut response = json_response(StatusCode::CREATED, body.to_string());
     if let Some(Ok(url)) = body
         .get("url")
@@ -738,8 +1066,14 @@ fn post_point(app: &App, key: &str, event_type: &str, request: &Request) -> Repl
             "Invalid event type {event_type}"
         )));
     }
-    app.store
-        .write_points(key, &[(ts, event_type.to_owned(), value.clone())])?;
+    app.store.write_points(
+        key,
+        [Ok(vec![(
+            ts,
+            std::borrow::Cow::Borrowed(event_type),
+            value.clone(),
+        )])],
+    )?;
     created()
 }
 
@@ -754,32 +1088,49 @@ fn bulk(app: &App, key: &str, request: &Request) -> Reply {
         return Err(not_array());
     }
     let items: Vec<bulk::InItem> = serde_json::from_str(data.get()).map_err(json_error)?;
-    let mut points = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let ts = item.ts.ok_or_else(|| {
+    // Each item is read as it is written, in the write's one transaction (a refused item
+    // rolls it all back): no copy of the points is ever held.
+    let points = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| item_points(i, item));
+    app.store.write_points(key, points)?;
+    created()
+}
+
+/// One bulk item's points, with esmond's messages for what is missing or malformed.
+fn item_points<'a>(
+    i: usize,
+    item: &bulk::InItem<'a>,
+) -> Result<Vec<super::store::Point<'a>>, Failure> {
+    let json_error = |e: serde_json::Error| Failure::bad_request(format!("JSON parse error - {e}"));
+    let ts = item.ts.ok_or_else(|| {
+        Failure::bad_request(format!(
+            "Missing ts field in provided data list at position {i}"
+        ))
+    })?;
+    let ts = serde_json::from_str(ts.get())
+        .ok()
+        .as_ref()
+        .and_then(timestamp)
+        .ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
+    let values = item.val.ok_or_else(|| {
+        Failure::bad_request(format!(
+            "Missing val field in provided data list at position {i}"
+        ))
+    })?;
+    let values: Vec<bulk::InPoint> = serde_json::from_str(values.get())
+        .ok()
+        .filter(|_| values.get().starts_with('['))
+        .ok_or_else(|| {
             Failure::bad_request(format!(
-                "Missing ts field in provided data list at position {i}"
+                "'val' field must be an array in provided data list at position {i}"
             ))
         })?;
-        let ts = serde_json::from_str(ts.get())
-            .ok()
-            .as_ref()
-            .and_then(timestamp)
-            .ok_or_else(|| Failure::bad_request("Time must be a unix timestamp"))?;
-        let values = item.val.ok_or_else(|| {
-            Failure::bad_request(format!(
-                "Missing val field in provided data list at position {i}"
-            ))
-        })?;
-        let values: Vec<bulk::InPoint> = serde_json::from_str(values.get())
-            .ok()
-            .filter(|_| values.get().starts_with('['))
-            .ok_or_else(|| {
-                Failure::bad_request(format!(
-                    "'val' field must be an array in provided data list at position {i}"
-                ))
-            })?;
-        for (j, value) in values.into_iter().enumerate() {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(j, value)| {
             let event_type = value.event_type.ok_or_else(|| {
                 Failure::bad_request(format!(
                     "Missing event-type field at data item {i} in value {j} "
@@ -789,14 +1140,12 @@ fn bulk(app: &App, key: &str, request: &Request) -> Reply {
                 Failure::bad_request(format!("Missing val field at data item {i} in value {j} "))
             })?;
             let val: Value = serde_json::from_str(val.get()).map_err(json_error)?;
-            points.push((ts, event_type.into_owned(), val));
-        }
-    }
-    app.store.write_points(key, &points)?;
-    created()
+            Ok((ts, event_type, val))
+        })
+        .collect()
 }
 
-fn summary_list(app: &App, key: &str, event_type: &str, summaries: &str) -> Reply {
+fn summary_list(app: &App, root: &str, key: &str, event_type: &str, summaries: &str) -> Reply {
     let summary = Summary::from_path(summaries)
         .filter(|s| *s != Summary::Base)
         .ok_or_else(|| Failure::bad_request(format!("Invalid summary type '{summaries}'")))?;
@@ -806,7 +1155,7 @@ fn summary_list(app: &App, key: &str, event_type: &str, summaries: &str) -> Repl
         .iter()
         .filter(|(et, _)| et == event_type)
         .flat_map(|et| {
-            event_type_json(app, &metadata, et)["summaries"]
+            event_type_json(root, &metadata, et)["summaries"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()

@@ -70,6 +70,8 @@ const READERS: usize = 4;
 
 /// The archive's store.
 pub struct Store {
+    /// The disk was full when the archive opened (it serves reads; writes get 507).
+    full_at_start: bool,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
@@ -82,6 +84,9 @@ pub struct Store {
 }
 
 /// A metadata as posted, validated.
+/// A point to write: its time, event type and value.
+pub type Point<'p> = (i64, std::borrow::Cow<'p, str>, Value);
+
 #[derive(Debug, Clone, Default)]
 pub struct NewMetadata {
     /// `point-to-point` or `network-element`.
@@ -195,27 +200,50 @@ impl Store {
             .map_err(|e| Failure::internal(format!("{}: {e}", dir.display())))?;
         let path = dir.join("archive.sqlite");
         let writer = Connection::open(&path)?;
+        // A full disk must not keep the archive from starting: it serves reads, and
+        // writes answer 507 until space returns (each write simply tries again).
+        let mut full = false;
+        let mut step = |result: rusqlite::Result<()>| -> Result<(), Failure> {
+            match result {
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                    full = true;
+                    Ok(())
+                }
+                other => Ok(other?),
+            }
+        };
         // Must precede the first table: lets --retention give space back to the system.
-        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-        configure(&writer)?;
-        writer.execute_batch(SCHEMA)?;
+        step(writer.pragma_update(None, "auto_vacuum", "INCREMENTAL"))?;
+        step(configure(&writer))?;
+        step(writer.execute_batch(SCHEMA))?;
         // Fresh statistics let the planner pick the selective filter to drive a search.
         // A bounded sample keeps startup quick on a large archive.
-        writer.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
+        step(writer.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;"))?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(&path)?;
-                configure(&reader)?;
+                step(configure(&reader))?;
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>, Failure>>()?;
         Ok(Store {
+            full_at_start: full,
             writer: Mutex::new(writer),
             readers,
             next: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             searches: Mutex::new((0, HashMap::new())),
         })
+    }
+
+    /// Whether the disk was full when the archive opened.
+    pub fn full_at_start(&self) -> bool {
+        self.full_at_start
+    }
+
+    /// Whether the archive answers a read (the health check).
+    pub fn check(&self) -> Result<(), Failure> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM token", [], |_| Ok(()))?))
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
@@ -386,7 +414,10 @@ impl Store {
     /// An event type's `time-updated` becomes the time of its newest point (not the wall
     /// clock of the write), so time-windowed metadata searches — which esmond-client always
     /// sends — find data that was loaded after the fact.
-    pub fn write_points(&self, key: &str, points: &[(i64, String, Value)]) -> Result<(), Failure> {
+    pub fn write_points<'p, I>(&self, key: &str, items: I) -> Result<(), Failure>
+    where
+        I: IntoIterator<Item = Result<Vec<Point<'p>>, Failure>>,
+    {
         self.write(|tx| {
             let id: Option<i64> = tx
                 .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| r.get(0))
@@ -394,39 +425,50 @@ impl Store {
             let Some(id) = id else {
                 return Err(Failure::not_found());
             };
+            // Per event type: its series, and the newest time written (few event types, so
+            // a key is allocated once each, not per point).
             let mut series_cache: HashMap<String, Vec<(i64, Summary, i64)>> = HashMap::new();
-            let mut touched: HashMap<&str, i64> = HashMap::new();
-            for (ts, event_type, value) in points {
-                let storage = types::storage(event_type)
-                    .ok_or_else(|| Failure::bad_request(format!("Invalid event type {event_type}")))?;
-                let stored = types::validate(storage, value).map_err(Failure::bad_request)?;
-                if !series_cache.contains_key(event_type) {
-                    let mut statement = tx.prepare_cached(
-                        "SELECT id, summary, win FROM series WHERE metadata_id = ?1 AND event_type = ?2",
-                    )?;
-                    let rows = statement
-                        .query_map(params![id, event_type], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                        })?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let rows = rows
-                        .into_iter()
-                        .filter_map(|(sid, s, w)| Summary::from_name(&s).map(|s| (sid, s, w)))
-                        .filter(|(_, s, _)| storage.allows(*s))
-                        .collect();
-                    series_cache.insert(event_type.clone(), rows);
-                }
-                let series = &series_cache[event_type];
-                let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
-                    continue;
-                };
-                if write_point(tx, base, storage, event_type, *ts, &stored)? {
-                    for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base) {
-                        fold(tx, base, sid, storage, summary, window, *ts, &stored)?;
+            let mut touched: HashMap<String, i64> = HashMap::new();
+            for item in items {
+                for (ts, event_type, value) in item? {
+                    let event_type: &str = &event_type;
+                    let storage = types::storage(event_type).ok_or_else(|| {
+                        Failure::bad_request(format!("Invalid event type {event_type}"))
+                    })?;
+                    let stored = types::validate(storage, &value).map_err(Failure::bad_request)?;
+                    if !series_cache.contains_key(event_type) {
+                        let mut statement = tx.prepare_cached(
+                            "SELECT id, summary, win FROM series WHERE metadata_id = ?1 AND event_type = ?2",
+                        )?;
+                        let rows = statement
+                            .query_map(params![id, event_type], |r| {
+                                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                            })?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let rows = rows
+                            .into_iter()
+                            .filter_map(|(sid, s, w)| Summary::from_name(&s).map(|s| (sid, s, w)))
+                            .filter(|(_, s, _)| storage.allows(*s))
+                            .collect();
+                        series_cache.insert(event_type.to_owned(), rows);
+                    }
+                    let series = &series_cache[event_type];
+                    let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+                        continue;
+                    };
+                    if write_point(tx, base, storage, event_type, ts, &stored)? {
+                        for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base)
+                        {
+                            fold(tx, base, sid, storage, summary, window, ts, &stored)?;
+                        }
+                    }
+                    match touched.get_mut(event_type) {
+                        Some(newest) => *newest = (*newest).max(ts),
+                        None => {
+                            touched.insert(event_type.to_owned(), ts);
+                        }
                     }
                 }
-                let newest = touched.entry(event_type.as_str()).or_insert(*ts);
-                *newest = (*newest).max(*ts);
             }
             let mut touch = tx.prepare_cached(
                 "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -23,9 +24,23 @@ Examples:
 /// Serve the esmond perfSONAR REST API from an embedded SQLite store.
 ///
 /// Reads are anonymous; writes need `Authorization: Token <key>` (or the legacy
-/// `ApiKey user:key`), or a client address inside a --trust network. Every request is
-/// logged on stderr. SIGINT/SIGTERM stop accepting, finish the requests in flight and exit
-/// 0. A bulk PUT is one transaction, and a write answered 201 is on disk.
+/// `ApiKey user:key`), or a client address inside a --trust network, checked before a byte
+/// of the body is read. The API is served under /ALIAS/perfsonar/archive/ and
+/// /perfsonar/archive/ (each answer's URIs name the root it was asked under); HEAD is
+/// answered as GET without the body; GET /health answers {"status": "ok"} for service
+/// managers. Every request is logged on stderr; a server-side error's cause is logged,
+/// never sent.
+///
+/// Slow and idle clients are bounded: headers and then the body must arrive within
+/// --request-timeout, an idle connection is closed after --idle-timeout, and at most
+/// --max-connections are served (more are closed at once, logged).
+///
+/// A bulk PUT is one transaction, and a write answered 201 is on disk. Sending an
+/// identical point again is a no-op answered 201 (esmond answered 409), so a client that
+/// retries after a lost answer is not told it failed; another value at the same time is
+/// a conflict, 409, and the stored value stays. On a full disk the archive still starts
+/// and serves reads; writes get 507 until space is freed. SIGINT/SIGTERM stop accepting,
+/// finish the requests in flight and exit 0.
 #[derive(Debug, Parser)]
 #[command(name = "esmond-serve", version, after_help = EXAMPLES)]
 pub struct Args {
@@ -45,9 +60,28 @@ pub struct Args {
     #[arg(long, value_name = "CIDR", value_parser = parse_network)]
     trust: Vec<(IpAddr, u8)>,
 
-    /// Largest request body accepted, bytes.
+    /// Largest request body accepted, bytes (a larger one gets 413 unread).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     max_body: usize,
+
+    /// Request-body bytes read at once over all connections; more writes wait their turn
+    /// (up to --request-timeout, then 503). At least --max-body.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    body_budget: usize,
+
+    /// Connections served at once; more are closed at once and logged. The open-file limit
+    /// is raised to its hard limit at start.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+
+    /// Seconds for a request's headers to arrive, and again for its body (then 408 or the
+    /// connection is closed).
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = crate::cli::seconds)]
+    request_timeout: Duration,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = crate::cli::seconds)]
+    idle_timeout: Duration,
 
     /// Delete points older than DAYS (checked hourly) and give the space back.
     #[arg(long, value_name = "DAYS")]
@@ -139,6 +173,10 @@ pub fn run(args: Args) -> Result<(), Error> {
                 script_alias: Some(args.script_alias).filter(|a| !a.trim_matches('/').is_empty()),
                 trusted: args.trust,
                 max_body: args.max_body,
+                body_budget: args.body_budget,
+                max_connections: args.max_connections as usize,
+                request_timeout: args.request_timeout.max(Duration::from_millis(10)),
+                idle_timeout: args.idle_timeout.max(Duration::from_millis(10)),
                 retention_days: args.retention,
                 notice: crate::cli::notice,
             };

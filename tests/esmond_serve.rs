@@ -1,0 +1,534 @@
+//! esmond-serve exposed: slow and idle clients bounded in time, a connection cap, writes
+//! authenticated before their bodies are read, plain messages for what SQLite refuses, both
+//! API roots, HEAD and a health check, and a full disk (issue 14).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin_path, BackgroundServer};
+use serde_json::{json, Value};
+
+/// An esmond-serve with its own data directory, its stderr in `log`.
+struct Serve {
+    server: Option<BackgroundServer>,
+    data: PathBuf,
+    log: PathBuf,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, None, extra)
+    }
+
+    /// Starts on `data` (default: a directory in `dir`).
+    fn start_in(dir: tempfile::TempDir, data: Option<PathBuf>, extra: &[&str]) -> Serve {
+        let data = data.unwrap_or_else(|| dir.path().join("archive"));
+        let out = Command::new(bin_path("esmond-serve"))
+            .arg("--data")
+            .arg(&data)
+            .args(["token", "add", "writer"])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let log = dir.path().join("serve.log");
+        let mut serve = Serve {
+            server: None,
+            data,
+            log,
+            key,
+            _dir: dir,
+        };
+        serve.launch(extra);
+        serve
+    }
+
+    fn launch(&mut self, extra: &[&str]) {
+        let port = common::free_port();
+        let mut command = Command::new(bin_path("esmond-serve"));
+        command
+            .arg("--data")
+            .arg(&self.data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log)
+                    .unwrap(),
+            );
+        self.server = Some(BackgroundServer::start(
+            command,
+            port,
+            Duration::from_secs(20),
+        ));
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().unwrap().addr
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream
+    }
+
+    /// One request on a fresh connection: status and body.
+    fn call(&self, method: &str, path: &str, body: Option<&str>, key: bool) -> (u16, String) {
+        let url = format!("http://{}{path}", self.addr());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if key {
+            request = request.header("Authorization", format!("Token {}", self.key));
+        }
+        let mut response = match body {
+            Some(body) => agent
+                .run(
+                    request
+                        .header("Content-Type", "application/json")
+                        .body(body.to_owned())
+                        .unwrap(),
+                )
+                .unwrap(),
+            None => agent.run(request.body(()).unwrap()).unwrap(),
+        };
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, text)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Reads until the server closes the connection; returns what it sent and how long it took.
+fn until_closed(mut stream: TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+const METADATA: &str = r#"{"subject-type": "point-to-point", "source": "10.0.0.1", "destination": "10.0.0.2", "tool-name": "hardening", "measurement-agent": "10.0.0.1", "input-source": "a", "input-destination": "b", "event-types": [{"event-type": "throughput", "summaries": []}]}"#;
+
+#[test]
+fn a_silent_connection_is_closed_after_the_request_timeout() {
+    let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
+    let (_, took) = until_closed(serve.connect());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn headers_sent_a_byte_at_a_time_are_cut_off() {
+    let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
+    let mut stream = serve.connect();
+    stream.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    let writer = stream.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        let mut writer = writer;
+        for byte in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+            .take(100)
+        {
+            if writer.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (_, took) = until_closed(stream);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    trickle.join().unwrap();
+}
+
+#[test]
+fn a_body_sent_a_byte_at_a_time_gets_408() {
+    let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
+    let mut stream = serve.connect();
+    write!(
+        stream,
+        "POST /esmond/perfsonar/archive/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        serve.key
+    )
+    .unwrap();
+    let writer = stream.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        let mut writer = writer;
+        for _ in 0..50 {
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let started = Instant::now();
+    let mut got = vec![0u8; 4096];
+    let n = stream.read(&mut got).unwrap();
+    let head = String::from_utf8_lossy(&got[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+    assert!(
+        head.ends_with(r#"{"detail":"Request body not received within 1 s"}"#),
+        "{head}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(stream);
+    trickle.join().unwrap();
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let serve = Serve::start(&["--request-timeout", "30", "--idle-timeout", "1"]);
+    let mut stream = serve.connect();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (got, took) = until_closed(stream);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.ends_with(r#"{"status":"ok"}"#), "{got}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
+    let serve = Serve::start(&[
+        "--max-connections",
+        "8",
+        "--request-timeout",
+        "30",
+        "--idle-timeout",
+        "3",
+    ]);
+    // The start-up probe's connection may still hold a slot: wait for the idle timeout.
+    std::thread::sleep(Duration::from_millis(3500));
+    let held: Vec<TcpStream> = (0..8).map(|_| serve.connect()).collect();
+    // Give the server a moment to accept all eight (they are idle, so nothing to read).
+    std::thread::sleep(Duration::from_millis(300));
+    let (got, took) = until_closed(serve.connect());
+    assert_eq!(got, "");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let log = serve.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("esmond-serve: warning: 127.0.0.1:")
+                && l.ends_with(
+                    ": refused: 8 connections open (--max-connections); 1 refused so far"
+                )),
+        "{log}"
+    );
+    // The idle ones are closed in time, and clients are served again.
+    for stream in held {
+        let (_, took) = until_closed(stream);
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+    assert_eq!(serve.call("GET", "/health", None, false).0, 200);
+}
+
+#[test]
+fn a_write_is_authenticated_before_its_body_is_read() {
+    let serve = Serve::start(&[]);
+    // Headers announcing 60 MB, and no body: the answer comes at once.
+    for (authorization, status, detail) in [
+        ("", 401, "Authentication credentials were not provided."),
+        ("Authorization: Token wrong\r\n", 401, "Invalid token."),
+    ] {
+        let mut stream = serve.connect();
+        write!(
+            stream,
+            "PUT /esmond/perfsonar/archive/abc/ HTTP/1.1\r\nHost: x\r\n{authorization}Content-Type: application/json\r\nContent-Length: 60000000\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = stream.read(&mut got).unwrap();
+        let head = String::from_utf8_lossy(&got[..n]).into_owned();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(
+            head.ends_with(&json!({"detail": detail}).to_string()),
+            "{head}"
+        );
+    }
+    // With a key, a body larger than --max-body is refused unread too.
+    let mut stream = serve.connect();
+    write!(
+        stream,
+        "PUT /esmond/perfsonar/archive/abc/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {}\r\nContent-Type: application/json\r\nContent-Length: 600000000\r\n\r\n",
+        serve.key
+    )
+    .unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = stream.read(&mut got).unwrap();
+    let head = String::from_utf8_lossy(&got[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    assert!(
+        head.ends_with(r#"{"detail":"Request body larger than 67108864 bytes"}"#),
+        "{head}"
+    );
+}
+
+#[test]
+fn thousands_of_filters_get_a_plain_400_and_no_internal_text() {
+    let serve = Serve::start(&[]);
+    let filters: Vec<String> = (0..3000).map(|i| format!("p{i}=v")).collect();
+    let (status, body) = serve.call(
+        "GET",
+        &format!("/esmond/perfsonar/archive/?{}", filters.join("&")),
+        None,
+        false,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body, r#"{"detail":"Too many filters: 3000 (at most 64)"}"#);
+}
+
+#[test]
+fn both_roots_head_and_a_health_check() {
+    let serve = Serve::start(&[]);
+    let (status, created) = serve.call("POST", "/perfsonar/archive/", Some(METADATA), true);
+    assert_eq!(status, 201, "{created}");
+    let key = serde_json::from_str::<Value>(&created).unwrap()["metadata-key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Each root names its own URIs, so a client follows them under the root it used.
+    for root in ["/perfsonar/archive", "/esmond/perfsonar/archive"] {
+        let (status, body) = serve.call("GET", &format!("{root}/{key}/"), None, false);
+        assert_eq!(status, 200);
+        let metadata: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(metadata["uri"], format!("{root}/{key}/"));
+    }
+    // HEAD: GET's status and length, no body.
+    let mut stream = serve.connect();
+    write!(
+        stream,
+        "HEAD /esmond/perfsonar/archive/{key}/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        serve.addr()
+    )
+    .unwrap();
+    let (head, _) = until_closed(stream);
+    let (_, get) = serve.call(
+        "GET",
+        &format!("/esmond/perfsonar/archive/{key}/"),
+        None,
+        false,
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {}\r\n", get.len())),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "{head}");
+    assert_eq!(
+        serve.call("GET", "/health", None, false),
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    assert_eq!(
+        serve.call("HEAD", "/health", None, false),
+        (200, String::new())
+    );
+}
+
+/// An identical point sent again is a no-op answered 201, not esmond's 409: the write is
+/// idempotent, so a client that retries after a lost answer is not told it failed. A
+/// different value at the same time is a conflict, 409, and the stored value stays.
+#[test]
+fn an_identical_resend_is_201_and_a_different_value_409() {
+    let serve = Serve::start(&[]);
+    let (_, created) = serve.call("POST", "/esmond/perfsonar/archive/", Some(METADATA), true);
+    let key = serde_json::from_str::<Value>(&created).unwrap()["metadata-key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = |val: u64| {
+        serve.call(
+            "PUT",
+            &format!("/esmond/perfsonar/archive/{key}/"),
+            Some(
+                &json!({"data": [{"ts": 100, "val": [{"event-type": "throughput", "val": val}]}]})
+                    .to_string(),
+            ),
+            true,
+        )
+    };
+    assert_eq!(put(5).0, 201);
+    assert_eq!(put(5), (201, "\"\"".to_owned()));
+    let (status, body) = put(6);
+    assert_eq!(status, 409, "{body}");
+    let (_, stored) = serve.call(
+        "GET",
+        &format!("/esmond/perfsonar/archive/{key}/throughput/base?time-start=0"),
+        None,
+        false,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored).unwrap(),
+        json!([{"ts": 100, "val": 5.0}])
+    );
+}
+
+/// A small tmpfs for the archive (needs root to mount).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::piped())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            assert!(
+                std::env::var("MEASPIPE_REQUIRE_LIVE").as_deref() != Ok("1"),
+                "cannot mount a tmpfs (root needed): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            common::skipped("disk-full test: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes points until the archive answers something else than 201; returns the points
+/// acknowledged and that answer.
+fn fill(serve: &Serve, key: &str, from: u64) -> (Vec<u64>, (u16, String)) {
+    let mut acknowledged = Vec::new();
+    for batch in 0..100_000u64 {
+        let stamps: Vec<u64> = (0..200).map(|i| from + batch * 200 + i).collect();
+        let data: Vec<Value> = stamps
+            .iter()
+            .map(|&ts| json!({"ts": ts, "val": [{"event-type": "throughput", "val": ts}]}))
+            .collect();
+        let answer = serve.call(
+            "PUT",
+            &format!("/esmond/perfsonar/archive/{key}/"),
+            Some(&json!({ "data": data }).to_string()),
+            true,
+        );
+        if answer.0 != 201 {
+            return (acknowledged, answer);
+        }
+        acknowledged.extend(stamps);
+    }
+    panic!("the disk never filled");
+}
+
+#[test]
+fn a_full_disk_degrades_to_reads_and_recovers_losing_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "6m") else {
+        return;
+    };
+    let data = disk.0.join("archive");
+    let mut serve = Serve::start_in(dir, Some(data.clone()), &[]);
+    let (_, created) = serve.call("POST", "/esmond/perfsonar/archive/", Some(METADATA), true);
+    let key = serde_json::from_str::<Value>(&created).unwrap()["metadata-key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Space for the archive to grow into, taken by a file that can be given back.
+    let ballast = disk.0.join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
+    let (mut acknowledged, refused) = fill(&serve, &key, 1_000_000);
+    assert!(!acknowledged.is_empty());
+    assert_eq!(
+        refused,
+        (
+            507,
+            r#"{"detail":"The archive's disk is full: nothing was written; try again when space is freed"}"#.to_owned()
+        )
+    );
+    // kill -9 while full, then start again on the full disk: reads are served, writes
+    // refused with the same message.
+    let server = serve.server.take().unwrap();
+    Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(server);
+    serve.launch(&[]);
+    let log = serve.log_text();
+    assert!(
+        log.lines().any(|l| l == "esmond-serve: warning: the archive's disk is full: serving reads; writes are refused (507) until space is freed"),
+        "{log}"
+    );
+    let (status, _) = serve.call(
+        "GET",
+        &format!("/esmond/perfsonar/archive/{key}/"),
+        None,
+        false,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        fill(&serve, &key, 5_000_000).1 .0,
+        507,
+        "{}",
+        serve.log_text()
+    );
+    // Space comes back: writes work again, without a restart.
+    std::fs::remove_file(&ballast).unwrap();
+    let (more, _) = fill(&serve, &key, 9_000_000);
+    assert!(!more.is_empty());
+    acknowledged.extend(more);
+    // Every acknowledged point is there.
+    let (_, stored) = serve.call(
+        "GET",
+        &format!("/esmond/perfsonar/archive/{key}/throughput/base?time-start=0&time-end=2000000000&limit=10000000"),
+        None,
+        false,
+    );
+    let stored: Vec<u64> = serde_json::from_str::<Value>(&stored)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ts"].as_u64().unwrap())
+        .collect();
+    for ts in &acknowledged {
+        assert!(
+            stored.binary_search(ts).is_ok(),
+            "acknowledged {ts} missing"
+        );
+    }
+    drop(serve);
+}

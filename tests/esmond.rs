@@ -1536,9 +1536,9 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
         .post_pipeline(&format!("cat {}", input.display()), "")
         .status
         .success());
-    // The same value again is a no-op (esmond-serve answers 201; a real esmond's 409 is
-    // read back and counted a duplicate); another value at the same time is a conflict,
-    // named with its line and kept in --reject (the archive keeps its value).
+    // The same value again is a duplicate (esmond-serve's batch API says so; a real
+    // esmond's 409 is read back); another value at the same time is a conflict, named
+    // with its line and kept in --reject (the archive keeps its value).
     let reject = archive.dir.path().join("reject.ndjson");
     std::fs::write(
         &input,
@@ -1560,8 +1560,27 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
         [format!("esmond-post: warning: <stdin>:2: {conflict}")]
     );
     assert!(
-        summary.contains("duplicates 0, conflicts 1, failures 0"),
+        summary.contains("duplicates 1, conflicts 1, failures 0"),
         "{summary}"
+    );
+    assert_eq!(
+        common::ndjson_lines(&std::fs::read(&reject).unwrap()),
+        [json!({"location": "<stdin>:2", "cause": conflict, "line": record(100, 6)})]
+    );
+    // The esmond API says the same (its 409 for the other value is read back).
+    std::fs::remove_file(&reject).unwrap();
+    let out = archive.post_pipeline(
+        &format!("cat {}", input.display()),
+        &format!("--esmond-api --reject {}", reject.display()),
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(
+        summary
+            .lines()
+            .filter(|l| !l.contains(", requests"))
+            .collect::<Vec<_>>(),
+        [format!("esmond-post: warning: <stdin>:2: {conflict}")]
     );
     assert_eq!(
         common::ndjson_lines(&std::fs::read(&reject).unwrap()),
@@ -1574,8 +1593,8 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
         json!([{"ts": 100, "val": 5.0}, {"ts": 101, "val": 7.0}])
     );
 
-    // A dry run prints the requests (the metadata key is cached: only the PUT) and sends
-    // nothing.
+    // A dry run prints the esmond requests (the metadata key was cached by the esmond-API
+    // run: only the PUT) and sends nothing.
     std::fs::write(&input, [record(200, 1), record(201, 2)].join("\n") + "\n").unwrap();
     let dry = archive.post_pipeline(&format!("cat {}", input.display()), "--dry-run");
     let lines: Vec<Value> = common::ndjson_lines(&dry.stdout);
@@ -1939,7 +1958,8 @@ fn every_retry_is_named_and_a_refused_connection_gets_a_hint() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let url = format!("http://127.0.0.1:{port}/esmond/perfsonar/archive/");
+    // The first request asks whether the archive has measpipe's batch API.
+    let url = format!("http://127.0.0.1:{port}/esmond/perfsonar/archive/records/");
     let cause = "io: Connection refused (os error 111)";
     assert_eq!(
         stderr,

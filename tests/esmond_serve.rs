@@ -532,3 +532,105 @@ fn a_full_disk_degrades_to_reads_and_recovers_losing_nothing_acknowledged() {
     }
     drop(serve);
 }
+
+/// measpipe's batch API: records of any metadata in one request, a status per line, the
+/// bad ones set aside without stopping the rest, the same again answered `duplicate`.
+#[test]
+fn the_batch_api_answers_each_record_and_is_idempotent() {
+    let serve = Serve::start(&[]);
+    let record = |destination: &str, ts: u64, val: Value| {
+        json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point",
+            "source": "10.0.0.1", "destination": destination, "tool-name": "batch",
+            "measurement-agent": "10.0.0.1", "input-source": "a", "input-destination": "b",
+            "event-types": [{"event-type": "throughput", "summaries": []}]},
+            "ts": ts, "values": {"throughput": val}})
+        .to_string()
+    };
+    let body = [
+        record("10.0.0.2", 100, json!(5)),
+        record("10.0.0.3", 100, json!(7)),
+        record("not-an-address", 100, json!(1)),
+        record("10.0.0.2", 101, json!("fast")),
+        record("10.0.0.2", 100, json!(6)),
+    ]
+    .join("\n");
+    // Without a key: refused before the body is read.
+    assert_eq!(
+        serve
+            .call(
+                "POST",
+                "/esmond/perfsonar/archive/records/",
+                Some(&body),
+                false
+            )
+            .0,
+        401
+    );
+    let (status, answer) = serve.call(
+        "POST",
+        "/esmond/perfsonar/archive/records/",
+        Some(&body),
+        true,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let lines: Vec<Value> = answer
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<&str> = lines
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["stored", "stored", "refused", "refused", "conflict"]
+    );
+    assert_eq!(
+        lines[2],
+        json!({"line": 3, "status": "refused", "part": "metadata", "detail": "destination must be an IP address, not 'not-an-address'"})
+    );
+    assert_eq!(lines[3]["part"], "point");
+    assert_eq!(
+        lines[4],
+        json!({"line": 5, "status": "conflict", "detail": "the archive holds another throughput at 100: 5.0, not 6"})
+    );
+    // The metadata is the one an esmond-API client finds or creates.
+    let (_, created) = serve.call(
+        "POST",
+        "/esmond/perfsonar/archive/",
+        Some(
+            &serde_json::from_str::<Value>(&record("10.0.0.2", 0, json!(0))).unwrap()["metadata"]
+                .to_string(),
+        ),
+        true,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&created).unwrap()["metadata-key"],
+        lines[0]["metadata-key"]
+    );
+    // Again: what was stored is a duplicate now; the rest answers as before.
+    let (_, again) = serve.call(
+        "POST",
+        "/esmond/perfsonar/archive/records/",
+        Some(&body),
+        true,
+    );
+    let statuses: Vec<String> = again
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["duplicate", "duplicate", "refused", "refused", "conflict"]
+    );
+    // An empty batch answers 200 and nothing (how esmond-post asks for the API).
+    assert_eq!(
+        serve.call("POST", "/perfsonar/archive/records/", Some(""), true),
+        (200, String::new())
+    );
+}

@@ -15,6 +15,7 @@ complete -c esmond-post -l cache -d 'Metadata-key cache, a SQLite file (default:
 complete -c esmond-post -l progress-every -d 'Say "N records processed" every N records (esmond-ps-load-gridftp\'s progress)' -r
 complete -c esmond-post -s l -l log-dir -d 'Write messages to DIR/esmond-post.log instead of stderr' -r -F
 complete -c esmond-post -l dry-run -d 'Print the requests as NDJSON on stdout and send nothing'
+complete -c esmond-post -l esmond-api -d 'Speak only esmond\'s API (a metadata POST and a bulk PUT per metadata), even to an esmond-serve, whose batch API (many metadata per request and transaction) is used otherwise'
 complete -c esmond-post -l insecure -d 'Do not check the archive\'s TLS certificate'
 complete -c esmond-post -l line-buffered -d 'Flush after every record (the default when stdout is a terminal); use it behind `tail -f` so each record reaches the next filter at once'
 complete -c esmond-post -s h -l help -d 'Print help (see more with \'--help\')'

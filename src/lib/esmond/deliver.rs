@@ -32,10 +32,11 @@ pub fn all<T: Transport>(
     // Points refused by the last batches, then the record that stopped the run, if any.
     let outcome = set_aside(sink, bad, warn).and_then(|()| match sent {
         Err(SinkError::RefusedPoint {
+            part,
             location,
             detail,
             line,
-        }) => refused_point(bad, location, &detail, &line),
+        }) => refused_point(bad, part, location, &detail, &line),
         other => other,
     });
     let flushed = bad.flush();
@@ -81,11 +82,12 @@ fn records<T: Transport>(
 /// A refused point, to `--on-error` (which stops the run under `fail`).
 fn refused_point(
     bad: &mut BadLines,
+    part: &str,
     location: Location,
     detail: &str,
     line: &[u8],
 ) -> Result<(), SinkError> {
-    let cause = format!("the archive refused the point: HTTP 400: {detail}");
+    let cause = format!("the archive refused the {part}: HTTP 400: {detail}");
     Ok(bad.handle_line(Error::bad_input(location, cause), line)?)
 }
 
@@ -102,7 +104,13 @@ fn set_aside<T: Transport>(
         bad.keep(&conflict.location, &cause, &conflict.line)?;
     }
     for refused in sink.take_refused() {
-        refused_point(bad, refused.location, &refused.detail, &refused.line)?;
+        refused_point(
+            bad,
+            refused.part,
+            refused.location,
+            &refused.detail,
+            &refused.line,
+        )?;
     }
     Ok(())
 }

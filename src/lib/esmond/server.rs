@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, U
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::store::{Condition, Metadata, NewMetadata, SeriesQuery, Store, SUBJECT_FIELDS};
+use super::store::{Condition, Metadata, NewMetadata, Outcome, SeriesQuery, Store, SUBJECT_FIELDS};
 use super::types::{self, Summary};
 use super::Failure;
 use super::{bulk, timefilter};
@@ -603,6 +603,7 @@ fn route(app: &App, request: &Request) -> Reply {
             let body = metadata_json(request, &metadata).to_string();
             Ok(json_response(StatusCode::OK, body))
         }
+        (["records"], &Method::POST) => records(app, request),
         ([key], &Method::PUT) => bulk(app, key, request),
         ([_], &Method::PATCH) => Err(Failure {
             status: 405,
@@ -913,6 +914,23 @@ fn parameter_text(value: &Value) -> String {
 
 fn create(app: &App, request: &Request) -> Reply {
     let body = parse_body(request)?;
+    let new = new_metadata(&body)?;
+    let (key, _) = app.store.create_metadata(&new)?;
+    let metadata = app.store.metadata(&key)?.ok_or_else(Failure::not_found)?;
+    let body = metadata_json(request, &metadata);
+    let mut response = json_response(StatusCode::CREATED, body.to_string());
+    if let Some(Ok(url)) = body
+        .get("url")
+        .and_then(Value::as_str)
+        .map(HeaderValue::from_str)
+    {
+        response.headers_mut().insert(header::LOCATION, url);
+    }
+    Ok(response)
+}
+
+/// A metadata POST's body, validated with esmond's messages.
+fn new_metadata(body: &Value) -> Result<NewMetadata, Failure> {
     let object = body
         .as_object()
         .ok_or_else(|| Failure::bad_request("JSON parse error - expected a JSON object"))?;
@@ -1001,18 +1019,7 @@ fn create(app: &App, request: &Request) -> Reply {
             None => new.parameters.push((key.clone(), text)),
         }
     }
-    let (key, _) = app.store.create_metadata(&new)?;
-    let metadata = app.store.metadata(&key)?.ok_or_else(Failure::not_found)?;
-    let body = metadata_json(request, &metadata);
-    let mut response = json_response(StatusCode::CREATED, body.to_string());
-    if let Some(Ok(url)) = body
-        .get("url")
-        .and_then(Value::as_str)
-        .map(HeaderValue::from_str)
-    {
-        response.headers_mut().insert(header::LOCATION, url);
-    }
-    Ok(response)
+    Ok(new)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1143,6 +1150,75 @@ fn item_points<'a>(
             Ok((ts, event_type, val))
         })
         .collect()
+}
+
+/// `POST {root}/records/`, measpipe's batch write: measurement records (records.md, one
+/// per line) of any metadata, in one transaction. Each metadata is found or created as a
+/// metadata POST would, each record's points written as a bulk PUT would. The answer is
+/// one NDJSON line per input line, in order: `{"line": N, "status": "stored" |
+/// "duplicate" | "conflict" | "refused", "metadata-key": K, "part": P, "detail": D}` (`part`:
+/// what was refused, `record`, `metadata` or `point`; a refused or
+/// conflicting record is not stored, and does not stop the others). Sending the same
+/// records again answers `duplicate`.
+fn records(app: &App, request: &Request) -> Reply {
+    let body = request.body.as_ref();
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let parsed = lines.iter().map(|line| {
+        let record: crate::record::RawMeasurement = serde_json::from_slice(line).map_err(|e| {
+            (
+                "record",
+                Failure::bad_request(format!("not a measurement record: {e}")),
+            )
+        })?;
+        let metadata: Value = serde_json::from_str(record.metadata.get()).map_err(|e| {
+            (
+                "metadata",
+                Failure::bad_request(format!("JSON parse error - {e}")),
+            )
+        })?;
+        let new = new_metadata(&metadata).map_err(|f| ("metadata", f))?;
+        let points = record
+            .values
+            .iter()
+            .map(|(event_type, val)| {
+                let val: Value = serde_json::from_str(val.get()).map_err(|e| {
+                    (
+                        "point",
+                        Failure::bad_request(format!("JSON parse error - {e}")),
+                    )
+                })?;
+                Ok((record.ts, event_type.0.clone(), val))
+            })
+            .collect::<Result<Vec<_>, (&'static str, Failure)>>()?;
+        Ok((new, points))
+    });
+    let outcomes = app.store.write_records(parsed)?;
+    let mut answer = String::with_capacity(outcomes.len() * 64);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let line = match outcome {
+            Outcome::Stored(key) => json!({"line": i + 1, "status": "stored", "metadata-key": key}),
+            Outcome::Duplicate(key) => {
+                json!({"line": i + 1, "status": "duplicate", "metadata-key": key})
+            }
+            Outcome::Conflict(detail) => {
+                json!({"line": i + 1, "status": "conflict", "detail": detail})
+            }
+            Outcome::Refused(part, detail) => {
+                json!({"line": i + 1, "status": "refused", "part": part, "detail": detail})
+            }
+        };
+        answer.push_str(&line.to_string());
+        answer.push('\n');
+    }
+    let mut response = json_response(StatusCode::OK, answer);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
 }
 
 fn summary_list(app: &App, root: &str, key: &str, event_type: &str, summaries: &str) -> Reply {

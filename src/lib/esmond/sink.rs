@@ -111,6 +111,9 @@ pub struct Config {
     pub recent: usize,
     /// Nothing is really delivered (a [`DryRun`] transport): keep neither cache nor ack.
     pub dry_run: bool,
+    /// Use measpipe's batch API (`POST {root}records/`) when the archive has it (asked
+    /// once, before the first record); else, or when false, the esmond API.
+    pub records_api: bool,
     /// A point the archive refuses (400) stops the run ([`SinkError::RefusedPoint`])
     /// instead of being set aside for [`Sink::take_refused`].
     pub stop_on_refused: bool,
@@ -129,9 +132,12 @@ pub enum SinkError {
         /// esmond's message.
         detail: String,
     },
-    /// The archive refused a record's point (400), under `stop_on_refused`.
-    #[error("{location}: the archive refused the point: HTTP 400: {detail}")]
+    /// The archive refused a record (its point, or with measpipe's batch API its
+    /// metadata), under `stop_on_refused`.
+    #[error("{location}: the archive refused the {part}: HTTP 400: {detail}")]
     RefusedPoint {
+        /// What the archive refused: `metadata` or `point`.
+        part: &'static str,
         /// Where the record was read.
         location: Location,
         /// esmond's message.
@@ -239,6 +245,8 @@ impl Batch {
 /// A record whose point the archive refused, set aside for the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refused {
+    /// What the archive refused: `metadata` or `point`.
+    pub part: &'static str,
     /// Where the record was read.
     pub location: Location,
     /// The archive's message.
@@ -259,6 +267,43 @@ struct Pending {
     cursor: Option<String>,
 }
 
+/// Which API the archive is spoken to in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// Not asked yet.
+    Unknown,
+    /// measpipe's batch API (esmond-serve).
+    Records,
+    /// esmond's REST API.
+    Esmond,
+}
+
+/// Records for the batch API: their lines back to back, each ended by a newline.
+#[derive(Default)]
+struct Flat {
+    lines: Vec<u8>,
+    ends: Vec<usize>,
+    locations: Vec<Location>,
+}
+
+impl Flat {
+    /// Record `i`'s line, without its newline.
+    fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.lines[start..self.ends[i] - 1]
+    }
+}
+
+/// One line of the batch API's answer.
+#[derive(serde::Deserialize)]
+struct RecordAnswer {
+    status: String,
+    #[serde(default)]
+    part: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
 /// The archive sink: see the module documentation.
 pub struct Sink<T: Transport> {
     config: Config,
@@ -266,6 +311,9 @@ pub struct Sink<T: Transport> {
     keys: Keys,
     totals: Totals,
     pending: Pending,
+    api: Api,
+    /// Records waiting for the batch API, back to back.
+    flat: Flat,
     refused: Vec<Refused>,
     /// Under `stop_on_refused`, the first refused item of the flush under way (by input
     /// place) and the archive's message.
@@ -278,14 +326,20 @@ impl<T: Transport> Sink<T> {
     pub fn new(config: Config, transport: T) -> Result<Self, Error> {
         let keys = Keys::open(config.cache.as_deref(), config.dry_run, config.recent)?;
         Ok(Sink {
-            config,
             transport,
             keys,
             totals: Totals::default(),
             pending: Pending::default(),
+            api: if config.records_api && !config.dry_run {
+                Api::Unknown
+            } else {
+                Api::Esmond
+            },
+            flat: Flat::default(),
             refused: Vec::new(),
             stop: None,
             conflicts: Vec::new(),
+            config,
         })
     }
 
@@ -316,6 +370,12 @@ impl<T: Transport> Sink<T> {
         location: &Location,
         line: &[u8],
     ) -> Result<(), SinkError> {
+        if self.api == Api::Unknown {
+            self.api = self.probe()?;
+        }
+        if self.api == Api::Records {
+            return self.push_flat(record, location, line);
+        }
         let text = record.metadata.get();
         let key = match self.keys.recent(text) {
             Some(key) => key,
@@ -377,6 +437,9 @@ impl<T: Transport> Sink<T> {
     /// again next run). Under `stop_on_refused`, a refused point stops the run once the
     /// rest is sent, acknowledging the records before it (all of which landed).
     pub fn flush(&mut self) -> Result<(), SinkError> {
+        if self.api == Api::Records {
+            return self.flush_flat();
+        }
         let batches = std::mem::take(&mut self.pending.batches);
         self.pending.index.clear();
         let mut cursor = self.pending.cursor.take();
@@ -396,6 +459,120 @@ impl<T: Transport> Sink<T> {
         }
         match stop {
             Some((_, refused)) => Err(SinkError::RefusedPoint {
+                part: refused.part,
+                location: refused.location,
+                detail: refused.detail,
+                line: refused.line,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the archive has measpipe's batch API: an empty batch answered 200.
+    fn probe(&mut self) -> Result<Api, SinkError> {
+        let url = format!("{}records/", self.config.root);
+        let answer = self.send("POST", &url, b"")?;
+        Ok(match answer.status {
+            200 => Api::Records,
+            _ => Api::Esmond,
+        })
+    }
+
+    /// Takes one record for the batch API.
+    fn push_flat(
+        &mut self,
+        record: &RawMeasurement,
+        location: &Location,
+        line: &[u8],
+    ) -> Result<(), SinkError> {
+        let points = record.values.len() as u64;
+        self.totals.records += 1;
+        self.totals.points += points;
+        self.pending.points += points;
+        self.flat.lines.extend_from_slice(line);
+        self.flat.lines.push(b'\n');
+        self.flat.ends.push(self.flat.lines.len());
+        self.flat.locations.push(location.clone());
+        if let Some(cursor) = &record.cursor {
+            self.pending.cursor = Some(cursor.0.clone().into_owned());
+        }
+        if self.pending.points >= self.config.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the waiting records in one batch-API request (one transaction in the archive)
+    /// and sorts its answer per record; then acknowledges as [`Sink::flush`] does.
+    fn flush_flat(&mut self) -> Result<(), SinkError> {
+        let flat = std::mem::take(&mut self.flat);
+        let mut cursor = self.pending.cursor.take();
+        self.pending.points = 0;
+        let mut stop: Option<(usize, Refused)> = None;
+        if !flat.ends.is_empty() {
+            let url = format!("{}records/", self.config.root);
+            let answer = self.send("POST", &url, &flat.lines)?;
+            if answer.status != 200 {
+                self.totals.failures += flat.ends.len() as u64;
+                return Err(SinkError::Failed(format!(
+                    "{url}: records refused: HTTP {}: {}",
+                    answer.status,
+                    answer.detail()
+                )));
+            }
+            let answers: Vec<RecordAnswer> = answer
+                .body
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if answers.len() != flat.ends.len() {
+                return Err(SinkError::Failed(format!(
+                    "{url}: {} answers for {} records",
+                    answers.len(),
+                    flat.ends.len()
+                )));
+            }
+            for (i, answer) in answers.into_iter().enumerate() {
+                let set_aside = |part: &'static str| Refused {
+                    part,
+                    location: flat.locations[i].clone(),
+                    detail: answer.detail.clone().unwrap_or_default(),
+                    line: flat.line(i).to_vec(),
+                };
+                match answer.status.as_str() {
+                    "stored" => {}
+                    "duplicate" => self.totals.duplicates += 1,
+                    "conflict" => {
+                        self.totals.conflicts += 1;
+                        self.conflicts.push(set_aside("point"));
+                    }
+                    _ => {
+                        self.totals.failures += 1;
+                        let part = match answer.part.as_deref() {
+                            Some("metadata") => "metadata",
+                            _ => "point",
+                        };
+                        if !self.config.stop_on_refused {
+                            self.refused.push(set_aside(part));
+                        } else if stop.is_none() {
+                            stop = Some((i, set_aside(part)));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((i, _)) = &stop {
+            cursor = (0..*i).rev().find_map(|j| {
+                let record: RawMeasurement = serde_json::from_slice(flat.line(j)).ok()?;
+                Some(record.cursor?.0.into_owned())
+            });
+        }
+        if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
+            state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
+        }
+        match stop {
+            Some((_, refused)) => Err(SinkError::RefusedPoint {
+                part: refused.part,
                 location: refused.location,
                 detail: refused.detail,
                 line: refused.line,
@@ -478,6 +655,7 @@ impl<T: Transport> Sink<T> {
                     Some(detail) => {
                         self.totals.conflicts += 1;
                         self.conflicts.push(Refused {
+                            part: "point",
                             location: entry.location.clone(),
                             detail,
                             line: entry.line.to_vec(),
@@ -498,6 +676,7 @@ impl<T: Transport> Sink<T> {
                 self.totals.failures += 1;
                 let detail = answer.detail();
                 let refused = Refused {
+                    part: "point",
                     location: entry.location.clone(),
                     detail,
                     line: entry.line.to_vec(),
@@ -761,6 +940,7 @@ mod tests {
             cache: None,
             recent: keys::RECENT,
             dry_run: false,
+            records_api: false,
             stop_on_refused: false,
             warn: |_| {},
         }
@@ -906,6 +1086,7 @@ mod tests {
         assert_eq!(
             s.take_conflicts(),
             [Refused {
+                part: "point",
                 location: here(2),
                 detail: "the archive holds another throughput at 6: 2.0, not 1.5".into(),
                 line: line.into_bytes(),
@@ -966,6 +1147,7 @@ mod tests {
             assert_eq!(
                 s.take_refused(),
                 [Refused {
+                    part: "point",
                     location: here(14),
                     detail: "Value must be an integer".into(),
                     line: lines[13].clone().into_bytes(),
@@ -1131,5 +1313,80 @@ mod tests {
         }
         s.finish().unwrap();
         assert_eq!((s.transport.posts, s.transport.puts), (0, 100));
+    }
+
+    #[test]
+    fn an_archive_without_the_batch_api_gets_the_esmond_api() {
+        let mut s = sink(
+            vec![
+                Ok(Answer::new(404, r#"{"detail":"Not found."}"#)),
+                Ok(Answer::new(201, r#"{"metadata-key":"k1"}"#)),
+            ],
+            0,
+        );
+        s.config.records_api = true;
+        s.api = Api::Unknown;
+        push(&mut s).unwrap();
+        s.finish().unwrap();
+        let sent: Vec<(&str, &str)> = s
+            .transport
+            .sent
+            .iter()
+            .map(|(m, u, _)| (m.as_str(), u.as_str()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("POST", "http://a/perfsonar/archive/records/"),
+                ("POST", "http://a/perfsonar/archive/"),
+                ("PUT", "http://a/perfsonar/archive/k1/"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_batch_api_answers_each_record_and_the_ack_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer = [
+            r#"{"line":1,"status":"stored","metadata-key":"k1"}"#,
+            r#"{"line":2,"status":"duplicate","metadata-key":"k1"}"#,
+            r#"{"line":3,"status":"conflict","detail":"the archive holds another throughput at 5: 1.0, not 2"}"#,
+            r#"{"line":4,"status":"refused","part":"metadata","detail":"Invalid subject type x"}"#,
+        ]
+        .join("\n");
+        let mut s = sink(
+            vec![Ok(Answer::new(200, "")), Ok(Answer::new(200, answer))],
+            0,
+        );
+        s.config.records_api = true;
+        s.config.ack = Some(dir.path().join("ack"));
+        s.api = Api::Unknown;
+        for i in 1..=4 {
+            let line = RECORD.replace("\"c7\"", &format!("\"c{i}\""));
+            let record: RawMeasurement = serde_json::from_str(&line).unwrap();
+            s.push(&record, &here(i), line.as_bytes()).unwrap();
+        }
+        s.finish().unwrap();
+        let totals = s.totals();
+        assert_eq!(
+            (
+                totals.records,
+                totals.requests,
+                totals.duplicates,
+                totals.conflicts,
+                totals.failures
+            ),
+            (4, 2, 1, 1, 1)
+        );
+        assert_eq!(s.transport.sent[1].2.lines().count(), 4);
+        let conflicts = s.take_conflicts();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].location, here(3));
+        let refused = s.take_refused();
+        assert_eq!((refused[0].part, refused[0].location.line), ("metadata", 4));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ack")).unwrap(),
+            "c4\n"
+        );
     }
 }

@@ -96,6 +96,12 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
 
+    /// Speak only esmond's API (a metadata POST and a bulk PUT per metadata), even to an
+    /// esmond-serve, whose batch API (many metadata per request and transaction) is used
+    /// otherwise.
+    #[arg(long)]
+    esmond_api: bool,
+
     /// Write the cursor of the last delivered record here, atomically.
     #[arg(long, value_name = "FILE")]
     ack: Option<PathBuf>,
@@ -187,6 +193,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         cache: args.cache.clone().or_else(default_cache),
         recent: sink::RECENT,
         dry_run: args.dry_run,
+        records_api: !args.esmond_api,
         stop_on_refused: args.input.on_error == OnError::Fail,
         warn: cli::warn,
     };

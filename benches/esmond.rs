@@ -261,7 +261,115 @@ fn growth() {
     }
 }
 
+/// Bulk ingest through esmond-serve against a raw SQLite baseline run here, with 1, 4 and
+/// 16 writers: each writer its own metadata (throughput only, no summaries: one row per
+/// point), 1,000-point PUTs; the baseline inserts the same rows, 1,000 per transaction,
+/// with a prepared INSERT into a WAL table with synchronous=FULL, one connection per
+/// writer. The ratio is esmond-serve's points/s over the baseline's (goal ≥ 0.8).
+fn ingest_against_sqlite() {
+    const POINTS: usize = 200_000;
+    const BATCH: usize = 1000;
+    for writers in [1usize, 4, 16] {
+        let per_writer = POINTS / writers;
+        // esmond-serve.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = store.add_token("bench", 0).unwrap();
+        let keys: Vec<String> = (0..writers)
+            .map(|w| {
+                let mut new = metadata(w);
+                new.event_types = vec![("throughput".into(), vec![])];
+                store.create_metadata(&new).unwrap().0
+            })
+            .collect();
+        drop(store);
+        let server = Server::start(dir.path());
+        // The bodies are made before the clock starts: the client's JSON is not measured.
+        let bodies: Vec<String> = (0..per_writer / BATCH)
+            .map(|batch| {
+                let data: Vec<Value> = (0..BATCH)
+                    .map(|i| {
+                        let ts = 1_700_000_000 + (batch * BATCH + i) as i64;
+                        json!({"ts": ts, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i as i64}]})
+                    })
+                    .collect();
+                json!({ "data": data }).to_string()
+            })
+            .collect();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for mk in &keys {
+                let (url, key, bodies) = (server.url(&format!("{mk}/")), key.clone(), &bodies);
+                scope.spawn(move || {
+                    let agent = agent();
+                    for body in bodies {
+                        let reply = agent
+                            .put(&url)
+                            .header("Authorization", &format!("Token {key}"))
+                            .header("Content-Type", "application/json")
+                            .send(body.as_bytes())
+                            .unwrap();
+                        assert_eq!(reply.status().as_u16(), 201);
+                    }
+                });
+            }
+        });
+        let served =
+            (per_writer / BATCH * BATCH * writers) as f64 / started.elapsed().as_secs_f64();
+        drop(server);
+        // The raw SQLite baseline.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raw.sqlite");
+        {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            db.execute_batch(
+                "PRAGMA journal_mode=WAL; CREATE TABLE point (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;",
+            )
+            .unwrap();
+        }
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let path = path.clone();
+                scope.spawn(move || {
+                    let mut db = rusqlite::Connection::open(&path).unwrap();
+                    db.busy_timeout(Duration::from_secs(60)).unwrap();
+                    db.execute_batch("PRAGMA synchronous=FULL").unwrap();
+                    for batch in 0..per_writer / BATCH {
+                        let tx = db
+                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                            .unwrap();
+                        {
+                            let mut insert = tx
+                                .prepare_cached("INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)")
+                                .unwrap();
+                            for i in 0..BATCH {
+                                let ts = 1_700_000_000 + (batch * BATCH + i) as i64;
+                                let value = (9_000_000_000i64 + i as i64).to_string();
+                                insert.execute(rusqlite::params![w as i64, ts, value]).unwrap();
+                            }
+                        }
+                        tx.commit().unwrap();
+                    }
+                });
+            }
+        });
+        let raw = (per_writer / BATCH * BATCH * writers) as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "bulk ingest, {writers} writer(s): esmond-serve {served:.0} points/s, raw SQLite {raw:.0} points/s: ratio {:.2}",
+            served / raw
+        );
+    }
+}
+
 fn main() {
+    let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    if only.as_deref().is_none_or(|o| o == "ingest") {
+        ingest_against_sqlite();
+    }
+    if only.is_some() {
+        return;
+    }
     ingest_and_read();
     metadata_search();
     growth();

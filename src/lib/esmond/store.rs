@@ -966,17 +966,26 @@ fn write_point(
     ts: i64,
     stored: &Stored,
 ) -> Result<Written, Failure> {
-    match existing(tx, series, storage, ts, stored)? {
-        Written::New => {}
-        other => return Ok(other),
-    }
     let json = stored.to_json();
-    let state = (!storage.is_raw()).then(|| stored.to_store());
+    if storage.is_raw() {
+        // A raw value is replaced by a new one, as esmond did.
+        if let Written::Same = existing(tx, series, storage, ts, stored)? {
+            return Ok(Written::Same);
+        }
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)",
+        )?;
+        insert.execute(params![series, ts, json])?;
+        return Ok(Written::New);
+    }
+    // Insert first, look only when the time is taken (one B-tree walk for a new point).
     let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
-    insert.execute(params![series, ts, json, state])?;
-    Ok(Written::New)
+    if insert.execute(params![series, ts, json, stored.to_store()])? == 1 {
+        return Ok(Written::New);
+    }
+    existing(tx, series, storage, ts, stored)
 }
 
 /// Folds a new base point into one summary series.

@@ -362,10 +362,133 @@ fn ingest_against_sqlite() {
     }
 }
 
+/// Mixed load (issue 14: write p99 ≤ 100 ms, read p99 ≤ 20 ms): 48 connections for 60 s
+/// (`MEASPIPE_BENCH_SECONDS`), 24 writing 100-point bulk PUTs into metadata with a daily
+/// average and 24 reading a day of base data; then every acknowledged point is looked for.
+fn mixed_load() {
+    let seconds: u64 = std::env::var("MEASPIPE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = store.add_token("bench", 0).unwrap();
+    let keys: Vec<String> = (0..24)
+        .map(|w| store.create_metadata(&metadata(w)).unwrap().0)
+        .collect();
+    drop(store);
+    let server = Server::start(dir.path());
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let (writes, reads, acknowledged) = std::thread::scope(|scope| {
+        let writers: Vec<_> = keys
+            .iter()
+            .map(|mk| {
+                let (url, key) = (server.url(&format!("{mk}/")), key.clone());
+                scope.spawn(move || {
+                    let agent = agent();
+                    let (mut latencies, mut stamps) = (Vec::new(), Vec::new());
+                    let mut batch = 0i64;
+                    while Instant::now() < until {
+                        let ts0 = 1_700_000_000 + batch * 100 * 60;
+                        let data: Vec<Value> = (0..100)
+                            .map(|i| json!({"ts": ts0 + i * 60, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i}]}))
+                            .collect();
+                        let body = json!({ "data": data }).to_string();
+                        let started = Instant::now();
+                        let reply = agent
+                            .put(&url)
+                            .header("Authorization", &format!("Token {key}"))
+                            .header("Content-Type", "application/json")
+                            .send(body.as_bytes())
+                            .unwrap();
+                        latencies.push(started.elapsed());
+                        if reply.status().as_u16() == 201 {
+                            stamps.push(ts0);
+                        }
+                        batch += 1;
+                    }
+                    (latencies, stamps)
+                })
+            })
+            .collect();
+        let readers: Vec<_> = keys
+            .iter()
+            .map(|mk| {
+                let url = server.url(&format!(
+                    "{mk}/throughput/base?time-start=1700000000&time-end=1700086400"
+                ));
+                scope.spawn(move || {
+                    let agent = agent();
+                    let mut latencies = Vec::new();
+                    while Instant::now() < until {
+                        let started = Instant::now();
+                        let mut reply = agent.get(&url).call().unwrap();
+                        let _ = reply.body_mut().read_to_string().unwrap();
+                        latencies.push(started.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut writes = Vec::new();
+        let mut acknowledged = Vec::new();
+        for writer in writers {
+            let (latencies, stamps) = writer.join().unwrap();
+            writes.extend(latencies);
+            acknowledged.push(stamps);
+        }
+        let reads: Vec<Duration> = readers
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
+        (writes, reads, acknowledged)
+    });
+    let (mut writes, mut reads) = (writes, reads);
+    writes.sort();
+    reads.sort();
+    // Every acknowledged batch's first and last point are there.
+    let agent = agent();
+    let mut missing = 0;
+    for (mk, stamps) in keys.iter().zip(&acknowledged) {
+        let body = agent
+            .get(&server.url(&format!(
+                "{mk}/throughput/base?time-start=0&time-end=2000000000&limit=100000000"
+            )))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let stored: std::collections::HashSet<i64> = serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["ts"].as_i64().unwrap())
+            .collect();
+        missing += stamps
+            .iter()
+            .filter(|&&ts| !stored.contains(&ts) || !stored.contains(&(ts + 99 * 60)))
+            .count();
+    }
+    println!(
+        "mixed load, 48 connections, {seconds} s: {} writes (100 points) p50 {:.1} ms p99 {:.1} ms; {} reads p50 {:.1} ms p99 {:.1} ms; acknowledged batches missing: {missing}",
+        writes.len(),
+        percentile(&writes, 0.5),
+        percentile(&writes, 0.99),
+        reads.len(),
+        percentile(&reads, 0.5),
+        percentile(&reads, 0.99),
+    );
+}
+
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     if only.as_deref().is_none_or(|o| o == "ingest") {
         ingest_against_sqlite();
+    }
+    if only.as_deref().is_none_or(|o| o == "mixed") {
+        mixed_load();
     }
     if only.is_some() {
         return;

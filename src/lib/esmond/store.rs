@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -72,7 +72,11 @@ const READERS: usize = 4;
 pub struct Store {
     /// The disk was full when the archive opened (it serves reads; writes get 507).
     full_at_start: bool,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writing>,
+    /// Signalled when a transaction commits (or fails).
+    committed: std::sync::Condvar,
+    /// Writes waiting for the writer.
+    queued: AtomicUsize,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
     /// Bumped after every committed write.
@@ -96,6 +100,19 @@ pub enum Outcome {
     /// The record is invalid: which part (`record`, `metadata` or `point`) and esmond's
     /// message. It was not stored.
     Refused(&'static str, String),
+}
+
+/// The writer connection and its group-commit bookkeeping.
+struct Writing {
+    connection: Connection,
+    /// When the open transaction began.
+    open: Option<std::time::Instant>,
+    /// The open (or last) transaction's number.
+    generation: u64,
+    /// The last transaction committed or failed.
+    committed: u64,
+    /// The recent failed transactions and why (a waiter looks for its own).
+    failed: std::collections::VecDeque<(u64, Failure)>,
 }
 
 /// Series (id, summary, window) of one metadata's event type.
@@ -127,7 +144,7 @@ impl Writer {
     /// Writes one point; whether it was new (false: the same value was stored already).
     fn point(
         &mut self,
-        tx: &Transaction,
+        tx: &Connection,
         id: i64,
         ts: i64,
         event_type: &str,
@@ -148,7 +165,7 @@ impl Writer {
     /// The series of a metadata's event type (looked up once per write).
     fn series(
         &mut self,
-        tx: &Transaction,
+        tx: &Connection,
         id: i64,
         event_type: &str,
         storage: Storage,
@@ -180,7 +197,7 @@ impl Writer {
     /// Another value held at `ts` (its stored JSON), if any.
     fn held(
         &mut self,
-        tx: &Transaction,
+        tx: &Connection,
         id: i64,
         event_type: &str,
         storage: Storage,
@@ -201,7 +218,7 @@ impl Writer {
     /// detail is the stored JSON.
     fn write(
         &mut self,
-        tx: &Transaction,
+        tx: &Connection,
         id: i64,
         ts: i64,
         event_type: &str,
@@ -228,7 +245,7 @@ impl Writer {
     }
 
     /// Sets each written series' `updated` to its newest time.
-    fn finish(self, tx: &Transaction) -> Result<(), Failure> {
+    fn finish(self, tx: &Connection) -> Result<(), Failure> {
         let mut touch = tx.prepare_cached(
             "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",
         )?;
@@ -387,7 +404,15 @@ impl Store {
             .collect::<Result<Vec<_>, Failure>>()?;
         Ok(Store {
             full_at_start: full,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writing {
+                connection: writer,
+                open: None,
+                generation: 0,
+                committed: 0,
+                failed: std::collections::VecDeque::new(),
+            }),
+            committed: std::sync::Condvar::new(),
+            queued: AtomicUsize::new(0),
             readers,
             next: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
@@ -411,14 +436,119 @@ impl Store {
         f(&connection)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T, Failure>) -> Result<T, Failure> {
-        let mut connection = crate::sync::lock(&self.writer);
-        let transaction = connection.transaction()?;
-        let result = f(&transaction)?;
-        transaction.commit()?;
+    /// Runs `f` in a write transaction, answering once it is committed. Writes that arrive
+    /// while one runs share its transaction (group commit: one fsync for all of them), each
+    /// in its own savepoint, so one that fails is undone alone; the last of a burst, or the
+    /// first after 20 ms, commits for all.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        /// The longest a transaction stays open for more writes to join it.
+        const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut state = crate::sync::lock(&self.writer);
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        // The first write of a transaction needs no savepoint (a failure rolls the whole
+        // transaction back, nobody else being in it); one that joins does (SQLite then
+        // journals the pages it touches).
+        let first = state.open.is_none();
+        if first {
+            state.connection.execute_batch("BEGIN IMMEDIATE")?;
+            state.open = Some(std::time::Instant::now());
+            state.generation += 1;
+        }
+        let generation = state.generation;
+        let result = match first {
+            true => f(&state.connection),
+            false => match state.connection.execute_batch("SAVEPOINT write") {
+                Ok(()) => f(&state.connection),
+                Err(e) => Err(e.into()),
+            },
+        };
+        if state.connection.is_autocommit() {
+            // SQLite rolled the whole transaction back (a full disk, say): every write in
+            // it fails.
+            let failure = result.err().unwrap_or_else(Failure::disk_full);
+            return Err(self.fail(state, generation, failure));
+        }
+        let undone = match (&result, first) {
+            (Ok(_), true) => Ok(()),
+            (Err(failure), true) => {
+                // Alone in it: end the transaction; the failure is this write's only.
+                let _ = state.connection.execute_batch("ROLLBACK");
+                state.open = None;
+                state.committed = generation;
+                self.committed.notify_all();
+                return Err(failure.clone());
+            }
+            (Ok(_), false) => state.connection.execute_batch("RELEASE write"),
+            (Err(_), false) => state
+                .connection
+                .execute_batch("ROLLBACK TO write; RELEASE write"),
+        };
+        if let Err(e) = undone {
+            return Err(self.fail(state, generation, e.into()));
+        }
+        let waiting = self.queued.load(Ordering::SeqCst) > 0;
+        if waiting && state.open.is_some_and(|opened| opened.elapsed() < GATHER) {
+            // A write that follows commits this one with its own (or, should it never
+            // come to that, this one does after a while).
+            while state.committed < generation {
+                let (next, timeout) = self
+                    .committed
+                    .wait_timeout(state, GATHER * 5)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state = next;
+                if timeout.timed_out()
+                    && state.committed < generation
+                    && state.generation == generation
+                    && self.queued.load(Ordering::SeqCst) == 0
+                {
+                    return self.commit(state, generation).and(result);
+                }
+            }
+            if let Some((_, failure)) = state.failed.iter().find(|(g, _)| *g == generation) {
+                return Err(failure.clone());
+            }
+            return result;
+        }
+        self.commit(state, generation).and(result)
+    }
+
+    /// Commits the open transaction for every write in it.
+    fn commit(
+        &self,
+        mut state: std::sync::MutexGuard<'_, Writing>,
+        generation: u64,
+    ) -> Result<(), Failure> {
+        if let Err(e) = state.connection.execute_batch("COMMIT") {
+            return Err(self.fail(state, generation, e.into()));
+        }
+        state.open = None;
+        state.committed = generation;
         // After the commit: a count computed meanwhile is filed under the old generation.
         self.generation.fetch_add(1, Ordering::Release);
-        Ok(result)
+        self.committed.notify_all();
+        Ok(())
+    }
+
+    /// Ends a failed transaction: every write waiting on it gets `failure`.
+    fn fail(
+        &self,
+        mut state: std::sync::MutexGuard<'_, Writing>,
+        generation: u64,
+        failure: Failure,
+    ) -> Failure {
+        if !state.connection.is_autocommit() {
+            let _ = state.connection.execute_batch("ROLLBACK");
+        }
+        state.open = None;
+        state.committed = generation;
+        // Waiters wake within moments; a few hundred failures back is plenty.
+        if state.failed.len() == 256 {
+            state.failed.pop_front();
+        }
+        state.failed.push_back((generation, failure.clone()));
+        self.committed.notify_all();
+        failure
     }
 
     /// The ids `sql` selects, in order, cached until the next write.
@@ -719,7 +849,12 @@ impl Store {
     pub fn purge(&self, before: i64) -> Result<usize, Failure> {
         let deleted =
             self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
-        let connection = crate::sync::lock(&self.writer);
+        let state = crate::sync::lock(&self.writer);
+        if state.open.is_some() {
+            // Writes are gathering into a transaction: give the space back next time.
+            return Ok(deleted);
+        }
+        let connection = &state.connection;
         // The pragma frees one page per step: run it to the end.
         let mut vacuum = connection.prepare("PRAGMA incremental_vacuum")?;
         let mut rows = vacuum.query([])?;
@@ -777,7 +912,7 @@ impl Store {
 
 /// Inserts one metadata (or finds its identical twin) inside a transaction.
 /// Creates a metadata, or finds the identical one: its row id, key and whether it is new.
-fn insert_metadata(tx: &Transaction, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
+fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
     let checksum = sha256_hex(&checksum_text(new));
     let existing: Option<(i64, String)> = tx
         .prepare_cached("SELECT id, key FROM metadata WHERE checksum = ?1")?
@@ -936,7 +1071,7 @@ enum Written {
 /// What a point at `ts` would find: nothing there (or a raw value it replaces), the same
 /// value, or another one.
 fn existing(
-    tx: &Transaction,
+    tx: &Connection,
     series: i64,
     storage: Storage,
     ts: i64,
@@ -960,7 +1095,7 @@ fn existing(
 }
 
 fn write_point(
-    tx: &Transaction,
+    tx: &Connection,
     series: i64,
     storage: Storage,
     ts: i64,
@@ -991,7 +1126,7 @@ fn write_point(
 /// Folds a new base point into one summary series.
 #[allow(clippy::too_many_arguments)]
 fn fold(
-    tx: &Transaction,
+    tx: &Connection,
     base: i64,
     series: i64,
     storage: Storage,
@@ -1096,4 +1231,90 @@ fn fold(
     )?;
     insert.execute(params![series, bin, value, new_state])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn throughput_metadata() -> NewMetadata {
+        NewMetadata {
+            subject_type: "point-to-point".into(),
+            subject: vec![
+                ("source", "10.0.0.1".into()),
+                ("destination", "10.0.0.2".into()),
+            ],
+            parameters: vec![],
+            event_types: vec![("throughput".into(), vec![])],
+        }
+    }
+
+    /// Writes at once share transactions (group commit); one that fails is undone alone,
+    /// every other is stored.
+    #[test]
+    fn concurrent_writes_share_commits_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (key, _) = store.create_metadata(&throughput_metadata()).unwrap();
+        let barrier = std::sync::Barrier::new(16);
+        let outcomes: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16i64)
+                .map(|w| {
+                    let (store, key, barrier) = (&store, &key, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let mut ok = true;
+                        for round in 0..20i64 {
+                            let ts = (w * 100 + round) * 2;
+                            // Writer 7's tenth write holds a bad value after a good one.
+                            let bad = w == 7 && round == 10;
+                            let points = vec![
+                                (ts, Cow::Borrowed("throughput"), json!(1)),
+                                (
+                                    ts + 1,
+                                    Cow::Borrowed("throughput"),
+                                    if bad { json!("fast") } else { json!(2) },
+                                ),
+                            ];
+                            ok &= store.write_points(key, [Ok(points)]).is_ok() != bad;
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(outcomes.iter().all(|&ok| ok));
+        let stored = store
+            .points(&SeriesQuery {
+                key: &key,
+                event_type: "throughput",
+                summary: Summary::Base,
+                window: 0,
+                begin: 0,
+                end: 1_000_000,
+                limit: 1_000_000,
+                offset: 0,
+            })
+            .unwrap();
+        let stamps: Vec<i64> = serde_json::from_str::<Value>(&stored)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["ts"].as_i64().unwrap())
+            .collect();
+        let mut want: Vec<i64> = (0..16i64)
+            .flat_map(|w| (0..20i64).map(move |r| (w, r)))
+            .filter(|&(w, r)| !(w == 7 && r == 10))
+            .flat_map(|(w, r)| {
+                let ts = (w * 100 + r) * 2;
+                [ts, ts + 1]
+            })
+            .collect();
+        want.sort_unstable();
+        assert_eq!(stamps, want);
+    }
 }

@@ -574,12 +574,15 @@ impl Site {
             .unwrap();
         common::assert_success(&out);
     }
+    /// A GET of the archive, as JSON.
+    fn get(&self, path: &str) -> Value {
+        let mut response = ureq::get(format!("{}{path}", self.url())).call().unwrap();
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
     /// The transfers the archive holds, by number, one entry per stored point, sorted.
     fn delivered(&self) -> Vec<u64> {
-        let get = |path: &str| -> Value {
-            let mut response = ureq::get(format!("{}{path}", self.url())).call().unwrap();
-            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
-        };
+        let get = |path: &str| self.get(path);
         let found = get("/esmond/perfsonar/archive/?tool-name=gridftp&limit=100000");
         let mut numbers = Vec::new();
         for metadata in found.as_array().unwrap() {
@@ -683,10 +686,7 @@ fn soak_numbers(text: &str) -> Vec<u64> {
 impl Site {
     /// The soak transfers the archive holds, one entry per stored point, sorted.
     fn soak_delivered(&self) -> Vec<u64> {
-        let get = |path: &str| -> Value {
-            let mut response = ureq::get(format!("{}{path}", self.url())).call().unwrap();
-            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
-        };
+        let get = |path: &str| self.get(path);
         let found = get("/esmond/perfsonar/archive/?tool-name=gridftp&limit=100000");
         let mut numbers = Vec::new();
         for metadata in found.as_array().unwrap() {

@@ -452,20 +452,7 @@ impl<T: Transport> Sink<T> {
         if let Some((seq, _)) = &stop {
             cursor = last_cursor_before(&batches, *seq);
         }
-        if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
-            if !self.config.dry_run {
-                state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
-            }
-        }
-        match stop {
-            Some((_, refused)) => Err(SinkError::RefusedPoint {
-                part: refused.part,
-                location: refused.location,
-                detail: refused.detail,
-                line: refused.line,
-            }),
-            None => Ok(()),
-        }
+        self.acknowledge(cursor, stop.map(|(_, refused)| refused))
     }
 
     /// Whether the archive has measpipe's batch API: an empty batch answered 200.
@@ -567,11 +554,18 @@ impl<T: Transport> Sink<T> {
                 Some(record.cursor?.0.into_owned())
             });
         }
+        self.acknowledge(cursor, stop.map(|(_, refused)| refused))
+    }
+
+    /// Writes the ack (unless a dry run), then stops at the refused record, if any.
+    fn acknowledge(&self, cursor: Option<String>, stop: Option<Refused>) -> Result<(), SinkError> {
         if let (Some(ack), Some(cursor)) = (&self.config.ack, cursor) {
-            state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
+            if !self.config.dry_run {
+                state::write_atomic(ack, format!("{cursor}\n").as_bytes())?;
+            }
         }
         match stop {
-            Some((_, refused)) => Err(SinkError::RefusedPoint {
+            Some(refused) => Err(SinkError::RefusedPoint {
                 part: refused.part,
                 location: refused.location,
                 detail: refused.detail,

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS token (
 type SearchCache = (u64, HashMap<String, Arc<Vec<i64>>>);
 
 /// Readers that may query at once (WAL lets them run beside the writer).
-const READERS: usize = 4;
+const READERS: usize = 8;
 
 /// The archive's store.
 pub struct Store {

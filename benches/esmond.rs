@@ -93,6 +93,15 @@ fn metadata(i: usize) -> NewMetadata {
     }
 }
 
+/// A bulk PUT body of `n` throughput points from `first`, `step` seconds apart, the i-th
+/// worth 9,000,000,000 + i.
+fn bulk_body(first: i64, step: i64, n: usize) -> String {
+    let data: Vec<Value> = (0..n as i64)
+        .map(|i| json!({"ts": first + i * step, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i}]}))
+        .collect();
+    json!({ "data": data }).to_string()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
 }
@@ -108,17 +117,13 @@ fn ingest_and_read() {
     let (batches, per_batch) = (100, 2000);
     let started = Instant::now();
     for batch in 0..batches {
-        let data: Vec<Value> = (0..per_batch)
-            .map(|i| {
-                let ts = 1_700_000_000 + (batch * per_batch + i) as i64 * 10;
-                json!({"ts": ts, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i as i64}]})
-            })
-            .collect();
+        let first = 1_700_000_000 + (batch * per_batch) as i64 * 10;
+        let body = bulk_body(first, 10, per_batch);
         let reply = agent
             .put(&server.url(&format!("{mk}/")))
             .header("Authorization", &format!("Token {key}"))
             .header("Content-Type", "application/json")
-            .send(json!({"data": data}).to_string().as_bytes())
+            .send(body.as_bytes())
             .unwrap();
         assert_eq!(reply.status().as_u16(), 201);
     }
@@ -286,15 +291,7 @@ fn ingest_against_sqlite() {
         let server = Server::start(dir.path());
         // The bodies are made before the clock starts: the client's JSON is not measured.
         let bodies: Vec<String> = (0..per_writer / BATCH)
-            .map(|batch| {
-                let data: Vec<Value> = (0..BATCH)
-                    .map(|i| {
-                        let ts = 1_700_000_000 + (batch * BATCH + i) as i64;
-                        json!({"ts": ts, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i as i64}]})
-                    })
-                    .collect();
-                json!({ "data": data }).to_string()
-            })
+            .map(|batch| bulk_body(1_700_000_000 + (batch * BATCH) as i64, 1, BATCH))
             .collect();
         let started = Instant::now();
         std::thread::scope(|scope| {
@@ -390,10 +387,7 @@ fn mixed_load() {
                     let mut batch = 0i64;
                     while Instant::now() < until {
                         let ts0 = 1_700_000_000 + batch * 100 * 60;
-                        let data: Vec<Value> = (0..100)
-                            .map(|i| json!({"ts": ts0 + i * 60, "val": [{"event-type": "throughput", "val": 9_000_000_000i64 + i}]}))
-                            .collect();
-                        let body = json!({ "data": data }).to_string();
+                        let body = bulk_body(ts0, 60, 100);
                         let started = Instant::now();
                         let reply = agent
                             .put(&url)

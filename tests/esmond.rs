@@ -1192,6 +1192,20 @@ fn network_elements_and_base_zero_paths() {
 // ---------------------------------------------------------------------------------------
 // esmond-post into esmond-serve.
 
+/// A throughput measurement from 10.0.0.1 to 10.0.0.2 by `tool`, with cursor `c<ts>` if
+/// asked.
+fn throughput_record(tool: &str, ts: i64, value: Value, cursor: bool) -> Value {
+    let mut record = json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point",
+        "source": "10.0.0.1", "destination": "10.0.0.2", "tool-name": tool,
+        "measurement-agent": "10.0.0.1", "input-source": "a", "input-destination": "b",
+        "event-types": [{"event-type": "throughput", "summaries": []}]},
+        "ts": ts, "values": {"throughput": value}});
+    if cursor {
+        record["cursor"] = json!(format!("c{ts}"));
+    }
+    record
+}
+
 impl Archive {
     /// Runs `producer | esmond-post` against this archive with a private cache.
     fn post_pipeline(&self, producer: &str, extra: &str) -> std::process::Output {
@@ -1522,14 +1536,8 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
 #[test]
 fn conflicting_batches_are_split_and_duplicates_counted() {
     let archive = Archive::start();
-    let record = |ts: i64, bytes: i64| {
-        json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point", "source": "10.0.0.1",
-            "destination": "10.0.0.2", "tool-name": "test", "measurement-agent": "10.0.0.1",
-            "input-source": "a", "input-destination": "b",
-            "event-types": [{"event-type": "throughput", "summaries": []}]},
-            "ts": ts, "values": {"throughput": bytes}})
-        .to_string()
-    };
+    let record =
+        |ts: i64, bytes: i64| throughput_record("test", ts, json!(bytes), false).to_string();
     let input = archive.dir.path().join("records.ndjson");
     std::fs::write(&input, record(100, 5) + "\n").unwrap();
     assert!(archive
@@ -1615,11 +1623,7 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
 fn a_forgotten_metadata_key_is_created_again() {
     let mut archive = Archive::start();
     let input = archive.dir.path().join("records.ndjson");
-    let record = json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point", "source": "10.0.0.1",
-        "destination": "10.0.0.2", "tool-name": "test", "measurement-agent": "10.0.0.1",
-        "input-source": "a", "input-destination": "b",
-        "event-types": [{"event-type": "throughput", "summaries": []}]},
-        "ts": 100, "values": {"throughput": 5}});
+    let record = throughput_record("test", 100, json!(5), false);
     std::fs::write(&input, format!("{record}\n")).unwrap();
     assert!(archive
         .post_pipeline(&format!("cat {}", input.display()), "")
@@ -1805,14 +1809,8 @@ fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
 #[test]
 fn one_refused_point_is_set_aside_and_the_rest_lands() {
     let archive = Archive::start();
-    let record = |ts: i64, value: Value| {
-        json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point", "source": "10.0.0.1",
-            "destination": "10.0.0.2", "tool-name": "refusal-test", "measurement-agent": "10.0.0.1",
-            "input-source": "a", "input-destination": "b",
-            "event-types": [{"event-type": "throughput", "summaries": []}]},
-            "ts": ts, "values": {"throughput": value}, "cursor": format!("c{ts}")})
-        .to_string()
-    };
+    let record =
+        |ts: i64, value: Value| throughput_record("refusal-test", ts, value, true).to_string();
     let bad = record(1000, json!("fast"));
     let lines: Vec<String> = (1..=2000)
         .map(|ts| {
@@ -1902,14 +1900,7 @@ fn one_refused_point_is_set_aside_and_the_rest_lands() {
 #[test]
 fn a_bad_line_under_fail_stops_after_delivering_what_came_before_it() {
     let archive = Archive::start();
-    let record = |ts: i64| {
-        json!({"kind": "measurement", "metadata": {"subject-type": "point-to-point", "source": "10.0.0.1",
-            "destination": "10.0.0.2", "tool-name": "stop-test", "measurement-agent": "10.0.0.1",
-            "input-source": "a", "input-destination": "b",
-            "event-types": [{"event-type": "throughput", "summaries": []}]},
-            "ts": ts, "values": {"throughput": ts}, "cursor": format!("c{ts}")})
-        .to_string()
-    };
+    let record = |ts: i64| throughput_record("stop-test", ts, json!(ts), true).to_string();
     let mut lines: Vec<String> = (1..=5).map(record).collect();
     lines.push("not json".into());
     lines.extend((6..=8).map(record));

@@ -287,6 +287,14 @@ struct Flat {
 }
 
 impl Flat {
+    /// Adds a record's line.
+    fn push(&mut self, line: &[u8], location: &Location) {
+        self.lines.extend_from_slice(line);
+        self.lines.push(b'\n');
+        self.ends.push(self.lines.len());
+        self.locations.push(location.clone());
+    }
+
     /// Record `i`'s line, without its newline.
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -373,9 +381,30 @@ impl<T: Transport> Sink<T> {
         if self.api == Api::Unknown {
             self.api = self.probe()?;
         }
-        if self.api == Api::Records {
-            return self.push_flat(record, location, line);
+        match self.api {
+            Api::Records => self.flat.push(line, location),
+            _ => self.push_batch(record, location, line)?,
         }
+        let points = record.values.len() as u64;
+        self.totals.records += 1;
+        self.totals.points += points;
+        self.pending.points += points;
+        if let Some(cursor) = &record.cursor {
+            self.pending.cursor = Some(cursor.0.clone().into_owned());
+        }
+        if self.pending.points >= self.config.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a record to its metadata's batch for esmond's API (its key found or created).
+    fn push_batch(
+        &mut self,
+        record: &RawMeasurement,
+        location: &Location,
+        line: &[u8],
+    ) -> Result<(), SinkError> {
         let text = record.metadata.get();
         let key = match self.keys.recent(text) {
             Some(key) => key,
@@ -391,10 +420,6 @@ impl<T: Transport> Sink<T> {
             ts: record.ts,
             val: Points(&record.values),
         };
-        let points = record.values.len() as u64;
-        self.totals.records += 1;
-        self.totals.points += points;
-        self.pending.points += points;
         let at = match self.pending.index.get(&key) {
             Some(&at) => at,
             None => {
@@ -422,12 +447,6 @@ impl<T: Transport> Sink<T> {
             batch.locations.push(location.clone());
             batch.seqs.push(self.pending.seq);
             self.pending.seq += 1;
-        }
-        if let Some(cursor) = &record.cursor {
-            self.pending.cursor = Some(cursor.0.clone().into_owned());
-        }
-        if self.pending.points >= self.config.batch_size {
-            self.flush()?;
         }
         Ok(())
     }
@@ -463,30 +482,6 @@ impl<T: Transport> Sink<T> {
             200 => Api::Records,
             _ => Api::Esmond,
         })
-    }
-
-    /// Takes one record for the batch API.
-    fn push_flat(
-        &mut self,
-        record: &RawMeasurement,
-        location: &Location,
-        line: &[u8],
-    ) -> Result<(), SinkError> {
-        let points = record.values.len() as u64;
-        self.totals.records += 1;
-        self.totals.points += points;
-        self.pending.points += points;
-        self.flat.lines.extend_from_slice(line);
-        self.flat.lines.push(b'\n');
-        self.flat.ends.push(self.flat.lines.len());
-        self.flat.locations.push(location.clone());
-        if let Some(cursor) = &record.cursor {
-            self.pending.cursor = Some(cursor.0.clone().into_owned());
-        }
-        if self.pending.points >= self.config.batch_size {
-            self.flush()?;
-        }
-        Ok(())
     }
 
     /// Sends the waiting records in one batch-API request (one transaction in the archive)

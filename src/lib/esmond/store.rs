@@ -769,10 +769,7 @@ impl Store {
                     continue;
                 }
                 let checksum = sha256_hex(&checksum_text(&new));
-                let found: Option<(i64, String)> = tx
-                    .prepare_cached("SELECT id, key FROM metadata WHERE checksum = ?1")?
-                    .query_row([&checksum], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
+                let found = find_metadata(tx, &checksum)?;
                 // A metadata that exists may hold other values at these times.
                 if let Some((id, _)) = &found {
                     let mut conflict = None;
@@ -791,10 +788,7 @@ impl Store {
                 }
                 let (id, key) = match found {
                     Some(found) => found,
-                    None => {
-                        let (id, key, _) = insert_metadata(tx, &new)?;
-                        (id, key)
-                    }
+                    None => create_metadata_row(tx, &new, &checksum)?,
                 };
                 let mut stored_any = false;
                 for (ts, event_type, _, storage, stored) in &valid {
@@ -914,13 +908,28 @@ impl Store {
 /// Creates a metadata, or finds the identical one: its row id, key and whether it is new.
 fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
     let checksum = sha256_hex(&checksum_text(new));
-    let existing: Option<(i64, String)> = tx
-        .prepare_cached("SELECT id, key FROM metadata WHERE checksum = ?1")?
-        .query_row([&checksum], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((id, key)) = existing {
+    if let Some((id, key)) = find_metadata(tx, &checksum)? {
         return Ok((id, key, false));
     }
+    let (id, key) = create_metadata_row(tx, new, &checksum)?;
+    Ok((id, key, true))
+}
+
+/// The row id and key of the metadata with this checksum, if any.
+fn find_metadata(tx: &Connection, checksum: &str) -> Result<Option<(i64, String)>, Failure> {
+    Ok(tx
+        .prepare_cached("SELECT id, key FROM metadata WHERE checksum = ?1")?
+        .query_row([checksum], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Creates a metadata known to be new (its checksum is not in the archive), with its
+/// parameters and series; returns its row id and key.
+fn create_metadata_row(
+    tx: &Connection,
+    new: &NewMetadata,
+    checksum: &str,
+) -> Result<(i64, String), Failure> {
     let key = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .simple()
@@ -961,7 +970,7 @@ fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, b
             series.execute(params![id, event_type, summary.name(), window])?;
         }
     }
-    Ok((id, key, true))
+    Ok((id, key))
 }
 
 fn placeholders(n: usize) -> String {

@@ -1195,6 +1195,8 @@ fn records(app: &App, request: &Request) -> Reply {
             .collect::<Result<Vec<_>, (&'static str, Failure)>>()?;
         Ok((new, points))
     });
+    // Parsed before the writer is taken: another request's records are written meanwhile.
+    let parsed: Vec<_> = parsed.collect();
     let outcomes = app.store.write_records(parsed)?;
     let mut answer = String::with_capacity(outcomes.len() * 64);
     for (i, outcome) in outcomes.iter().enumerate() {

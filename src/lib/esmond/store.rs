@@ -128,6 +128,9 @@ struct Writer {
     series: HashMap<(i64, usize), SeriesRows>,
     /// The newest time written, by metadata id and event type.
     touched: HashMap<(i64, usize), i64>,
+    /// The newest time series were created with in this write, by metadata id and event
+    /// type (they need no update unless a later point is newer).
+    fresh: HashMap<(i64, usize), i64>,
 }
 
 impl Writer {
@@ -137,6 +140,26 @@ impl Writer {
             None => {
                 self.names.push(event_type.to_owned());
                 self.names.len() - 1
+            }
+        }
+    }
+
+    /// Takes note of the series of a metadata just created (no need to look them up),
+    /// and of the newest time they were created with.
+    fn created(
+        &mut self,
+        id: i64,
+        series: CreatedSeries<'_>,
+        updated: impl Fn(&str) -> Option<i64>,
+    ) {
+        for (event_type, sid, summary, window) in series {
+            let name = self.intern(event_type);
+            let rows = self.series.entry((id, name)).or_default();
+            if types::storage(event_type).is_some_and(|storage| storage.allows(summary)) {
+                rows.push((sid, summary, window));
+            }
+            if let Some(newest) = updated(event_type) {
+                self.fresh.insert((id, name), newest);
             }
         }
     }
@@ -250,6 +273,13 @@ impl Writer {
             "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",
         )?;
         for ((id, name), newest) in self.touched {
+            if self
+                .fresh
+                .get(&(id, name))
+                .is_some_and(|&set| set >= newest)
+            {
+                continue;
+            }
             touch.execute(params![newest, id, self.names[name]])?;
         }
         Ok(())
@@ -357,6 +387,44 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
+/// Copies the log back into the database on a thread of its own, so that a commit does
+/// not wait for it (SQLite's automatic checkpoint runs in the committing write): the
+/// writer tells it when the log has grown by `CHECKPOINT_PAGES`; a passive checkpoint
+/// never blocks the writer or a reader. The thread ends with the writer.
+fn checkpoint_aside(writer: &mut Connection, path: &Path) -> Result<(), Failure> {
+    /// The log's growth, in pages, that calls for a checkpoint (SQLite's default).
+    const CHECKPOINT_PAGES: i32 = 1000;
+    let checkpointer = Connection::open(path)?;
+    configure(&checkpointer)?;
+    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut last = 0;
+    // Replaces SQLite's automatic checkpoint (which is itself a log hook).
+    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+        if pages >= 4 * CHECKPOINT_PAGES {
+            // Writes that never pause keep a passive checkpoint from ever reaching the
+            // log's end, and the log starts over only once it has: the writer copies the
+            // rest itself (what the thread copied is not copied again).
+            let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
+            last = 0;
+        } else if pages < last || pages - last >= CHECKPOINT_PAGES {
+            last = pages;
+            let _ = wake.try_send(());
+        }
+        Ok(())
+    }))?;
+    std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                // A failure (a full disk) leaves the log to the next try.
+                let _ = checkpointer
+                    .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE);
+            }
+        })
+        .map_err(|e| Failure::internal(format!("checkpoint thread: {e}")))?;
+    Ok(())
+}
+
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -371,7 +439,7 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::internal(format!("{}: {e}", dir.display())))?;
         let path = dir.join("archive.sqlite");
-        let writer = Connection::open(&path)?;
+        let mut writer = Connection::open(&path)?;
         // A full disk must not keep the archive from starting: it serves reads, and
         // writes answer 507 until space returns (each write simply tries again).
         let mut full = false;
@@ -395,6 +463,7 @@ impl Store {
         // Fresh statistics let the planner pick the selective filter to drive a search.
         // A bounded sample keeps startup quick on a large archive.
         step(writer.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;"))?;
+        checkpoint_aside(&mut writer, &path)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(&path)?;
@@ -788,7 +857,14 @@ impl Store {
                 }
                 let (id, key) = match found {
                     Some(found) => found,
-                    None => create_metadata_row(tx, &new, &checksum)?,
+                    None => {
+                        let newest = |event_type: &str| {
+                            valid.iter().filter(|p| p.1 == event_type).map(|p| p.0).max()
+                        };
+                        let (id, key, series) = create_metadata_row(tx, &new, &checksum, newest)?;
+                        writer.created(id, series, newest);
+                        (id, key)
+                    }
                 };
                 let mut stored_any = false;
                 for (ts, event_type, _, storage, stored) in &valid {
@@ -911,7 +987,7 @@ fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, b
     if let Some((id, key)) = find_metadata(tx, &checksum)? {
         return Ok((id, key, false));
     }
-    let (id, key) = create_metadata_row(tx, new, &checksum)?;
+    let (id, key, _) = create_metadata_row(tx, new, &checksum, |_| None)?;
     Ok((id, key, true))
 }
 
@@ -923,13 +999,18 @@ fn find_metadata(tx: &Connection, checksum: &str) -> Result<Option<(i64, String)
         .optional()?)
 }
 
+/// The series a metadata was created with: event type, row id, summary, window.
+type CreatedSeries<'m> = Vec<(&'m str, i64, Summary, i64)>;
+
 /// Creates a metadata known to be new (its checksum is not in the archive), with its
-/// parameters and series; returns its row id and key.
-fn create_metadata_row(
+/// parameters and series, each series' newest time being `updated` of its event type (the
+/// points about to be written); returns its row id, key and series.
+fn create_metadata_row<'m>(
     tx: &Connection,
-    new: &NewMetadata,
+    new: &'m NewMetadata,
     checksum: &str,
-) -> Result<(i64, String), Failure> {
+    updated: impl Fn(&str) -> Option<i64>,
+) -> Result<(i64, String, CreatedSeries<'m>), Failure> {
     let key = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .simple()
@@ -962,15 +1043,19 @@ fn create_metadata_row(
         parameter.execute(params![id, name, value])?;
     }
     let mut series = tx.prepare_cached(
-        "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut created = Vec::new();
     for (event_type, summaries) in &new.event_types {
+        let newest = updated(event_type);
         let rows = std::iter::once((Summary::Base, 0)).chain(summaries.iter().copied());
         for (summary, window) in rows {
-            series.execute(params![id, event_type, summary.name(), window])?;
+            if series.execute(params![id, event_type, summary.name(), window, newest])? == 1 {
+                created.push((event_type.as_str(), tx.last_insert_rowid(), summary, window));
+            }
         }
     }
-    Ok((id, key))
+    Ok((id, key, created))
 }
 
 fn placeholders(n: usize) -> String {

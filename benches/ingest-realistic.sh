@@ -4,7 +4,8 @@
 # gridftp-bytes-transferred is part of the identity), through
 # `gridftp-parse | esmond-post` into a fresh release esmond-serve on loopback, once with
 # esmond's API (--esmond-api: a metadata POST and a PUT per transfer) and once with
-# measpipe's batch API (the default against esmond-serve), each into its own archive.
+# measpipe's batch API (the default against esmond-serve), one request at a time and with
+# esmond-post's default requests in flight, each into its own archive.
 #
 #   benches/ingest-realistic.sh [TRANSFERS]     (default 100,000)
 set -euo pipefail
@@ -40,4 +41,5 @@ run() {
         'BEGIN { t = e - s; printf "%s: %d transfers in %.2f s: %.0f transfers/s (esmond-serve CPU %s s); %s\n", l, n, t, n / t, c, sum }'
 }
 [ -n "${MEASPIPE_BATCH_ONLY:-}" ] || run "esmond API (--esmond-api)" --esmond-api
-run "batch API" 
+run "batch API, one request at a time (--in-flight 1)" --in-flight 1
+run "batch API (default: 4 requests in flight)"

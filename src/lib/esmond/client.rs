@@ -47,6 +47,8 @@ impl Http {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(settings.timeout))
+            // As many as esmond-post's --in-flight allows (ureq keeps 3 by default).
+            .max_idle_connections_per_host(64)
             .tls_config(tls)
             .build()
             .into();
@@ -96,5 +98,13 @@ impl Http {
 impl Transport for Http {
     fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
         self.once(method, url, body).map_err(|e| e.to_string())
+    }
+
+    /// The same agent (its pool of kept-alive connections is shared).
+    fn fork(&self) -> Option<Box<dyn Transport + Send>> {
+        Some(Box::new(Http {
+            agent: self.agent.clone(),
+            authorization: self.authorization.clone(),
+        }))
     }
 }

@@ -1200,20 +1200,29 @@ fn records(app: &App, request: &Request) -> Reply {
     let outcomes = app.store.write_records(parsed)?;
     let mut answer = String::with_capacity(outcomes.len() * 64);
     for (i, outcome) in outcomes.iter().enumerate() {
-        let line = match outcome {
-            Outcome::Stored(key) => json!({"line": i + 1, "status": "stored", "metadata-key": key}),
-            Outcome::Duplicate(key) => {
-                json!({"line": i + 1, "status": "duplicate", "metadata-key": key})
-            }
-            Outcome::Conflict(detail) => {
-                json!({"line": i + 1, "status": "conflict", "detail": detail})
-            }
-            Outcome::Refused(part, detail) => {
-                json!({"line": i + 1, "status": "refused", "part": part, "detail": detail})
-            }
+        use std::fmt::Write;
+        let line = i + 1;
+        // Keys are hex digits: no escaping (and no value built) for the common answers.
+        let _ = match outcome {
+            Outcome::Stored(key) => writeln!(
+                answer,
+                r#"{{"line":{line},"status":"stored","metadata-key":"{key}"}}"#
+            ),
+            Outcome::Duplicate(key) => writeln!(
+                answer,
+                r#"{{"line":{line},"status":"duplicate","metadata-key":"{key}"}}"#
+            ),
+            Outcome::Conflict(detail) => writeln!(
+                answer,
+                "{}",
+                json!({"line": line, "status": "conflict", "detail": detail})
+            ),
+            Outcome::Refused(part, detail) => writeln!(
+                answer,
+                "{}",
+                json!({"line": line, "status": "refused", "part": part, "detail": detail})
+            ),
         };
-        answer.push_str(&line.to_string());
-        answer.push('\n');
     }
     let mut response = json_response(StatusCode::OK, answer);
     response.headers_mut().insert(

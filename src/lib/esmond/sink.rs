@@ -81,6 +81,13 @@ pub trait Transport {
     fn pause(&mut self, delay: Duration) {
         std::thread::sleep(delay);
     }
+
+    /// Another transport to the same archive, for a request sent from another thread
+    /// (sharing kept-alive connections where it can). `None` (the default): requests go
+    /// one at a time.
+    fn fork(&self) -> Option<Box<dyn Transport + Send>> {
+        None
+    }
 }
 
 /// When and how often to retry.
@@ -117,6 +124,9 @@ pub struct Config {
     /// A point the archive refuses (400) stops the run ([`SinkError::RefusedPoint`])
     /// instead of being set aside for [`Sink::take_refused`].
     pub stop_on_refused: bool,
+    /// Batch-API requests under way at once (1: one at a time). Their answers are taken,
+    /// and acknowledged, in the order they were sent.
+    pub in_flight: usize,
     /// Receives a warning for every retry (attempt, wait, cause).
     pub warn: fn(&str),
 }
@@ -312,6 +322,71 @@ struct RecordAnswer {
     detail: Option<String>,
 }
 
+/// A batch-API request under way on a thread of its own.
+struct Flying {
+    flat: Arc<Flat>,
+    cursor: Option<String>,
+    sent: std::thread::JoinHandle<Sent>,
+}
+
+/// What became of a request: the answer (after any retries), the requests it took, and
+/// whether its thread wrote the ack (every record answered, none refused under
+/// `stop_on_refused`, every earlier request acknowledged), or failed to.
+struct Sent {
+    answer: Result<Answer, SinkError>,
+    requests: u64,
+    retries: u64,
+    acked: Result<bool, Error>,
+}
+
+/// The order in which requests under way acknowledge, so that an ack follows an answer
+/// at once (not only when the next batch is sent) and never passes an earlier request:
+/// the number of the next request to acknowledge, and whether one could not be (then no
+/// later one is).
+#[derive(Default)]
+struct AckOrder {
+    state: std::sync::Mutex<(u64, bool)>,
+    turn: std::sync::Condvar,
+}
+
+impl AckOrder {
+    /// Waits for request `seq`'s turn; acknowledges through `ack` if `clean` (else stops
+    /// every later one). Whether it acknowledged.
+    fn acknowledge(
+        &self,
+        seq: u64,
+        clean: bool,
+        ack: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        let mut state = crate::sync::lock(&self.state);
+        while state.0 != seq && !state.1 {
+            state = self
+                .turn
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let done = match (state.1, clean) {
+            (true, _) => Ok(false),
+            (false, false) => {
+                state.1 = true;
+                Ok(false)
+            }
+            (false, true) => match ack() {
+                Ok(()) => {
+                    state.0 += 1;
+                    Ok(true)
+                }
+                Err(err) => {
+                    state.1 = true;
+                    Err(err)
+                }
+            },
+        };
+        self.turn.notify_all();
+        done
+    }
+}
+
 /// The archive sink: see the module documentation.
 pub struct Sink<T: Transport> {
     config: Config,
@@ -322,6 +397,11 @@ pub struct Sink<T: Transport> {
     api: Api,
     /// Records waiting for the batch API, back to back.
     flat: Flat,
+    /// Batch-API requests under way, oldest first.
+    flying: std::collections::VecDeque<Flying>,
+    /// Their acknowledgement order, and the next request's number in it.
+    order: Arc<AckOrder>,
+    sent: u64,
     refused: Vec<Refused>,
     /// Under `stop_on_refused`, the first refused item of the flush under way (by input
     /// place) and the archive's message.
@@ -344,6 +424,9 @@ impl<T: Transport> Sink<T> {
                 Api::Esmond
             },
             flat: Flat::default(),
+            flying: std::collections::VecDeque::new(),
+            order: Arc::default(),
+            sent: 0,
             refused: Vec::new(),
             stop: None,
             conflicts: Vec::new(),
@@ -393,7 +476,10 @@ impl<T: Transport> Sink<T> {
             self.pending.cursor = Some(cursor.0.clone().into_owned());
         }
         if self.pending.points >= self.config.batch_size {
-            self.flush()?;
+            match self.api {
+                Api::Records => self.send_flat()?,
+                _ => self.flush()?,
+            }
         }
         Ok(())
     }
@@ -484,61 +570,171 @@ impl<T: Transport> Sink<T> {
         })
     }
 
-    /// Sends the waiting records in one batch-API request (one transaction in the archive)
-    /// and sorts its answer per record; then acknowledges as [`Sink::flush`] does.
+    /// Sends the waiting records and every request under way, then acknowledges as
+    /// [`Sink::flush`] does.
     fn flush_flat(&mut self) -> Result<(), SinkError> {
+        self.send_flat()?;
+        while let Some(flying) = self.flying.pop_front() {
+            self.land(flying)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the waiting records in one batch-API request (one transaction in the
+    /// archive): on a thread of its own when the transport forks and `in_flight` allows,
+    /// once the oldest request under way has been answered if as many are; else here.
+    fn send_flat(&mut self) -> Result<(), SinkError> {
         let flat = std::mem::take(&mut self.flat);
-        let mut cursor = self.pending.cursor.take();
+        let cursor = self.pending.cursor.take();
         self.pending.points = 0;
-        let mut stop: Option<(usize, Refused)> = None;
-        if !flat.ends.is_empty() {
-            let url = format!("{}records/", self.config.root);
-            let answer = self.send("POST", &url, &flat.lines)?;
-            if answer.status != 200 {
-                self.totals.failures += flat.ends.len() as u64;
-                return Err(SinkError::Failed(format!(
-                    "{url}: records refused: HTTP {}: {}",
-                    answer.status,
-                    answer.detail()
-                )));
-            }
-            let answers: Vec<RecordAnswer> = answer
-                .body
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            if answers.len() != flat.ends.len() {
-                return Err(SinkError::Failed(format!(
-                    "{url}: {} answers for {} records",
-                    answers.len(),
-                    flat.ends.len()
-                )));
-            }
-            for (i, answer) in answers.into_iter().enumerate() {
-                let set_aside = |part: &'static str| Refused {
-                    part,
-                    location: flat.locations[i].clone(),
-                    detail: answer.detail.clone().unwrap_or_default(),
-                    line: flat.line(i).to_vec(),
-                };
-                match answer.status.as_str() {
-                    "stored" => {}
-                    "duplicate" => self.totals.duplicates += 1,
-                    "conflict" => {
-                        self.totals.conflicts += 1;
-                        self.conflicts.push(set_aside("point"));
+        if flat.ends.is_empty() {
+            return self.acknowledge(cursor, None);
+        }
+        let url = format!("{}records/", self.config.root);
+        let transport = match self.config.in_flight > 1 {
+            true => self.transport.fork(),
+            false => None,
+        };
+        let Some(mut transport) = transport else {
+            let answer = self.send("POST", &url, &flat.lines);
+            return self.settle(&flat, cursor, answer);
+        };
+        if self.flying.len() >= self.config.in_flight {
+            let oldest = self.flying.pop_front().expect("a request under way");
+            self.land(oldest)?;
+        }
+        let flat = Arc::new(flat);
+        let body = Arc::clone(&flat);
+        let (retry, warn) = (self.config.retry, self.config.warn);
+        let (order, seq) = (Arc::clone(&self.order), self.sent);
+        self.sent += 1;
+        let ack = match self.config.dry_run {
+            true => None,
+            false => self.config.ack.clone(),
+        };
+        let stop_on_refused = self.config.stop_on_refused;
+        let acked_cursor = cursor.clone();
+        let sent = std::thread::Builder::new()
+            .name("esmond-post-send".into())
+            .spawn(move || {
+                let mut counts = (0, 0);
+                let answer = send_retrying(
+                    &mut *transport,
+                    retry,
+                    warn,
+                    ("POST", &url, &body.lines),
+                    &mut counts,
+                );
+                let clean = answer.as_ref().is_ok_and(|answer| {
+                    answer.status == 200 && {
+                        let answers = record_answers(&answer.body);
+                        answers.len() == body.ends.len()
+                            && !(stop_on_refused
+                                && answers.iter().any(|a| {
+                                    !matches!(
+                                        a.status.as_str(),
+                                        "stored" | "duplicate" | "conflict"
+                                    )
+                                }))
                     }
-                    _ => {
-                        self.totals.failures += 1;
-                        let part = match answer.part.as_deref() {
-                            Some("metadata") => "metadata",
-                            _ => "point",
-                        };
-                        if !self.config.stop_on_refused {
-                            self.refused.push(set_aside(part));
-                        } else if stop.is_none() {
-                            stop = Some((i, set_aside(part)));
-                        }
+                });
+                let acked = order.acknowledge(seq, clean, || match (&ack, &acked_cursor) {
+                    (Some(ack), Some(cursor)) => {
+                        state::write_atomic(ack, format!("{cursor}\n").as_bytes())
+                    }
+                    _ => Ok(()),
+                });
+                Sent {
+                    answer,
+                    requests: counts.0,
+                    retries: counts.1,
+                    acked,
+                }
+            })
+            .map_err(|e| SinkError::Failed(format!("cannot start a sending thread: {e}")))?;
+        self.flying.push_back(Flying { flat, cursor, sent });
+        Ok(())
+    }
+
+    /// Takes the answer of a request under way. If it failed, the others are waited for
+    /// and dropped unacknowledged (they are sent again next run, and found there).
+    fn land(&mut self, flying: Flying) -> Result<(), SinkError> {
+        let sent = flying.sent.join().unwrap_or_else(|_| Sent {
+            answer: Err(SinkError::Failed("a sending thread panicked".into())),
+            requests: 0,
+            retries: 0,
+            acked: Ok(false),
+        });
+        self.totals.requests += sent.requests;
+        self.totals.retries += sent.retries;
+        let settled = match sent.acked {
+            Err(err) => Err(err.into()),
+            // Its thread wrote the ack already.
+            Ok(true) => self.settle(&flying.flat, None, sent.answer),
+            Ok(false) => self.settle(&flying.flat, flying.cursor, sent.answer),
+        };
+        if settled.is_err() {
+            for rest in std::mem::take(&mut self.flying) {
+                if let Ok(sent) = rest.sent.join() {
+                    self.totals.requests += sent.requests;
+                    self.totals.retries += sent.retries;
+                }
+            }
+        }
+        settled
+    }
+
+    /// Sorts a batch-API answer per record, then acknowledges the batch's last cursor (or,
+    /// under `stop_on_refused`, the last before the first refused record, and stops).
+    fn settle(
+        &mut self,
+        flat: &Flat,
+        mut cursor: Option<String>,
+        answer: Result<Answer, SinkError>,
+    ) -> Result<(), SinkError> {
+        let url = format!("{}records/", self.config.root);
+        let answer = answer?;
+        if answer.status != 200 {
+            self.totals.failures += flat.ends.len() as u64;
+            return Err(SinkError::Failed(format!(
+                "{url}: records refused: HTTP {}: {}",
+                answer.status,
+                answer.detail()
+            )));
+        }
+        let answers = record_answers(&answer.body);
+        if answers.len() != flat.ends.len() {
+            return Err(SinkError::Failed(format!(
+                "{url}: {} answers for {} records",
+                answers.len(),
+                flat.ends.len()
+            )));
+        }
+        let mut stop: Option<(usize, Refused)> = None;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let set_aside = |part: &'static str| Refused {
+                part,
+                location: flat.locations[i].clone(),
+                detail: answer.detail.clone().unwrap_or_default(),
+                line: flat.line(i).to_vec(),
+            };
+            match answer.status.as_str() {
+                "stored" => {}
+                "duplicate" => self.totals.duplicates += 1,
+                "conflict" => {
+                    self.totals.conflicts += 1;
+                    self.conflicts.push(set_aside("point"));
+                }
+                _ => {
+                    self.totals.failures += 1;
+                    let part = match answer.part.as_deref() {
+                        Some("metadata") => "metadata",
+                        _ => "point",
+                    };
+                    if !self.config.stop_on_refused {
+                        self.refused.push(set_aside(part));
+                    } else if stop.is_none() {
+                        stop = Some((i, set_aside(part)));
                     }
                 }
             }
@@ -756,48 +952,77 @@ impl<T: Transport> Sink<T> {
 
     /// Sends with the retry policy of the module documentation.
     fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, SinkError> {
-        let retry = self.config.retry;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            self.totals.requests += 1;
-            let (failure, asked) = match self.transport.send(method, url, body) {
-                Ok(answer) if !answer.retryable() => return Ok(answer),
-                Ok(answer) => (
-                    format!("HTTP {}: {}", answer.status, answer.detail()),
-                    answer.retry_after,
-                ),
-                Err(err) => (err, None),
+        let mut counts = (0, 0);
+        let (retry, warn) = (self.config.retry, self.config.warn);
+        let answer = send_retrying(
+            &mut self.transport,
+            retry,
+            warn,
+            (method, url, body),
+            &mut counts,
+        );
+        self.totals.requests += counts.0;
+        self.totals.retries += counts.1;
+        answer
+    }
+}
+
+/// The batch API's answer, a line per record.
+fn record_answers(body: &str) -> Vec<RecordAnswer> {
+    body.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Sends `(method, url, body)` with the retry policy of the module documentation, adding
+/// the requests sent and the retries to `counts`.
+fn send_retrying(
+    transport: &mut dyn Transport,
+    retry: Retry,
+    warn: fn(&str),
+    (method, url, body): (&str, &str, &[u8]),
+    counts: &mut (u64, u64),
+) -> Result<Answer, SinkError> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        counts.0 += 1;
+        let (failure, asked) = match transport.send(method, url, body) {
+            Ok(answer) if !answer.retryable() => return Ok(answer),
+            Ok(answer) => (
+                format!("HTTP {}: {}", answer.status, answer.detail()),
+                answer.retry_after,
+            ),
+            Err(err) => (err, None),
+        };
+        if attempt > retry.retries {
+            let hint = if failure.contains("onnection refused") {
+                " (is the archive running there? esmond-serve listens on 127.0.0.1:8080 by default; see --url)"
+            } else {
+                ""
             };
-            if attempt > retry.retries {
-                let hint = if failure.contains("onnection refused") {
-                    " (is the archive running there? esmond-serve listens on 127.0.0.1:8080 by default; see --url)"
-                } else {
-                    ""
-                };
-                return Err(SinkError::Failed(format!(
-                    "{url}: gave up after {attempt} attempts: {failure}{hint}"
-                )));
-            }
-            self.totals.retries += 1;
-            let delay = match asked {
-                Some(asked) => asked.min(retry.max_delay),
-                None => {
-                    let ceiling = retry
-                        .backoff
-                        .saturating_mul(1 << (attempt - 1).min(16))
-                        .min(retry.max_delay);
-                    // Full jitter: overlapping cron runs do not retry in step.
-                    ceiling.mul_f64(rand::random::<f64>())
-                }
-            };
-            (self.config.warn)(&format!(
-                "{method} {url}: attempt {attempt} of {} failed ({failure}); retrying in {:.1} s",
-                retry.retries + 1,
-                delay.as_secs_f64()
-            ));
-            self.transport.pause(delay);
+            return Err(SinkError::Failed(format!(
+                "{url}: gave up after {attempt} attempts: {failure}{hint}"
+            )));
         }
+        counts.1 += 1;
+        let delay = match asked {
+            Some(asked) => asked.min(retry.max_delay),
+            None => {
+                let ceiling = retry
+                    .backoff
+                    .saturating_mul(1 << (attempt - 1).min(16))
+                    .min(retry.max_delay);
+                // Full jitter: overlapping cron runs do not retry in step.
+                ceiling.mul_f64(rand::random::<f64>())
+            }
+        };
+        warn(&format!(
+            "{method} {url}: attempt {attempt} of {} failed ({failure}); retrying in {:.1} s",
+            retry.retries + 1,
+            delay.as_secs_f64()
+        ));
+        transport.pause(delay);
     }
 }
 
@@ -931,6 +1156,7 @@ mod tests {
             dry_run: false,
             records_api: false,
             stop_on_refused: false,
+            in_flight: 1,
             warn: |_| {},
         }
     }
@@ -1377,5 +1603,122 @@ mod tests {
             std::fs::read_to_string(dir.path().join("ack")).unwrap(),
             "c4\n"
         );
+    }
+
+    /// A batch-API archive shared by forked transports: answers every record `stored`,
+    /// except a batch holding `fail_on` (a 500); the first requests wait (up to 5 s) until
+    /// `together` are under way at once, and the most seen at once is kept.
+    /// Requests under way now, and the most at once.
+    type Together = Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>;
+
+    #[derive(Clone)]
+    struct Concurrent {
+        state: Together,
+        together: usize,
+        fail_on: Option<&'static str>,
+    }
+
+    impl Transport for Concurrent {
+        fn send(&mut self, _method: &str, _url: &str, body: &[u8]) -> Result<Answer, String> {
+            let body = String::from_utf8_lossy(body).into_owned();
+            if body.is_empty() {
+                return Ok(Answer::new(200, ""));
+            }
+            let (lock, woken) = &*self.state;
+            let mut counts = lock.lock().unwrap();
+            counts.0 += 1;
+            counts.1 = counts.1.max(counts.0);
+            woken.notify_all();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while counts.1 < self.together && std::time::Instant::now() < deadline {
+                counts = woken
+                    .wait_timeout(counts, Duration::from_millis(50))
+                    .unwrap()
+                    .0;
+            }
+            counts.0 -= 1;
+            drop(counts);
+            if self.fail_on.is_some_and(|marker| body.contains(marker)) {
+                return Ok(Answer::new(500, "{\"detail\":\"broken\"}"));
+            }
+            let lines: Vec<String> = (1..=body.lines().count())
+                .map(|i| format!(r#"{{"line":{i},"status":"stored","metadata-key":"k"}}"#))
+                .collect();
+            Ok(Answer::new(200, lines.join("\n")))
+        }
+
+        fn fork(&self) -> Option<Box<dyn Transport + Send>> {
+            Some(Box::new(self.clone()))
+        }
+    }
+
+    fn concurrent_sink(
+        fail_on: Option<&'static str>,
+        ack: &std::path::Path,
+    ) -> (Sink<Concurrent>, Together) {
+        let transport = Concurrent {
+            state: Arc::default(),
+            together: 2,
+            fail_on,
+        };
+        let state = Arc::clone(&transport.state);
+        let mut config = config(0);
+        config.records_api = true;
+        config.in_flight = 2;
+        config.batch_size = 2;
+        config.ack = Some(ack.to_owned());
+        (Sink::new(config, transport).unwrap(), state)
+    }
+
+    fn push_numbered(sink: &mut Sink<Concurrent>, i: u64) -> Result<(), SinkError> {
+        let line = RECORD.replace("\"c7\"", &format!("\"c{i}\""));
+        let record: RawMeasurement = serde_json::from_str(&line).unwrap();
+        sink.push(&record, &here(i), line.as_bytes())
+    }
+
+    #[test]
+    fn batch_requests_go_together_and_are_acknowledged_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = dir.path().join("ack");
+        let (mut s, state) = concurrent_sink(None, &ack);
+        for i in 1..=6 {
+            push_numbered(&mut s, i).unwrap();
+        }
+        s.finish().unwrap();
+        assert_eq!(
+            state.0.lock().unwrap().1,
+            2,
+            "most requests under way at once"
+        );
+        let totals = s.totals();
+        assert_eq!(
+            (totals.records, totals.requests, totals.failures),
+            (6, 7, 0)
+        );
+        assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c6\n");
+    }
+
+    #[test]
+    fn a_failed_batch_stops_the_ack_before_it_though_a_later_one_landed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = dir.path().join("ack");
+        let (mut s, _) = concurrent_sink(Some("\"c3\""), &ack);
+        let mut failed = None;
+        for i in 1..=6 {
+            if let Err(err) = push_numbered(&mut s, i) {
+                failed = Some(err);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(err) => err,
+            None => s.finish().unwrap_err(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "http://a/perfsonar/archive/records/: gave up after 1 attempts: HTTP 500: broken"
+        );
+        assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c2\n");
+        assert!(s.flying.is_empty());
     }
 }

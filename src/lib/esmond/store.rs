@@ -1,16 +1,21 @@
 //! The archive's embedded store: SQLite in WAL mode, one file in the data directory.
 //!
 //! ```text
-//! metadata  (id, key, checksum, subject_type, source, destination, measurement_agent,
-//!            tool_name, input_source, input_destination)     one row per metadata
-//! parameter (metadata_id, name, value)                        free-form keys, as text
+//! metadata  (id, key, ck, checksum, subject_type, source, destination,
+//!            measurement_agent, tool_name, input_source, input_destination, parameters)
+//!                                                             one row per metadata; ck:
+//!                                                             the checksum's first 8 bytes
+//!                                                             (a small index); parameters:
+//!                                                             [[name, value], ...] by name
+//! parameter (name, value, metadata_id)                        free-form keys, as text, for
+//!                                                             searches
 //! series    (id, metadata_id, event_type, summary, win, updated)
 //!                                                             base and summary series
 //! point     (series_id, ts, value, state)                     value: the JSON the API
 //!                                                             returns; state: what
 //!                                                             summaries fold (numeric types)
 //! token     (user, hash, created)                             SHA-256 of API keys
-//! ```
+//! //! ```
 //!
 //! Every request's writes are one transaction: a bulk PUT lands whole or not at all, and a
 //! write that got 201 is in the WAL before the response is sent (`synchronous = FULL`).
@@ -31,15 +36,22 @@ use super::statistics;
 use super::types::{self, Storage, Stored, Summary};
 use super::Failure;
 
+/// The schema's version (`PRAGMA user_version`); an archive of an older one is migrated
+/// when it opens.
+const VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS metadata (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
-    checksum TEXT NOT NULL UNIQUE,
+    ck INTEGER NOT NULL,
+    checksum BLOB NOT NULL,
     subject_type TEXT NOT NULL,
     source TEXT, destination TEXT, measurement_agent TEXT,
-    tool_name TEXT, input_source TEXT, input_destination TEXT);
+    tool_name TEXT, input_source TEXT, input_destination TEXT,
+    parameters TEXT NOT NULL DEFAULT '[]');
 CREATE UNIQUE INDEX IF NOT EXISTS metadata_by_key ON metadata(key);
+CREATE INDEX IF NOT EXISTS metadata_ck ON metadata(ck);
 CREATE INDEX IF NOT EXISTS metadata_source ON metadata(source);
 CREATE INDEX IF NOT EXISTS metadata_destination ON metadata(destination);
 CREATE INDEX IF NOT EXISTS metadata_agent ON metadata(measurement_agent);
@@ -47,9 +59,8 @@ CREATE INDEX IF NOT EXISTS metadata_tool ON metadata(tool_name);
 CREATE INDEX IF NOT EXISTS metadata_input_source ON metadata(input_source);
 CREATE INDEX IF NOT EXISTS metadata_input_destination ON metadata(input_destination);
 CREATE TABLE IF NOT EXISTS parameter (
-    metadata_id INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (metadata_id, name)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parameter_lookup ON parameter(name, value, metadata_id);
+    name TEXT NOT NULL, value TEXT NOT NULL, metadata_id INTEGER NOT NULL,
+    PRIMARY KEY (name, value, metadata_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, metadata_id INTEGER NOT NULL, event_type TEXT NOT NULL,
     summary TEXT NOT NULL, win INTEGER NOT NULL, updated INTEGER,
@@ -380,6 +391,77 @@ pub enum Condition {
     },
 }
 
+/// Version 0 (measpipe before 2026-12) to 1: the checksum's index was its 64-character
+/// text, and a metadata's parameters were looked up in a second index of their own. The
+/// tables are rebuilt in one transaction; the new indexes are made by [`SCHEMA`].
+fn migrate(c: &mut Connection) -> Result<(), Failure> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let old: bool = c.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('metadata') WHERE name = 'checksum' AND type = 'TEXT'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version >= VERSION || !old {
+        return Ok(());
+    }
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "ALTER TABLE metadata RENAME TO metadata_v0;
+         ALTER TABLE parameter RENAME TO parameter_v0;
+         DROP INDEX IF EXISTS metadata_by_key;
+         DROP INDEX IF EXISTS metadata_source;
+         DROP INDEX IF EXISTS metadata_destination;
+         DROP INDEX IF EXISTS metadata_agent;
+         DROP INDEX IF EXISTS metadata_tool;
+         DROP INDEX IF EXISTS metadata_input_source;
+         DROP INDEX IF EXISTS metadata_input_destination;
+         DROP INDEX IF EXISTS parameter_lookup;",
+    )?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(
+        "INSERT INTO metadata (id, key, ck, checksum, subject_type, source, destination,
+             measurement_agent, tool_name, input_source, input_destination, parameters)
+         SELECT id, key, 0, unhex(checksum), subject_type, source, destination,
+             measurement_agent, tool_name, input_source, input_destination,
+             (SELECT json_group_array(json_array(name, value))
+              FROM (SELECT name, value FROM parameter_v0 p WHERE p.metadata_id = m.id ORDER BY name))
+         FROM metadata_v0 m;
+         INSERT INTO parameter (name, value, metadata_id)
+         SELECT name, value, metadata_id FROM parameter_v0;
+         DROP TABLE metadata_v0;
+         DROP TABLE parameter_v0;",
+    )?;
+    {
+        let mut rows = tx.prepare("SELECT id, checksum FROM metadata")?;
+        let mut set = tx.prepare("UPDATE metadata SET ck = ?1 WHERE id = ?2")?;
+        let all = rows
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, checksum) in all {
+            let digest: [u8; 32] = checksum.try_into().map_err(|_| {
+                Failure::internal(format!("metadata {id}: a checksum not of 32 bytes"))
+            })?;
+            set.execute(params![short_checksum(&digest), id])?;
+        }
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A metadata's checksum: SHA-256 of its [`checksum_text`].
+fn checksum(new: &NewMetadata) -> [u8; 32] {
+    Sha256::digest(checksum_text(new).as_bytes()).into()
+}
+
+/// The checksum's first 8 bytes, the metadata's indexed identity (a match is confirmed by
+/// the whole checksum).
+fn short_checksum(checksum: &[u8; 32]) -> i64 {
+    let mut head = [0; 8];
+    head.copy_from_slice(&checksum[..8]);
+    i64::from_le_bytes(head)
+}
+
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -433,6 +515,17 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+impl Drop for Store {
+    /// Copies the whole log into the database, as SQLite does when its last connection
+    /// closes (the checkpoint thread's may close after the process has ended).
+    fn drop(&mut self) {
+        let state = crate::sync::lock(&self.writer);
+        let _ = state
+            .connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, Failure> {
@@ -459,7 +552,9 @@ impl Store {
         // metadata touches many index pages, and re-reading them costs more (measured:
         // 8,700 → 9,500 transfers/s with benches/ingest-realistic.sh).
         step(writer.pragma_update(None, "cache_size", -16_384))?;
+        migrate(&mut writer)?;
         step(writer.execute_batch(SCHEMA))?;
+        step(writer.pragma_update(None, "user_version", VERSION))?;
         // Fresh statistics let the planner pick the selective filter to drive a search.
         // A bounded sample keeps startup quick on a large archive.
         step(writer.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;"))?;
@@ -510,6 +605,25 @@ impl Store {
     /// in its own savepoint, so one that fails is undone alone; the last of a burst, or the
     /// first after 20 ms, commits for all.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+        self.write_in(true, f)
+    }
+
+    /// [`Store::write`] for a write that checks everything before it writes, so that only
+    /// the database itself (a full disk) can fail it midway: it joins without a savepoint
+    /// (SQLite would journal every page it touches), and should it fail, the whole shared
+    /// transaction fails (every write in it is answered with the failure, none lands).
+    fn write_checked<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        self.write_in(false, f)
+    }
+
+    fn write_in<T>(
+        &self,
+        isolate: bool,
+        f: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         /// The longest a transaction stays open for more writes to join it.
         const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
         self.queued.fetch_add(1, Ordering::SeqCst);
@@ -525,9 +639,10 @@ impl Store {
             state.generation += 1;
         }
         let generation = state.generation;
-        let result = match first {
-            true => f(&state.connection),
-            false => match state.connection.execute_batch("SAVEPOINT write") {
+        let savepoint = !first && isolate;
+        let result = match savepoint {
+            false => f(&state.connection),
+            true => match state.connection.execute_batch("SAVEPOINT write") {
                 Ok(()) => f(&state.connection),
                 Err(e) => Err(e.into()),
             },
@@ -538,8 +653,13 @@ impl Store {
             let failure = result.err().unwrap_or_else(Failure::disk_full);
             return Err(self.fail(state, generation, failure));
         }
+        if let (Err(failure), false, false) = (&result, first, savepoint) {
+            // A checked write failed midway among others: none of them can land.
+            let failure = failure.clone();
+            return Err(self.fail(state, generation, failure));
+        }
         let undone = match (&result, first) {
-            (Ok(_), true) => Ok(()),
+            (Ok(_), _) if !savepoint => Ok(()),
             (Err(failure), true) => {
                 // Alone in it: end the transaction; the failure is this write's only.
                 let _ = state.connection.execute_batch("ROLLBACK");
@@ -548,8 +668,8 @@ impl Store {
                 self.committed.notify_all();
                 return Err(failure.clone());
             }
-            (Ok(_), false) => state.connection.execute_batch("RELEASE write"),
-            (Err(_), false) => state
+            (Ok(_), _) => state.connection.execute_batch("RELEASE write"),
+            (Err(_), _) => state
                 .connection
                 .execute_batch("ROLLBACK TO write; RELEASE write"),
         };
@@ -808,7 +928,7 @@ impl Store {
     where
         I: IntoIterator<Item = Result<(NewMetadata, Vec<Point<'p>>), (&'static str, Failure)>>,
     {
-        self.write(|tx| {
+        self.write_checked(|tx| {
             let mut writer = Writer::default();
             let mut outcomes = Vec::new();
             for record in records {
@@ -837,7 +957,7 @@ impl Store {
                     outcomes.push(Outcome::Refused("point", detail));
                     continue;
                 }
-                let checksum = sha256_hex(&checksum_text(&new));
+                let checksum = checksum(&new);
                 let found = find_metadata(tx, &checksum)?;
                 // A metadata that exists may hold other values at these times.
                 if let Some((id, _)) = &found {
@@ -930,7 +1050,16 @@ impl Store {
         let mut rows = vacuum.query([])?;
         while rows.next()?.is_some() {}
         drop(rows);
-        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // The file shrinks when the log is copied back; the checkpoint thread may be
+        // copying (the checkpoint then answers busy): try again for a while.
+        for _ in 0..100 {
+            let busy: i64 =
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         Ok(deleted)
     }
 
@@ -983,7 +1112,7 @@ impl Store {
 /// Inserts one metadata (or finds its identical twin) inside a transaction.
 /// Creates a metadata, or finds the identical one: its row id, key and whether it is new.
 fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
-    let checksum = sha256_hex(&checksum_text(new));
+    let checksum = checksum(new);
     if let Some((id, key)) = find_metadata(tx, &checksum)? {
         return Ok((id, key, false));
     }
@@ -992,10 +1121,12 @@ fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, b
 }
 
 /// The row id and key of the metadata with this checksum, if any.
-fn find_metadata(tx: &Connection, checksum: &str) -> Result<Option<(i64, String)>, Failure> {
+fn find_metadata(tx: &Connection, checksum: &[u8; 32]) -> Result<Option<(i64, String)>, Failure> {
     Ok(tx
-        .prepare_cached("SELECT id, key FROM metadata WHERE checksum = ?1")?
-        .query_row([checksum], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT id, key FROM metadata WHERE ck = ?1 AND checksum = ?2")?
+        .query_row(params![short_checksum(checksum), &checksum[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -1008,13 +1139,22 @@ type CreatedSeries<'m> = Vec<(&'m str, i64, Summary, i64)>;
 fn create_metadata_row<'m>(
     tx: &Connection,
     new: &'m NewMetadata,
-    checksum: &str,
+    checksum: &[u8; 32],
     updated: impl Fn(&str) -> Option<i64>,
 ) -> Result<(i64, String, CreatedSeries<'m>), Failure> {
-    let key = uuid::Builder::from_random_bytes(rand::random())
+    // A time-ordered key (UUID version 7, 32 hex digits like esmond's): a new key goes at
+    // the end of the key index, not to a random page of it.
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let key = uuid::Builder::from_unix_timestamp_millis(millis, &rand::random())
         .into_uuid()
         .simple()
         .to_string();
+    let mut parameters = new.parameters.iter().collect::<Vec<_>>();
+    parameters.sort();
+    let parameters = serde_json::to_string(&parameters)
+        .map_err(|e| Failure::internal(format!("parameters: {e}")))?;
     let value = |name: &str| {
         new.subject
             .iter()
@@ -1022,11 +1162,12 @@ fn create_metadata_row<'m>(
             .map(|(_, v)| v.clone())
     };
     let mut insert = tx.prepare_cached(
-        "INSERT INTO metadata (key, checksum, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO metadata (key, ck, checksum, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     insert.execute(params![
         key,
-        checksum,
+        short_checksum(checksum),
+        &checksum[..],
         new.subject_type,
         value("source"),
         value("destination"),
@@ -1034,13 +1175,24 @@ fn create_metadata_row<'m>(
         value("tool-name"),
         value("input-source"),
         value("input-destination"),
+        parameters,
     ])?;
     let id = tx.last_insert_rowid();
-    let mut parameter = tx.prepare_cached(
-        "INSERT OR REPLACE INTO parameter (metadata_id, name, value) VALUES (?1, ?2, ?3)",
-    )?;
-    for (name, value) in &new.parameters {
-        parameter.execute(params![id, name, value])?;
+    // One statement for all of them (most metadata have a handful; the statement for
+    // each count is cached).
+    for chunk in new.parameters.chunks(32) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO parameter (name, value, metadata_id) VALUES {}",
+            vec!["(?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let values = chunk.iter().flat_map(|(name, value)| {
+            [
+                rusqlite::types::ToSqlOutput::from(name.as_str()),
+                value.as_str().into(),
+                id.into(),
+            ]
+        });
+        tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
     }
     let mut series = tx.prepare_cached(
         "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1064,17 +1216,30 @@ fn placeholders(n: usize) -> String {
 
 /// The text whose SHA-256 identifies a metadata (esmond's checksum recipe).
 fn checksum_text(new: &NewMetadata) -> String {
-    let mut text = format!("subject-type::{}", new.subject_type.to_lowercase());
-    let mut subject = new.subject.clone();
+    use std::fmt::Write;
+    // str::to_lowercase, without its allocation for ASCII.
+    let lower = |text: &mut String, value: &str| match value.is_ascii() {
+        true => text.extend(value.chars().map(|c| c.to_ascii_lowercase())),
+        false => text.push_str(&value.to_lowercase()),
+    };
+    let mut text = String::with_capacity(512);
+    text.push_str("subject-type::");
+    lower(&mut text, &new.subject_type);
+    let mut subject: Vec<_> = new.subject.iter().collect();
     subject.sort();
     for (k, v) in subject {
-        text.push_str(&format!(",{k}::{}", v.to_lowercase()));
+        let _ = write!(text, ",{k}::");
+        lower(&mut text, v);
     }
-    let mut parameters = new.parameters.clone();
+    let mut parameters: Vec<_> = new.parameters.iter().collect();
     parameters.sort();
     for (k, v) in parameters {
-        text.push_str(&format!(",{}::{}", k.to_lowercase(), v.to_lowercase()));
+        text.push(',');
+        lower(&mut text, k);
+        text.push_str("::");
+        lower(&mut text, v);
     }
+    // esmond sorts the rows as text.
     let mut rows: Vec<String> = new
         .event_types
         .iter()
@@ -1095,22 +1260,25 @@ fn checksum_text(new: &NewMetadata) -> String {
 /// Loads a metadata by row id.
 fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
     let mut statement = c.prepare_cached(
-        "SELECT key, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination FROM metadata WHERE id = ?1",
+        "SELECT key, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters FROM metadata WHERE id = ?1",
     )?;
-    let (key, subject_type, subject) = statement.query_row([id], |r| {
+    let (key, subject_type, subject, parameters) = statement.query_row([id], |r| {
         let mut subject = Vec::new();
         for (i, (name, _)) in SUBJECT_FIELDS.iter().enumerate() {
             if let Some(value) = r.get::<_, Option<String>>(i + 2)? {
                 subject.push((*name, value));
             }
         }
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, subject))
+        let parameters = r.get::<_, String>(2 + SUBJECT_FIELDS.len())?;
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            subject,
+            parameters,
+        ))
     })?;
-    let mut statement =
-        c.prepare_cached("SELECT name, value FROM parameter WHERE metadata_id = ?1")?;
-    let parameters = statement
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<(String, String)>, _>>()?;
+    let parameters: Vec<(String, String)> = serde_json::from_str(&parameters)
+        .map_err(|e| Failure::internal(format!("metadata {key}: parameters: {e}")))?;
     let mut statement = c.prepare_cached(
         "SELECT event_type, summary, win, updated FROM series WHERE metadata_id = ?1 ORDER BY event_type, summary, win",
     )?;
@@ -1343,6 +1511,79 @@ mod tests {
             parameters: vec![],
             event_types: vec![("throughput".into(), vec![])],
         }
+    }
+
+    /// An archive of schema version 0 opens migrated: its metadata keeps its key and
+    /// parameters, is found by a parameter search, and a record with the same metadata
+    /// lands in it instead of creating another.
+    #[test]
+    fn a_version_0_archive_is_migrated_when_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut new = throughput_metadata();
+        new.parameters = vec![
+            ("tcp-window-size".into(), "131072".into()),
+            ("bw-parallel-streams".into(), "4".into()),
+        ];
+        {
+            let c = Connection::open(dir.path().join("archive.sqlite")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE metadata (id INTEGER PRIMARY KEY, key TEXT NOT NULL,
+                     checksum TEXT NOT NULL UNIQUE, subject_type TEXT NOT NULL,
+                     source TEXT, destination TEXT, measurement_agent TEXT,
+                     tool_name TEXT, input_source TEXT, input_destination TEXT);
+                 CREATE UNIQUE INDEX metadata_by_key ON metadata(key);
+                 CREATE INDEX metadata_source ON metadata(source);
+                 CREATE TABLE parameter (metadata_id INTEGER NOT NULL, name TEXT NOT NULL,
+                     value TEXT NOT NULL, PRIMARY KEY (metadata_id, name)) WITHOUT ROWID;
+                 CREATE INDEX parameter_lookup ON parameter(name, value, metadata_id);
+                 CREATE TABLE series (id INTEGER PRIMARY KEY, metadata_id INTEGER NOT NULL,
+                     event_type TEXT NOT NULL, summary TEXT NOT NULL, win INTEGER NOT NULL,
+                     updated INTEGER, UNIQUE (metadata_id, event_type, summary, win));
+                 CREATE TABLE point (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                     value TEXT NOT NULL, state TEXT, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+                 CREATE TABLE token (user TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+                     created INTEGER NOT NULL);",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO metadata (id, key, checksum, subject_type, source, destination) VALUES (7, 'k0', ?1, 'point-to-point', '10.0.0.1', '10.0.0.2')",
+                [sha256_hex(&checksum_text(&new))],
+            )
+            .unwrap();
+            c.execute_batch(
+                "INSERT INTO parameter VALUES (7, 'tcp-window-size', '131072'), (7, 'bw-parallel-streams', '4');
+                 INSERT INTO series VALUES (1, 7, 'throughput', 'base', 0, 10);
+                 INSERT INTO point VALUES (1, 10, '5.0', '50000');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let metadata = store.metadata("k0").unwrap().unwrap();
+        assert_eq!(
+            metadata.parameters,
+            vec![
+                ("bw-parallel-streams".to_owned(), "4".to_owned()),
+                ("tcp-window-size".to_owned(), "131072".to_owned()),
+            ]
+        );
+        let (found, count) = store
+            .search(
+                &[Condition::Parameter(
+                    "tcp-window-size".into(),
+                    "131072".into(),
+                )],
+                10,
+                0,
+            )
+            .unwrap();
+        assert_eq!((found[0].key.as_str(), count), ("k0", 1));
+        let outcomes = store
+            .write_records([Ok((new, vec![(20, Cow::Borrowed("throughput"), json!(6))]))])
+            .unwrap();
+        assert_eq!(outcomes, vec![Outcome::Stored("k0".into())]);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.metadata("k0").unwrap().unwrap().parameters.len(), 2);
     }
 
     /// Writes at once share transactions (group commit); one that fails is undone alone,

@@ -102,6 +102,12 @@ pub struct Args {
     #[arg(long)]
     esmond_api: bool,
 
+    /// Batch-API requests under way at once (kept-alive connections; the archive writes
+    /// them together). Their answers, and so the ack, are taken in order. 1: one at a
+    /// time. The esmond API always sends one at a time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    in_flight: u64,
+
     /// Write the cursor of the last delivered record here, atomically.
     #[arg(long, value_name = "FILE")]
     ack: Option<PathBuf>,
@@ -195,6 +201,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         dry_run: args.dry_run,
         records_api: !args.esmond_api,
         stop_on_refused: args.input.on_error == OnError::Fail,
+        in_flight: args.in_flight as usize,
         warn: cli::warn,
     };
     let (outcome, totals) = if args.dry_run {

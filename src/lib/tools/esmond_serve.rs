@@ -41,6 +41,10 @@ Examples:
 /// a conflict, 409, and the stored value stays. On a full disk the archive still starts
 /// and serves reads; writes get 507 until space is freed. SIGINT/SIGTERM stop accepting,
 /// finish the requests in flight and exit 0.
+///
+/// Metadata keys are 32 hex digits, as esmond's, ordered by creation time. An archive
+/// written by an earlier measpipe is migrated to the current schema when it opens, in one
+/// transaction that rebuilds the metadata tables (keep a copy of the archive first).
 #[derive(Debug, Parser)]
 #[command(name = "esmond-serve", version, after_help = EXAMPLES)]
 pub struct Args {

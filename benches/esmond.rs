@@ -270,93 +270,124 @@ fn growth() {
 /// 16 writers: each writer its own metadata (throughput only, no summaries: one row per
 /// point), 1,000-point PUTs; the baseline inserts the same rows, 1,000 per transaction,
 /// with a prepared INSERT into a WAL table with synchronous=FULL, one connection per
-/// writer. The ratio is esmond-serve's points/s over the baseline's (goal ≥ 0.8).
+/// writer. The two alternate for `MEASPIPE_BENCH_ROUNDS` rounds (default 5: the machine is
+/// shared and noisy); the ratio is esmond-serve's median points/s over the baseline's
+/// (goal ≥ 0.8).
 fn ingest_against_sqlite() {
-    const POINTS: usize = 200_000;
-    const BATCH: usize = 1000;
+    let rounds: usize = std::env::var("MEASPIPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     for writers in [1usize, 4, 16] {
-        let per_writer = POINTS / writers;
-        // esmond-serve.
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let key = store.add_token("bench", 0).unwrap();
-        let keys: Vec<String> = (0..writers)
-            .map(|w| {
-                let mut new = metadata(w);
-                new.event_types = vec![("throughput".into(), vec![])];
-                store.create_metadata(&new).unwrap().0
-            })
-            .collect();
-        drop(store);
-        let server = Server::start(dir.path());
-        // The bodies are made before the clock starts: the client's JSON is not measured.
-        let bodies: Vec<String> = (0..per_writer / BATCH)
-            .map(|batch| bulk_body(1_700_000_000 + (batch * BATCH) as i64, 1, BATCH))
-            .collect();
-        let started = Instant::now();
-        std::thread::scope(|scope| {
-            for mk in &keys {
-                let (url, key, bodies) = (server.url(&format!("{mk}/")), key.clone(), &bodies);
-                scope.spawn(move || {
-                    let agent = agent();
-                    for body in bodies {
-                        let reply = agent
-                            .put(&url)
-                            .header("Authorization", &format!("Token {key}"))
-                            .header("Content-Type", "application/json")
-                            .send(body.as_bytes())
-                            .unwrap();
-                        assert_eq!(reply.status().as_u16(), 201);
-                    }
-                });
-            }
-        });
-        let served =
-            (per_writer / BATCH * BATCH * writers) as f64 / started.elapsed().as_secs_f64();
-        drop(server);
-        // The raw SQLite baseline.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raw.sqlite");
-        {
-            let db = rusqlite::Connection::open(&path).unwrap();
-            db.execute_batch(
-                "PRAGMA journal_mode=WAL; CREATE TABLE point (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;",
-            )
-            .unwrap();
-        }
-        let started = Instant::now();
-        std::thread::scope(|scope| {
-            for w in 0..writers {
-                let path = path.clone();
-                scope.spawn(move || {
-                    let mut db = rusqlite::Connection::open(&path).unwrap();
-                    db.busy_timeout(Duration::from_secs(60)).unwrap();
-                    db.execute_batch("PRAGMA synchronous=FULL").unwrap();
-                    for batch in 0..per_writer / BATCH {
-                        let tx = db
-                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                            .unwrap();
-                        {
-                            let mut insert = tx
-                                .prepare_cached("INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)")
-                                .unwrap();
-                            for i in 0..BATCH {
-                                let ts = 1_700_000_000 + (batch * BATCH + i) as i64;
-                                let value = (9_000_000_000i64 + i as i64).to_string();
-                                insert.execute(rusqlite::params![w as i64, ts, value]).unwrap();
-                            }
-                        }
-                        tx.commit().unwrap();
-                    }
-                });
-            }
-        });
-        let raw = (per_writer / BATCH * BATCH * writers) as f64 / started.elapsed().as_secs_f64();
+        let (mut served, mut raw): (Vec<f64>, Vec<f64>) = (0..rounds)
+            .map(|_| (ingest_served(writers), ingest_raw(writers)))
+            .unzip();
+        served.sort_by(f64::total_cmp);
+        raw.sort_by(f64::total_cmp);
+        let median = |v: &[f64]| v[v.len() / 2];
         println!(
-            "bulk ingest, {writers} writer(s): esmond-serve {served:.0} points/s, raw SQLite {raw:.0} points/s: ratio {:.2}",
-            served / raw
+            "bulk ingest, {writers} writer(s), {rounds} rounds: esmond-serve median {:.0} points/s ({:.0}–{:.0}), raw SQLite median {:.0} ({:.0}–{:.0}): ratio {:.2}",
+            median(&served),
+            served[0],
+            served[rounds - 1],
+            median(&raw),
+            raw[0],
+            raw[rounds - 1],
+            median(&served) / median(&raw)
         );
     }
+}
+
+/// Points in each ingest run, and per PUT or transaction.
+const INGEST_POINTS: usize = 200_000;
+const INGEST_BATCH: usize = 1000;
+
+/// One esmond-serve ingest run: points/s.
+fn ingest_served(writers: usize) -> f64 {
+    let per_writer = INGEST_POINTS / writers;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = store.add_token("bench", 0).unwrap();
+    let keys: Vec<String> = (0..writers)
+        .map(|w| {
+            let mut new = metadata(w);
+            new.event_types = vec![("throughput".into(), vec![])];
+            store.create_metadata(&new).unwrap().0
+        })
+        .collect();
+    drop(store);
+    let server = Server::start(dir.path());
+    // The bodies are made before the clock starts: the client's JSON is not measured.
+    let bodies: Vec<String> = (0..per_writer / INGEST_BATCH)
+        .map(|batch| {
+            bulk_body(
+                1_700_000_000 + (batch * INGEST_BATCH) as i64,
+                1,
+                INGEST_BATCH,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for mk in &keys {
+            let (url, key, bodies) = (server.url(&format!("{mk}/")), key.clone(), &bodies);
+            scope.spawn(move || {
+                let agent = agent();
+                for body in bodies {
+                    let reply = agent
+                        .put(&url)
+                        .header("Authorization", &format!("Token {key}"))
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                        .unwrap();
+                    assert_eq!(reply.status().as_u16(), 201);
+                }
+            });
+        }
+    });
+    (per_writer / INGEST_BATCH * INGEST_BATCH * writers) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One raw SQLite run of the same rows: points/s.
+fn ingest_raw(writers: usize) -> f64 {
+    let per_writer = INGEST_POINTS / writers;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raw.sqlite");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE point (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;",
+        )
+        .unwrap();
+    }
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..writers {
+            let path = path.clone();
+            scope.spawn(move || {
+                let mut db = rusqlite::Connection::open(&path).unwrap();
+                db.busy_timeout(Duration::from_secs(60)).unwrap();
+                db.execute_batch("PRAGMA synchronous=FULL").unwrap();
+                for batch in 0..per_writer / INGEST_BATCH {
+                    let tx = db
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .unwrap();
+                    {
+                        let mut insert = tx
+                            .prepare_cached("INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)")
+                            .unwrap();
+                        for i in 0..INGEST_BATCH {
+                            let ts = 1_700_000_000 + (batch * INGEST_BATCH + i) as i64;
+                            let value = (9_000_000_000i64 + i as i64).to_string();
+                            insert.execute(rusqlite::params![w as i64, ts, value]).unwrap();
+                        }
+                    }
+                    tx.commit().unwrap();
+                }
+            });
+        }
+    });
+    (per_writer / INGEST_BATCH * INGEST_BATCH * writers) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Mixed load (issue 14: write p99 ≤ 100 ms, read p99 ≤ 20 ms): 48 connections for 60 s

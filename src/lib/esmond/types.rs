@@ -183,6 +183,33 @@ impl Stored {
         }
     }
 
+    /// [`Stored::to_json`], appended to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Stored::Integer(n) => write_float(out, *n as f64),
+            Stored::Scaled(n) => write_float(out, *n as f64 / 10_000.0),
+            Stored::Ratio(num, den) => write_float(out, *num as f64 / *den as f64),
+            // Writing to a Vec cannot fail.
+            Stored::Json(v) => drop(serde_json::to_writer(out, v)),
+        }
+    }
+
+    /// [`Stored::to_store`], appended to `out`.
+    pub fn write_store(&self, out: &mut Vec<u8>) {
+        let mut number = itoa::Buffer::new();
+        match self {
+            Stored::Integer(n) | Stored::Scaled(n) => {
+                out.extend_from_slice(number.format(*n).as_bytes())
+            }
+            Stored::Ratio(num, den) => {
+                out.extend_from_slice(number.format(*num).as_bytes());
+                out.push(b'/');
+                out.extend_from_slice(number.format(*den).as_bytes());
+            }
+            Stored::Json(v) => drop(serde_json::to_writer(out, v)),
+        }
+    }
+
     /// The text kept in the store: enough to rebuild the value for summaries.
     pub fn to_store(&self) -> String {
         match self {
@@ -196,6 +223,12 @@ impl Stored {
 /// A float as Python's `repr` / JSON writes it (always with a fraction or exponent).
 pub fn float_text(value: f64) -> String {
     serde_json::Value::from(value).to_string()
+}
+
+/// [`float_text`], appended to `out`.
+pub fn write_float(out: &mut Vec<u8>, value: f64) {
+    // Writing to a Vec cannot fail; a float that is not finite is `null`, as in a Value.
+    drop(serde_json::to_writer(out, &value));
 }
 
 /// Python's `long()` of a JSON value: integers, floats truncated toward zero, numeric

@@ -515,10 +515,12 @@ fn main() {
     if only.as_deref().is_none_or(|o| o == "mixed") {
         mixed_load();
     }
+    if only.as_deref().is_none_or(|o| o == "search") {
+        metadata_search();
+    }
     if only.is_some() {
         return;
     }
     ingest_and_read();
-    metadata_search();
     growth();
 }

@@ -52,6 +52,18 @@ impl Drop for Server {
     }
 }
 
+/// A bulk PUT of `body` to `url` with token `key`: the answer's status.
+fn put(agent: &ureq::Agent, url: &str, key: &str, body: &str) -> u16 {
+    agent
+        .put(url)
+        .header("Authorization", &format!("Token {key}"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -334,13 +346,7 @@ fn ingest_served(writers: usize) -> f64 {
             scope.spawn(move || {
                 let agent = agent();
                 for body in bodies {
-                    let reply = agent
-                        .put(&url)
-                        .header("Authorization", &format!("Token {key}"))
-                        .header("Content-Type", "application/json")
-                        .send(body.as_bytes())
-                        .unwrap();
-                    assert_eq!(reply.status().as_u16(), 201);
+                    assert_eq!(put(&agent, &url, &key, body), 201);
                 }
             });
         }
@@ -420,14 +426,9 @@ fn mixed_load() {
                         let ts0 = 1_700_000_000 + batch * 100 * 60;
                         let body = bulk_body(ts0, 60, 100);
                         let started = Instant::now();
-                        let reply = agent
-                            .put(&url)
-                            .header("Authorization", &format!("Token {key}"))
-                            .header("Content-Type", "application/json")
-                            .send(body.as_bytes())
-                            .unwrap();
+                        let status = put(&agent, &url, &key, &body);
                         latencies.push(started.elapsed());
-                        if reply.status().as_u16() == 201 {
+                        if status == 201 {
                             stamps.push(ts0);
                         }
                         batch += 1;

@@ -387,13 +387,22 @@ impl Writer {
         for &(sid, summary, window) in &run.summaries {
             let mut from = 0;
             while from < run.points.len() {
-                let bin = bin(run.points[from].0, window)?;
+                let start = bin(run.points[from].0, window)?;
                 let mut to = from + 1;
-                while to < run.points.len() && self::bin(run.points[to].0, window)? == bin {
+                while to < run.points.len() && bin(run.points[to].0, window)? == start {
                     to += 1;
                 }
                 let values = run.points[from..to].iter().map(|p| &p.1);
-                fold(tx, run.base, sid, run.storage, summary, window, bin, values)?;
+                fold(
+                    tx,
+                    run.base,
+                    sid,
+                    run.storage,
+                    summary,
+                    window,
+                    start,
+                    values,
+                )?;
                 from = to;
             }
         }

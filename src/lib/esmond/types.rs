@@ -175,12 +175,9 @@ pub enum Stored {
 impl Stored {
     /// The value as the API returns it, as JSON text.
     pub fn to_json(&self) -> String {
-        match self {
-            Stored::Integer(n) => float_text(*n as f64),
-            Stored::Scaled(n) => float_text(*n as f64 / 10_000.0),
-            Stored::Ratio(num, den) => float_text(*num as f64 / *den as f64),
-            Stored::Json(v) => v.to_string(),
-        }
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        text(out)
     }
 
     /// [`Stored::to_json`], appended to `out`.
@@ -212,17 +209,22 @@ impl Stored {
 
     /// The text kept in the store: enough to rebuild the value for summaries.
     pub fn to_store(&self) -> String {
-        match self {
-            Stored::Integer(n) | Stored::Scaled(n) => n.to_string(),
-            Stored::Ratio(num, den) => format!("{num}/{den}"),
-            Stored::Json(v) => v.to_string(),
-        }
+        let mut out = Vec::new();
+        self.write_store(&mut out);
+        text(out)
     }
+}
+
+/// Text written by serde_json or itoa (always UTF-8).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A float as Python's `repr` / JSON writes it (always with a fraction or exponent).
 pub fn float_text(value: f64) -> String {
-    serde_json::Value::from(value).to_string()
+    let mut out = Vec::new();
+    write_float(&mut out, value);
+    text(out)
 }
 
 /// [`float_text`], appended to `out`.

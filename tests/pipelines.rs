@@ -19,7 +19,12 @@ fn the_demo_fills_an_archive_and_reads_it_back() {
     assert!(stdout.starts_with("metadata: 11\n"), "{stdout}");
     assert!(stdout.contains("4   tool \"bwctl/iperf3\""), "{stdout}");
     assert!(stdout.contains("7   tool \"gridftp\""), "{stdout}");
-    assert!(stdout.contains("throughput of one bwctl test"), "{stdout}");
+    assert!(stdout.contains("throughput of the bwctl tests (bits/s), by esmond-get:\nsource,destination,event_type,tool,summary_type,summary_window,timestamp,value\r\n"), "{stdout}");
+    assert_eq!(
+        stdout.matches(",throughput,bwctl/iperf3,base,0,").count(),
+        4,
+        "{stdout}"
+    );
     assert!(
         stderr.lines().any(|l| {
             // measpipe's batch API: the question whether the archive has it, then one batch.
@@ -78,6 +83,10 @@ fn the_install_script_puts_pages_completions_and_wrappers_in_place() {
         "share/man/man7/measpipe-records.7",
         "bin/esmond-ps-pipe",
         "bin/esmond-ps-load-gridftp",
+        "bin/esmond-ps-get",
+        "bin/esmond-ps-get-endpoints",
+        "bin/esmond-ps-get-metadata",
+        "bin/esmond-ps-get-bulk",
         "share/measpipe/pipelines/gridftp.logrotate",
     ] {
         assert!(root.join(file).is_file(), "{file} not installed");

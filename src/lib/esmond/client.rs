@@ -95,6 +95,45 @@ impl Http {
     }
 }
 
+/// A GET's answer.
+#[derive(Debug)]
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header (empty if none).
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+impl Http {
+    /// GETs `url`, reading at most `limit` bytes of body (more is an error).
+    pub fn get(&self, url: &str, limit: u64) -> Result<Fetched, String> {
+        let request = match &self.authorization {
+            Some(auth) => self.agent.get(url).header("Authorization", auth),
+            None => self.agent.get(url),
+        };
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_string()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        Ok(Fetched {
+            status: response.status().as_u16(),
+            content_type,
+            body,
+        })
+    }
+}
+
 impl Transport for Http {
     fn send(&mut self, method: &str, url: &str, body: &[u8]) -> Result<Answer, String> {
         self.once(method, url, body).map_err(|e| e.to_string())

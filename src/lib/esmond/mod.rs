@@ -4,7 +4,10 @@
 //!
 //! [`types`] is the event-type catalogue and value validation, [`timefilter`] the time
 //! parameters, [`statistics`] histogram summaries, [`store`] the database and [`server`]
-//! the HTTP routes. Where esmond was wrong or fragile the archive does better and says so:
+//! the HTTP routes. [`query`] reads an archive back (a real esmond or this one) and
+//! [`rows`] prints what it reads as the esmond-client tools did.
+//!
+//! Where esmond was wrong or fragile the archive does better and says so:
 //! a bulk PUT is one transaction, re-sending identical data is a no-op, subject addresses
 //! must be IP literals (esmond answered 500), and `--retention` really frees space.
 
@@ -12,9 +15,18 @@ pub mod bulk;
 #[cfg(feature = "esmond-client")]
 pub mod client;
 #[cfg(feature = "esmond-client")]
+pub mod dates;
+#[cfg(feature = "esmond-client")]
 pub mod deliver;
 #[cfg(feature = "esmond-client")]
+pub mod fetch;
+#[cfg(feature = "esmond-client")]
 pub mod keys;
+pub mod python;
+#[cfg(feature = "esmond-client")]
+pub mod query;
+#[cfg(feature = "esmond-client")]
+pub mod rows;
 #[cfg(feature = "esmond-server")]
 pub mod server;
 #[cfg(feature = "esmond-client")]

@@ -78,6 +78,60 @@ impl Summary {
     }
 }
 
+/// Every event type esmond knows: the 33 esmond-client 4.2.1 listed (`-L`), in its
+/// order, then the 16 its list missed (perfsonar/esmond#77).
+pub const EVENT_TYPES: [&str; 49] = [
+    "failures",
+    "histogram-owdelay",
+    "histogram-rtt",
+    "histogram-ttl",
+    "histogram-ttl-reverse",
+    "ntp-delay",
+    "ntp-dispersion",
+    "ntp-jitter",
+    "ntp-offset",
+    "ntp-polling-interval",
+    "ntp-reach",
+    "ntp-stratum",
+    "ntp-wander",
+    "packet-duplicates",
+    "packet-duplicates-bidir",
+    "packet-loss-rate",
+    "packet-loss-rate-bidir",
+    "packet-trace",
+    "packet-count-lost",
+    "packet-count-lost-bidir",
+    "packet-count-sent",
+    "packet-reorders",
+    "packet-reorders-bidir",
+    "packet-retransmits",
+    "packet-retransmits-subintervals",
+    "path-mtu",
+    "streams-packet-retransmits",
+    "streams-packet-retransmits-subintervals",
+    "streams-throughput",
+    "streams-throughput-subintervals",
+    "throughput",
+    "throughput-subintervals",
+    "time-error-estimates",
+    "iostat",
+    "mpstat",
+    "packet-rtt",
+    "packet-rtt-subintervals",
+    "packet-trace-multi",
+    "pscheduler-raw",
+    "pscheduler-run-href",
+    "rusage",
+    "streams-packet-rtt",
+    "streams-packet-rtt-subintervals",
+    "streams-tcp-windowsize",
+    "streams-tcp-windowsize-subintervals",
+    "streams-tcpinfo",
+    "tcp-windowsize",
+    "tcp-windowsize-subintervals",
+    "tcpinfo",
+];
+
 /// The storage of an event type, or `None` if esmond does not know it.
 pub fn storage(event_type: &str) -> Option<Storage> {
     Some(match event_type {
@@ -344,6 +398,15 @@ pub fn validate(storage: Storage, value: &Value) -> Result<Stored, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_lists_every_event_type_once_and_each_has_a_storage() {
+        let mut seen = std::collections::HashSet::new();
+        for event_type in EVENT_TYPES {
+            assert!(seen.insert(event_type), "{event_type} listed twice");
+            assert!(storage(event_type).is_some(), "{event_type} has no storage");
+        }
+    }
 
     #[test]
     fn values_that_would_overflow_are_refused() {

@@ -7,7 +7,12 @@
 use clap::CommandFactory;
 
 pub mod bwctl_extract;
+pub mod esmond_bulk_fetch;
+pub mod esmond_endpoints;
+pub mod esmond_get;
+pub mod esmond_metadata;
 pub mod esmond_post;
+pub mod esmond_query;
 pub mod esmond_serve;
 pub mod gridftp_parse;
 pub mod mmstats_clean;
@@ -29,6 +34,22 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "bwctl-extract",
         command: bwctl_extract::Args::command,
+    },
+    Tool {
+        name: "esmond-bulk-fetch",
+        command: esmond_bulk_fetch::Args::command,
+    },
+    Tool {
+        name: "esmond-endpoints",
+        command: esmond_endpoints::Args::command,
+    },
+    Tool {
+        name: "esmond-get",
+        command: esmond_get::Args::command,
+    },
+    Tool {
+        name: "esmond-metadata",
+        command: esmond_metadata::Args::command,
     },
     Tool {
         name: "esmond-post",

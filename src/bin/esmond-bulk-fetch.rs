@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::esmond_bulk_fetch`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::esmond_bulk_fetch::run)
+}

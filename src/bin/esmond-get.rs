@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::esmond_get`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::esmond_get::run)
+}

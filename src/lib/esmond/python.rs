@@ -182,11 +182,7 @@ impl serde_json::ser::Formatter for Dumps {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        separate(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + Write>(
@@ -194,11 +190,7 @@ impl serde_json::ser::Formatter for Dumps {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        separate(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
@@ -236,6 +228,15 @@ impl serde_json::ser::Formatter for Dumps {
             }
         }
         Ok(())
+    }
+}
+
+/// `", "` before every item but the first.
+fn separate<W: ?Sized + Write>(writer: &mut W, first: bool) -> io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        writer.write_all(b", ")
     }
 }
 

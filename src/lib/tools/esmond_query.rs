@@ -223,8 +223,8 @@ impl QueryArgs {
                 filters.set(name, value.clone());
             }
         }
-        if let Some(summary) = self.summary_type {
-            filters.set("summary-type", self.summary_name(summary));
+        if self.summary_type.is_some() {
+            filters.set("summary-type", self.summary().name());
         }
         if self.summary_window != 0 {
             filters.set("summary-window", self.summary_window.to_string());
@@ -262,14 +262,6 @@ impl QueryArgs {
             )));
         }
         Ok(filters)
-    }
-
-    fn summary_name(&self, summary: SummaryType) -> &'static str {
-        match summary {
-            SummaryType::Aggregation => "aggregation",
-            SummaryType::Average => "average",
-            SummaryType::Statistics => "statistics",
-        }
     }
 }
 

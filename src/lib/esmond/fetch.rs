@@ -29,6 +29,33 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// A selection; the window counts only for a summary (base data has none).
+    pub fn new(
+        filters: Filters,
+        event_type: Option<String>,
+        summary: Summary,
+        window: i64,
+        page: u64,
+    ) -> Selection {
+        let window = if summary == Summary::Base { 0 } else { window };
+        Selection {
+            filters,
+            event_type,
+            summary,
+            window,
+            page,
+        }
+    }
+
+    /// Refuses a summary for measurement records, which carry base data.
+    pub fn check_records(&self) -> Result<(), String> {
+        if self.summary == Summary::Base {
+            Ok(())
+        } else {
+            Err("-o ndjson writes measurement records, which carry base data: leave out --summary-type".into())
+        }
+    }
+
     /// The event types of `metadata` to read.
     fn events(&self, metadata: &Metadata) -> Vec<super::query::EventType> {
         metadata
@@ -100,7 +127,7 @@ pub fn write_rows<W: Write>(
                 selection.page,
             );
             while let Some(page) = pages.next_page()? {
-                points += write_page(table, &row, formatter, &page, names)?;
+                points += write_page(table, &row, formatter, &page, names, "<stdout>")?;
             }
         }
         Ok(())
@@ -108,17 +135,19 @@ pub fn write_rows<W: Write>(
     Ok(points)
 }
 
+/// Writes a page's rows; a failed write names `output`.
 fn write_page<W: Write>(
     table: &mut Table<W>,
     row: &SeriesRow,
     formatter: Formatter,
     page: &Page,
     names: &mut Names,
+    output: &str,
 ) -> Result<u64, Error> {
     let mut resolve = |ip: &str| names.name(ip);
     for (ts, val) in page.iter() {
         row.write(table, formatter, ts, val, &mut resolve)
-            .map_err(|e| Error::io("<output>", e))?;
+            .map_err(|e| Error::io(output, e))?;
     }
     Ok(page.len() as u64)
 }
@@ -380,10 +409,14 @@ fn write_file(
     let mut points = 0;
     let mut page = Some(first);
     while let Some(current) = page {
-        points += write_page(&mut table, row, formatter, &current, names).map_err(|e| match e {
-            Error::Io { cause, .. } => io(cause),
-            other => other,
-        })?;
+        points += write_page(
+            &mut table,
+            row,
+            formatter,
+            &current,
+            names,
+            &part.display().to_string(),
+        )?;
         progress.points += current.len() as u64;
         page = pages.next_page()?;
     }

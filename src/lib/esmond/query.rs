@@ -46,15 +46,14 @@ impl Archive {
     pub fn new(settings: &Settings) -> Archive {
         let mut settings = settings.clone();
         let mut base = settings.url.trim_end_matches('/').to_owned();
-        for suffix in ["/perfsonar/archive"] {
-            if let Some(at) = base.find(suffix) {
-                if base[at + suffix.len()..].trim_matches('/').is_empty() {
-                    base.truncate(at);
-                    // Whatever came before perfsonar/archive is the alias.
-                    let (host, alias) = split_path(&base);
-                    settings.script_alias = (!alias.is_empty()).then(|| alias.to_owned());
-                    base = host.to_owned();
-                }
+        const ARCHIVE: &str = "/perfsonar/archive";
+        if let Some(at) = base.find(ARCHIVE) {
+            if base[at + ARCHIVE.len()..].trim_matches('/').is_empty() {
+                base.truncate(at);
+                // Whatever came before perfsonar/archive is the alias.
+                let (host, alias) = split_path(&base);
+                settings.script_alias = (!alias.is_empty()).then(|| alias.to_owned());
+                base = host.to_owned();
             }
         }
         settings.url = base.clone();
@@ -174,12 +173,78 @@ impl Filters {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The filters of the readers' options: `named` search parameters, then each
+    /// `KEY:VALUE` of `extra` (any key, dashed or underscored; the value may hold `:`;
+    /// `time-start`/`time-end` set the window), then the window (default: the day before
+    /// its end). Errors are the message for the option at fault.
+    pub fn from_options(
+        named: &[(&str, String)],
+        extra: &[String],
+        window: Window<'_>,
+    ) -> Result<Filters, String> {
+        let when = |option: &str, text: &str| {
+            super::dates::parse(text, window.now).map_err(|e| format!("--{option}: {e}"))
+        };
+        let mut end = match window.end {
+            Some(text) => when("end-time", text)?,
+            None => window.now,
+        };
+        let mut start = window
+            .start
+            .map(|text| when("start-time", text))
+            .transpose()?;
+        let mut filters = Filters::default();
+        for (name, value) in named {
+            filters.set(name, value.clone());
+        }
+        for filter in extra {
+            let Some((key, value)) = filter.split_once(':') else {
+                return Err(format!(
+                    "--filter {filter:?}: expected KEY:VALUE, e.g. ip-transport-protocol:tcp"
+                ));
+            };
+            let key = key.trim().replace('_', "-");
+            match key.as_str() {
+                "" => return Err(format!("--filter {filter:?}: the key is empty")),
+                "time-start" => start = Some(when("filter time-start", value)?),
+                "time-end" => end = when("filter time-end", value)?,
+                "limit" | "offset" | "format" => {
+                    return Err(format!(
+                    "--filter {filter:?}: {key} is the readers' own (they page through everything)"
+                ))
+                }
+                _ => filters.set(&key, value),
+            }
+        }
+        filters.start = start.unwrap_or(end.saturating_sub(86_400));
+        filters.end = end;
+        if filters.start > filters.end {
+            return Err(format!(
+                "the start of the window ({}) is after its end ({})",
+                super::rows::timestamp_text(filters.start),
+                super::rows::timestamp_text(filters.end)
+            ));
+        }
+        Ok(filters)
+    }
+
     fn metadata_query(&self) -> Vec<(String, String)> {
         let mut query = self.params.clone();
         // Only the start: see the module's documentation.
         query.push(("time-start".into(), self.start.to_string()));
         query
     }
+}
+
+/// The window as the options gave it: dates as written (see [`super::dates`]), and now.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// `--start-time`, if given.
+    pub start: Option<&'a str>,
+    /// `--end-time`, if given.
+    pub end: Option<&'a str>,
+    /// Epoch seconds the relative dates count from.
+    pub now: i64,
 }
 
 /// A URL with a query string.

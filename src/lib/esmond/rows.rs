@@ -181,35 +181,29 @@ impl<W: Write> Table<W> {
 
     /// Ends the output ("No data found." when no row was written) and returns the writer
     /// and the number of rows.
-    pub fn finish(mut self) -> io::Result<(W, u64)> {
+    pub fn finish(self) -> io::Result<(W, u64)> {
         let rows = self.rows;
         let tail: &[u8] = if self.print { b"\n" } else { b"" };
-        match self.sink {
+        let mut out = match self.sink {
             Sink::Csv(mut csv) => {
                 if rows == 0 {
                     csv.write_record(self.header.iter().map(|_| "No data"))?;
                 }
-                csv.flush()?;
-                let mut out = csv.into_inner().map_err(|e| e.into_error())?;
-                out.write_all(tail)?;
-                out.flush()?;
-                Ok((out, rows))
+                csv.into_inner().map_err(|e| e.into_error())?
             }
-            Sink::Plain(ref mut out) => {
+            Sink::Plain(mut out) => {
                 match (self.format, rows) {
                     (Format::Human, 0) => out.write_all(b"No data found.")?,
                     (_, 0) => out.write_all(br#"[{"msg": "No data found."}]"#)?,
                     (Format::Human, _) => {}
                     _ => out.write_all(b"]")?,
                 }
-                out.write_all(tail)?;
-                out.flush()?;
-                let Sink::Plain(out) = self.sink else {
-                    unreachable!()
-                };
-                Ok((out.into_inner().map_err(|e| e.into_error())?, rows))
+                out.into_inner().map_err(|e| e.into_error())?
             }
-        }
+        };
+        out.write_all(tail)?;
+        out.flush()?;
+        Ok((out, rows))
     }
 }
 

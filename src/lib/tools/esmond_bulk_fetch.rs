@@ -9,6 +9,7 @@ use super::esmond_query::{Output, QueryArgs};
 use crate::cli::{self, OutputArgs};
 use crate::error::Error;
 use crate::esmond::fetch::{self, Files, Outcome, Selection};
+use crate::esmond::rows::Format;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -67,46 +68,37 @@ pub fn run(args: Args) -> Result<(), Error> {
     if args.query.list_events()? {
         return Ok(());
     }
-    let summary = args.query.summary();
-    let selection = Selection {
-        filters: args.query.filters()?,
-        event_type: args.query.event_type.clone(),
-        summary,
-        window: if summary == crate::esmond::types::Summary::Base {
-            0
-        } else {
-            args.query.summary_window
-        },
-        page: args.page_size,
-    };
+    let selection = Selection::new(
+        args.query.filters()?,
+        args.query.event_type.clone(),
+        args.query.summary(),
+        args.query.summary_window,
+        args.page_size,
+    );
     let archive = args.query.archive();
     let mut status = cli::Status::new(false);
-    let Some(format) = args
-        .output_format
-        .table()
-        .filter(|_| args.output_format != Output::Human)
-    else {
-        if args.output_format == Output::Human {
+    let format = match args.output_format {
+        Output::Human => {
             return Err(Error::Usage(
                 "-o human is not a bulk format: choose csv or json (files) or ndjson (records)"
                     .into(),
-            ));
+            ))
         }
-        if summary != crate::esmond::types::Summary::Base {
-            return Err(Error::Usage(
-                "-o ndjson writes measurement records, which carry base data: leave out --summary-type".into(),
-            ));
+        Output::Csv => Format::Csv,
+        Output::Json => Format::Json,
+        Output::Ndjson => {
+            selection.check_records().map_err(Error::Usage)?;
+            let mut lines = cli::stdout(&args.output);
+            let (records, points) = fetch::write_records(
+                &archive,
+                &selection,
+                |line| lines.write_line(line),
+                |records, points| status.update(|| format!("{records} records, {points} points")),
+            )?;
+            drop(status);
+            cli::notice(&format!("{records} records, {points} points"));
+            return Ok(());
         }
-        let mut lines = cli::stdout(&args.output);
-        let (records, points) = fetch::write_records(
-            &archive,
-            &selection,
-            |line| lines.write_line(line),
-            |records, points| status.update(|| format!("{records} records, {points} points")),
-        )?;
-        drop(status);
-        cli::notice(&format!("{records} records, {points} points"));
-        return Ok(());
     };
     if !args.output_directory.is_dir() {
         return Err(Error::Usage(format!(

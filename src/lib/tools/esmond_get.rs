@@ -9,7 +9,6 @@ use crate::cli::{self, OutputArgs};
 use crate::error::Error;
 use crate::esmond::fetch::{self, Selection};
 use crate::esmond::rows::{Formatter, Table};
-use crate::esmond::types::Summary;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -66,28 +65,20 @@ pub fn run(args: Args) -> Result<(), Error> {
             "--event-type is required (-L lists esmond's event types)".into(),
         ));
     };
-    let summary = args.query.summary();
-    if args.output_format == Output::Ndjson && summary != Summary::Base {
-        return Err(Error::Usage(
-            "-o ndjson writes measurement records, which carry base data: leave out --summary-type"
-                .into(),
-        ));
+    let selection = Selection::new(
+        args.query.filters()?,
+        Some(event_type.clone()),
+        args.query.summary(),
+        args.query.summary_window,
+        args.page_size,
+    );
+    if args.output_format == Output::Ndjson {
+        selection.check_records().map_err(Error::Usage)?;
     }
-    let selection = Selection {
-        filters: args.query.filters()?,
-        event_type: Some(event_type.clone()),
-        summary,
-        window: if summary == Summary::Base {
-            0
-        } else {
-            args.query.summary_window
-        },
-        page: args.page_size,
-    };
     let archive = args.query.archive();
     match args.output_format.table() {
         Some(format) => {
-            let columns = Formatter::of(&event_type, summary).columns();
+            let columns = Formatter::of(&event_type, selection.summary).columns();
             let mut table = Table::new(format, &columns, io::stdout(), true);
             fetch::write_rows(&archive, &selection, &mut args.query.names(), &mut table)?;
             table.finish().map_err(stdout_error)?;

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use crate::cli;
 use crate::error::Error;
 use crate::esmond::client::Settings;
-use crate::esmond::query::{Archive, Filters, Names};
+use crate::esmond::query::{Archive, Filters, Names, Window};
 use crate::esmond::rows::Format;
 use crate::esmond::types::{self, Summary};
 
@@ -198,70 +198,28 @@ impl QueryArgs {
 
     /// The metadata search and the window, from the options and then the -F filters.
     pub fn filters(&self) -> Result<Filters, Error> {
-        let now = crate::clock::now_seconds();
-        let when = |option: &str, text: &str| {
-            crate::esmond::dates::parse(text, now)
-                .map_err(|e| Error::Usage(format!("--{option}: {e}")))
-        };
-        let mut end = match &self.end_time {
-            Some(text) => when("end-time", text)?,
-            None => now,
-        };
-        let mut start = match &self.start_time {
-            Some(text) => Some(when("start-time", text)?),
-            None => None,
-        };
-        let mut filters = Filters::default();
-        for (name, value) in [
+        let mut named: Vec<(&str, String)> = [
             ("source", &self.src),
             ("destination", &self.dest),
             ("measurement-agent", &self.agent),
             ("event-type", &self.event_type),
             ("tool-name", &self.tool),
-        ] {
-            if let Some(value) = value {
-                filters.set(name, value.clone());
-            }
-        }
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .collect();
         if self.summary_type.is_some() {
-            filters.set("summary-type", self.summary().name());
+            named.push(("summary-type", self.summary().name().to_owned()));
         }
         if self.summary_window != 0 {
-            filters.set("summary-window", self.summary_window.to_string());
+            named.push(("summary-window", self.summary_window.to_string()));
         }
-        for filter in &self.filter {
-            let Some((key, value)) = filter.split_once(':') else {
-                return Err(Error::Usage(format!(
-                    "--filter {filter:?}: expected KEY:VALUE, e.g. ip-transport-protocol:tcp"
-                )));
-            };
-            let key = key.trim().replace('_', "-");
-            if key.is_empty() {
-                return Err(Error::Usage(format!(
-                    "--filter {filter:?}: the key is empty"
-                )));
-            }
-            match key.as_str() {
-                "time-start" => start = Some(when("filter time-start", value)?),
-                "time-end" => end = when("filter time-end", value)?,
-                "limit" | "offset" | "format" => {
-                    return Err(Error::Usage(format!(
-                    "--filter {filter:?}: {key} is the readers' own (they page through everything)"
-                )))
-                }
-                _ => filters.set(&key, value),
-            }
-        }
-        filters.start = start.unwrap_or(end.saturating_sub(86_400));
-        filters.end = end;
-        if filters.start > filters.end {
-            return Err(Error::Usage(format!(
-                "the start of the window ({}) is after its end ({})",
-                crate::esmond::rows::timestamp_text(filters.start),
-                crate::esmond::rows::timestamp_text(filters.end)
-            )));
-        }
-        Ok(filters)
+        let window = Window {
+            start: self.start_time.as_deref(),
+            end: self.end_time.as_deref(),
+            now: crate::clock::now_seconds(),
+        };
+        Filters::from_options(&named, &self.filter, window).map_err(Error::Usage)
     }
 }
 

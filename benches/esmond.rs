@@ -52,16 +52,18 @@ impl Drop for Server {
     }
 }
 
-/// A bulk PUT of `body` to `url` with token `key`: the answer's status.
+/// A bulk PUT of `body` to `url` with token `key`: the answer's status. The answer is read
+/// to its end, as a client does, so the connection is kept for the next request (ureq
+/// closes one whose body was left unread).
 fn put(agent: &ureq::Agent, url: &str, key: &str, body: &str) -> u16 {
-    agent
+    let mut reply = agent
         .put(url)
         .header("Authorization", &format!("Token {key}"))
         .header("Content-Type", "application/json")
         .send(body.as_bytes())
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    let _ = reply.body_mut().read_to_vec().unwrap();
+    reply.status().as_u16()
 }
 
 fn agent() -> ureq::Agent {
@@ -290,7 +292,12 @@ fn ingest_against_sqlite() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    for writers in [1usize, 4, 16] {
+    // `MEASPIPE_BENCH_WRITERS=1,4` measures only those writer counts.
+    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
+        .ok()
+        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4, 16]);
+    for writers in counts {
         let (mut served, mut raw): (Vec<f64>, Vec<f64>) = (0..rounds)
             .map(|_| (ingest_served(writers), ingest_raw(writers)))
             .unzip();

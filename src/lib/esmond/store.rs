@@ -13,7 +13,10 @@
 //!                                                             base and summary series
 //! point     (series_id, ts, value, state)                     value: the JSON the API
 //!                                                             returns; state: what
-//!                                                             summaries fold (numeric types)
+//!                                                             summaries fold (numeric
+//!                                                             types; NULL for a base
+//!                                                             point whose JSON reads back
+//!                                                             as the same value)
 //! token     (user, hash, created)                             SHA-256 of API keys
 //! //! ```
 //!
@@ -129,6 +132,10 @@ struct Writing {
     failed: std::collections::VecDeque<(u64, Failure)>,
 }
 
+/// The writer's maps, looked up for every point: foldhash, not SipHash (keys are ids and
+/// interned names, no attacker chooses them to collide).
+type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Series (id, summary, window) of one metadata's event type.
 type SeriesRows = Vec<(i64, Summary, i64)>;
 
@@ -160,12 +167,12 @@ struct Run {
 struct Writer {
     names: Vec<String>,
     /// Series (id, summary, window) by metadata id and event type.
-    series: HashMap<(i64, usize), SeriesRows>,
+    series: Fast<(i64, usize), SeriesRows>,
     /// The newest time written, by metadata id and event type.
-    touched: HashMap<(i64, usize), i64>,
+    touched: Fast<(i64, usize), i64>,
     /// The newest time series were created with in this write, by metadata id and event
     /// type (they need no update unless a later point is newer).
-    fresh: HashMap<(i64, usize), i64>,
+    fresh: Fast<(i64, usize), i64>,
     /// Points held back, by series.
     runs: Vec<Run>,
     /// Points stored that were new (not the same value again).
@@ -376,9 +383,13 @@ impl Writer {
                 self.text.clear();
                 stored.write_json(&mut self.text);
                 insert.raw_bind_parameter(3 * i + 3, text(&self.text)?)?;
-                self.text.clear();
-                stored.write_store(&mut self.text);
-                insert.raw_bind_parameter(3 * i + 4, text(&self.text)?)?;
+                if stored.keeps_state(run.storage) {
+                    self.text.clear();
+                    stored.write_store(&mut self.text);
+                    insert.raw_bind_parameter(3 * i + 4, text(&self.text)?)?;
+                } else {
+                    insert.raw_bind_parameter(3 * i + 4, rusqlite::types::Null)?;
+                }
             }
             insert.raw_execute()?;
             rows = &rows[n..];
@@ -1554,13 +1565,14 @@ fn existing(
     let found: Option<(String, Option<String>)> = select
         .query_row(params![series, ts], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    // A base point without a state is the value its JSON reads back as
+    // (`Stored::keeps_state`); archives written before kept every numeric point's state.
+    let same_state = |held: &Option<String>| match held {
+        Some(held) => !storage.is_raw() && *held == stored.to_store(),
+        None => !stored.keeps_state(storage),
+    };
     Ok(match found {
-        Some((value, state))
-            if value == stored.to_json()
-                && state == (!storage.is_raw()).then(|| stored.to_store()) =>
-        {
-            Written::Same
-        }
+        Some((value, held)) if value == stored.to_json() && same_state(&held) => Written::Same,
         Some((value, _)) if !storage.is_raw() => Written::Other(value),
         _ => Written::New,
     })
@@ -1589,7 +1601,8 @@ fn write_point(
     let mut insert = tx.prepare_cached(
         "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
-    if insert.execute(params![series, ts, json, stored.to_store()])? == 1 {
+    let state = stored.keeps_state(storage).then(|| stored.to_store());
+    if insert.execute(params![series, ts, json, state])? == 1 {
         return Ok(Written::New);
     }
     existing(tx, series, storage, ts, stored)
@@ -1868,6 +1881,45 @@ mod tests {
                 "round {round}"
             );
         }
+    }
+
+    /// A base point is stored without its state when its JSON reads back as the same
+    /// value. An identical re-send is a no-op and another value a conflict, also when the
+    /// two share their JSON text (2^53 and 2^53 + 1 both read 9007199254740992.0), and
+    /// over points an earlier measpipe stored with their state.
+    #[test]
+    fn base_points_keep_their_state_only_when_their_json_loses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut new = throughput_metadata();
+        new.event_types = vec![("packet-count-sent".into(), vec![])];
+        let (key, _) = store.create_metadata(&new).unwrap();
+        let exact = 1i64 << 53;
+        let point = |ts: i64, v: i64| Ok(vec![(ts, Cow::Borrowed("packet-count-sent"), json!(v))]);
+        let sent = [(1, exact), (2, exact + 1), (3, 7), (4, 8)];
+        store
+            .write_points(&key, sent.map(|(ts, v)| point(ts, v)))
+            .unwrap();
+        let stored = all_points(&store);
+        let states: Vec<_> = stored.iter().map(|p| p.3.as_deref()).collect();
+        assert_eq!(states, [None, Some("9007199254740993"), None, None]);
+        // As an earlier measpipe stored it.
+        store
+            .write(|c| Ok(c.execute("UPDATE point SET state = '8' WHERE ts = 4", [])?))
+            .unwrap();
+        let stored = all_points(&store);
+        for (ts, v) in sent {
+            store.write_points(&key, [point(ts, v)]).unwrap();
+            store
+                .write_points(&key, (1..=4).map(|t| point(t, sent[t as usize - 1].1)))
+                .unwrap();
+        }
+        assert_eq!(all_points(&store), stored);
+        for (ts, v) in [(1, exact + 1), (2, exact), (4, 9)] {
+            let failure = store.write_points(&key, [point(ts, v)]).unwrap_err();
+            assert_eq!(failure.status, 409, "{ts}");
+        }
+        assert_eq!(all_points(&store), stored);
     }
 
     /// A point of a bulk write whose time holds another value fails the write with

@@ -320,6 +320,66 @@ impl StatsFileArgs {
     }
 }
 
+/// The options every tracer takes: whose records they are, and how often it samples.
+#[derive(Debug, Clone, Args)]
+pub struct TracerArgs {
+    /// The task every record names (a supervisor sets MEASPIPE_TASK for the tracers it starts).
+    #[arg(
+        long,
+        env = "MEASPIPE_TASK",
+        default_value = "adhoc",
+        value_name = "TASK"
+    )]
+    pub task: String,
+
+    /// Seconds between samples; fractions allowed.
+    #[arg(short, long, default_value = "1", value_name = "SECONDS", value_parser = positive_seconds)]
+    pub interval: Duration,
+
+    /// Take COUNT samples, then exit (default: until interrupted).
+    #[arg(short, long, value_name = "COUNT")]
+    pub count: Option<u64>,
+}
+
+impl TracerArgs {
+    /// The tags of tracer `tracer`'s records.
+    pub fn tags(&self, tracer: &str) -> crate::trace::Tags {
+        crate::trace::Tags {
+            task: self.task.clone(),
+            tracer: tracer.to_owned(),
+        }
+    }
+
+    /// Samples every interval until COUNT samples or a signal: `tick` gets each sample's
+    /// time (epoch seconds) and the records it writes are flushed at once.
+    pub fn each_tick(
+        &self,
+        out: &mut NdjsonWriter,
+        mut tick: impl FnMut(&mut NdjsonWriter, f64) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut ticker = crate::trace::Ticker::new(self.interval);
+        let mut taken = 0;
+        while self.count.is_none_or(|count| taken < count) {
+            ticker.wait();
+            tick(out, crate::clock::now_epoch())?;
+            out.flush()?;
+            taken += 1;
+        }
+        Ok(())
+    }
+}
+
+/// [`seconds`], above zero.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    seconds(text).and_then(|s| {
+        if s.is_zero() {
+            Err(format!("{text:?} is not a positive number of seconds"))
+        } else {
+            Ok(s)
+        }
+    })
+}
+
 /// Parses a number of seconds for a timeout or a delay: finite, not negative, at most a
 /// day (a larger value is a typo, and would overflow a `Duration`).
 pub fn seconds(text: &str) -> Result<Duration, String> {
@@ -337,6 +397,14 @@ value_enum!(crate::record::Family {
     crate::record::Family::Notification => "notification": "An OpenStack-like notification, v1 dict or v2 envelope (measpipe-records(7))",
     crate::record::Family::Stat => "stat": "One field read from an mmstats file (measpipe-records(7))",
     crate::record::Family::Trace => "trace": "One sample from a tracer (measpipe-records(7))",
+});
+value_enum!(crate::trace::stamp::Parse {
+    crate::trace::stamp::Parse::Count => "count": "An integer per line (stap's %d)",
+    crate::trace::stamp::Parse::Number => "number": "A number per line",
+    crate::trace::stamp::Parse::Json => "json": "A JSON value per line, kept whole as the value (bpftrace -f json)",
+    crate::trace::stamp::Parse::Raw => "raw": "The line's text as the value",
+    crate::trace::stamp::Parse::PerfStat => "perf-stat": "perf stat -j: a record per counted event",
+    crate::trace::stamp::Parse::Pidstat => "pidstat": "pidstat -h: a record per numeric column of each row",
 });
 value_enum!(crate::gridftp::line::Format {
     crate::gridftp::line::Format::Auto => "auto": "Decide per line: `{` starts JSON, `:: Transfer stats:` marks the main log, a leading `KEY=` token the transfer log; other lines are ignored",

@@ -25,5 +25,7 @@ pub mod state;
 pub mod sync;
 #[cfg(feature = "tools")]
 pub mod tools;
+#[cfg(feature = "tracers")]
+pub mod trace;
 
 pub use error::{Error, Location};

@@ -222,7 +222,8 @@ impl LineReader {
     }
 }
 
-fn trim_line_end(line: &[u8]) -> &[u8] {
+/// `line` without its `\n` or `\r\n`.
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -15,10 +15,13 @@ pub mod esmond_post;
 pub mod esmond_query;
 pub mod esmond_serve;
 pub mod gridftp_parse;
+pub mod line_stamp;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
 pub mod mmstats_slurp;
+pub mod netdev_trace;
 pub mod notigen_emit;
+pub mod proc_trace;
 pub mod record_check;
 
 /// A binary of the package: its name and its clap command.
@@ -64,6 +67,10 @@ pub const ALL: &[Tool] = &[
         command: gridftp_parse::Args::command,
     },
     Tool {
+        name: "line-stamp",
+        command: line_stamp::Args::command,
+    },
+    Tool {
         name: "mmstats-clean",
         command: mmstats_clean::Args::command,
     },
@@ -76,8 +83,16 @@ pub const ALL: &[Tool] = &[
         command: mmstats_slurp::Args::command,
     },
     Tool {
+        name: "netdev-trace",
+        command: netdev_trace::Args::command,
+    },
+    Tool {
         name: "notigen-emit",
         command: notigen_emit::Args::command,
+    },
+    Tool {
+        name: "proc-trace",
+        command: proc_trace::Args::command,
     },
     Tool {
         name: "record-check",

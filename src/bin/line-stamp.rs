@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::line_stamp`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::line_stamp::run)
+}

@@ -559,3 +559,119 @@ fn line_stamp_reports_a_failed_worker() {
         "line-stamp: error: /nonexistent/worker: cannot start: No such file or directory (os error 2)\n"
     );
 }
+
+/// The rules of `nft list table inet NAME`, or `None` if there is no such table.
+fn nft_table(name: &str) -> Option<String> {
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
+/// port-trace adds its counting table, sees 4 MB sent to the port over loopback between
+/// two samples, and removes the table on SIGTERM (exit 143). A table left by a port-trace
+/// that died is removed by the next one.
+#[test]
+fn port_trace_counts_loopback_traffic_and_removes_its_table() {
+    if !common::have("nft", "nftables: port-trace counts with it") {
+        return;
+    }
+    // The privilege is the machine's, not an installable component: without it, say so.
+    let probe = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        common::skipped(&format!(
+            "nft cannot run here (no root or CAP_NET_ADMIN): {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+        return;
+    }
+    // A table as a port-trace killed with SIGKILL leaves it.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = format!("measpipe_port_{}", gone.id());
+    assert!(Command::new("nft")
+        .args(["add", "table", "inet", &stale])
+        .status()
+        .unwrap()
+        .success());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tracer = Tracer::start(Command::new(common::bin_path("port-trace")).args([
+        "--port",
+        &port.to_string(),
+        "-i",
+        "0.5",
+    ]));
+    let first = [tracer.next(), tracer.next()];
+    assert_eq!(
+        first.each_ref().map(|r| r["series"].as_str().unwrap()),
+        ["rx_packets", "rx_bytes"]
+    );
+    assert!(first
+        .iter()
+        .all(|r| r["port"] == port && r["tracer"] == "port"));
+    let table = format!("measpipe_port_{}", tracer.child.id());
+    let rules = nft_table(&table).expect("port-trace's table while it runs");
+    assert!(
+        rules.contains(&format!("tcp dport {port} counter name \"port_{port}\"")),
+        "{rules}"
+    );
+    assert_eq!(nft_table(&stale), None, "the stale table is removed");
+    let reader = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        std::io::copy(&mut socket, &mut std::io::sink()).unwrap()
+    });
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket.write_all(&vec![1u8; 4_000_000]).unwrap();
+    drop(socket);
+    assert_eq!(reader.join().unwrap(), 4_000_000);
+    let second = [tracer.next(), tracer.next()];
+    let seconds = second[0]["ts"].as_f64().unwrap() - first[0]["ts"].as_f64().unwrap();
+    let bytes = second[1]["value"].as_f64().unwrap() * seconds;
+    assert!(
+        bytes > 4_000_000.0,
+        "{bytes} bytes in {seconds} s: {second:?}"
+    );
+    assert!(second[0]["value"].as_f64().unwrap() > 0.0);
+    let pid = tracer.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (_, status, stderr) = tracer.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert_eq!(stderr, "");
+    assert_eq!(nft_table(&table), None, "the table is removed at the end");
+}
+
+/// Without the privilege to add the counter, a clear one-line error and status 1.
+#[test]
+fn port_trace_without_privilege_says_so() {
+    if !common::have("nft", "nftables: port-trace counts with it")
+        || !common::have("setpriv", "util-linux: to run port-trace as nobody")
+    {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::bin_path("port-trace"))
+        .args(["--port", "1", "-c", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stdout, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("port-trace: error: cannot add the nftables counters (port-trace needs root or CAP_NET_ADMIN): nft -f -: ")
+            && stderr.ends_with("Operation not permitted\n")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

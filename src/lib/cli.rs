@@ -351,7 +351,9 @@ impl TracerArgs {
     }
 
     /// Samples every interval until COUNT samples or a signal: `tick` gets each sample's
-    /// time (epoch seconds) and the records it writes are flushed at once.
+    /// time (epoch seconds) and the records it writes are flushed at once. After
+    /// [`stop_on_signal`], a signal ends the loop between samples with
+    /// [`Error::Interrupted`], so the tracer can undo what it set up.
     pub fn each_tick(
         &self,
         out: &mut NdjsonWriter,
@@ -360,12 +362,17 @@ impl TracerArgs {
         let mut ticker = crate::trace::Ticker::new(self.interval);
         let mut taken = 0;
         while self.count.is_none_or(|count| taken < count) {
-            ticker.wait();
+            if ticker.wait(|| interrupted().is_some()).is_none() {
+                break;
+            }
             tick(out, crate::clock::now_epoch())?;
             out.flush()?;
             taken += 1;
         }
-        Ok(())
+        match interrupted() {
+            Some(signal) => Err(Error::Interrupted(signal)),
+            None => Ok(()),
+        }
     }
 }
 

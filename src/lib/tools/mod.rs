@@ -21,6 +21,7 @@ pub mod mmstats_poll;
 pub mod mmstats_slurp;
 pub mod netdev_trace;
 pub mod notigen_emit;
+pub mod port_trace;
 pub mod proc_trace;
 pub mod record_check;
 
@@ -89,6 +90,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "notigen-emit",
         command: notigen_emit::Args::command,
+    },
+    Tool {
+        name: "port-trace",
+        command: port_trace::Args::command,
     },
     Tool {
         name: "proc-trace",

@@ -7,6 +7,7 @@
 //! schedule ([`Ticker`]) and flushes each tick's records at once.
 
 pub mod netdev;
+pub mod port;
 pub mod proc;
 pub mod stamp;
 
@@ -74,20 +75,32 @@ impl Ticker {
         }
     }
 
-    /// Sleeps until the next tick is due and returns its number (0 for the first).
-    pub fn wait(&mut self) -> u64 {
+    /// Sleeps until the next tick is due and returns its number (0 for the first), or
+    /// `None` as soon as `stop` says so (it is asked every 50 ms).
+    pub fn wait(&mut self, stop: impl Fn() -> bool) -> Option<u64> {
         let due = self.start + self.interval.mul_f64(self.next as f64);
         let now = Instant::now();
         if due > now {
-            std::thread::sleep(due - now);
+            let mut left = due - now;
+            while !left.is_zero() {
+                if stop() {
+                    return None;
+                }
+                let nap = left.min(Duration::from_millis(50));
+                std::thread::sleep(nap);
+                left = due.saturating_duration_since(Instant::now());
+            }
         } else if !self.interval.is_zero() {
             // Late by more than a whole interval: skip to the tick now due.
             let late = (now - self.start).as_secs_f64() / self.interval.as_secs_f64();
             self.next = self.next.max(late.floor() as u64);
         }
+        if stop() {
+            return None;
+        }
         let tick = self.next;
         self.next += 1;
-        tick
+        Some(tick)
     }
 }
 

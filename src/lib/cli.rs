@@ -350,6 +350,15 @@ impl TracerArgs {
         }
     }
 
+    /// For a tracer of rates, whose first reading only starts them: one reading more than
+    /// COUNT, so COUNT samples come out.
+    pub fn of_rates(self) -> TracerArgs {
+        TracerArgs {
+            count: self.count.map(|c| c.saturating_add(1)),
+            ..self
+        }
+    }
+
     /// Samples every interval until COUNT samples or a signal: `tick` gets each sample's
     /// time (epoch seconds) and the records it writes are flushed at once. After
     /// [`stop_on_signal`], a signal ends the loop between samples with

@@ -42,10 +42,6 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), crate::Error> {
     let mut sampler = Sampler::new(args.sampling.tags(&args.tracer), args.dev);
     let mut out = cli::stdout(&args.output);
-    // One more reading than samples: the first only starts the rates.
-    let sampling = TracerArgs {
-        count: args.sampling.count.map(|c| c.saturating_add(1)),
-        ..args.sampling
-    };
+    let sampling = args.sampling.of_rates();
     sampling.each_tick(&mut out, |out, ts| sampler.tick(out, ts, cli::warn))
 }

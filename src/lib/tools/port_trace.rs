@@ -51,11 +51,7 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
     ports.dedup();
     let mut counters = PortCounters::add(args.sampling.tags(&args.tracer), ports)?;
     let mut out = cli::stdout(&args.output);
-    // One more reading than samples: the first only starts the rates.
-    let sampling = TracerArgs {
-        count: args.sampling.count.map(|c| c.saturating_add(1)),
-        ..args.sampling
-    };
+    let sampling = args.sampling.of_rates();
     // The counters are removed when `counters` drops, whatever ends the loop.
     sampling.each_tick(&mut out, |out, ts| counters.tick(out, ts))
 }

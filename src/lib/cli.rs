@@ -385,6 +385,25 @@ impl TracerArgs {
     }
 }
 
+/// Where trace-agent and trace-report find the agent's socket and store.
+#[derive(Debug, Clone, Args)]
+pub struct TraceDirArgs {
+    /// The agent's data directory: its socket (agent.sock), lock, registry (tracers.toml)
+    /// and store (traces.sqlite). Default: $XDG_STATE_HOME/measpipe/trace, else
+    /// ~/.local/state/measpipe/trace.
+    #[arg(long, env = "MEASPIPE_TRACE_DIR", value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl TraceDirArgs {
+    /// The directory, the default filled in.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(crate::trace::protocol::default_dir)
+    }
+}
+
 /// [`seconds`], above zero.
 fn positive_seconds(text: &str) -> Result<Duration, String> {
     seconds(text).and_then(|s| {
@@ -421,6 +440,11 @@ value_enum!(crate::trace::stamp::Parse {
     crate::trace::stamp::Parse::Raw => "raw": "The line's text as the value",
     crate::trace::stamp::Parse::PerfStat => "perf-stat": "perf stat -j: a record per counted event",
     crate::trace::stamp::Parse::Pidstat => "pidstat": "pidstat -h: a record per numeric column of each row",
+});
+value_enum!(crate::trace::report::Format {
+    crate::trace::report::Format::Text => "text": "An aligned table after a line naming the task",
+    crate::trace::report::Format::Csv => "csv": "A header, then a row per series",
+    crate::trace::report::Format::Json => "json": "NDJSON, an object per series",
 });
 value_enum!(crate::gridftp::line::Format {
     crate::gridftp::line::Format::Auto => "auto": "Decide per line: `{` starts JSON, `:: Transfer stats:` marks the main log, a leading `KEY=` token the transfer log; other lines are ignored",

@@ -24,6 +24,8 @@ pub mod notigen_emit;
 pub mod port_trace;
 pub mod proc_trace;
 pub mod record_check;
+pub mod trace_agent;
+pub mod trace_report;
 
 /// A binary of the package: its name and its clap command.
 pub struct Tool {
@@ -102,5 +104,13 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "record-check",
         command: record_check::Args::command,
+    },
+    Tool {
+        name: "trace-agent",
+        command: trace_agent::Args::command,
+    },
+    Tool {
+        name: "trace-report",
+        command: trace_report::Args::command,
     },
 ];

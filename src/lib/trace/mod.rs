@@ -6,10 +6,15 @@
 //! Every record carries its task and tracer ([`Tags`]). A sampler ticks on a fixed
 //! schedule ([`Ticker`]) and flushes each tick's records at once.
 
+pub mod agent;
 pub mod netdev;
 pub mod port;
 pub mod proc;
+pub mod protocol;
+pub mod registry;
+pub mod report;
 pub mod stamp;
+pub mod store;
 
 use std::time::{Duration, Instant};
 

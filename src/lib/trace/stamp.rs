@@ -41,6 +41,34 @@ pub enum Parse {
     Pidstat,
 }
 
+impl Parse {
+    /// Every parse with its name (as `line-stamp --parse` and a registry's `parse` spell it).
+    pub const NAMES: [(Parse, &'static str); 6] = [
+        (Parse::Count, "count"),
+        (Parse::Number, "number"),
+        (Parse::Json, "json"),
+        (Parse::Raw, "raw"),
+        (Parse::PerfStat, "perf-stat"),
+        (Parse::Pidstat, "pidstat"),
+    ];
+
+    /// The parse's name.
+    pub fn name(self) -> &'static str {
+        Parse::NAMES
+            .iter()
+            .find(|(parse, _)| *parse == self)
+            .map_or("count", |(_, name)| name)
+    }
+
+    /// The parse called `name`.
+    pub fn from_name(name: &str) -> Option<Parse> {
+        Parse::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(parse, _)| *parse)
+    }
+}
+
 /// Why a line gave no record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bad(pub String);

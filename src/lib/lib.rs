@@ -17,6 +17,7 @@ pub mod error;
 pub mod esmond;
 pub mod gridftp;
 pub mod iperf3;
+pub mod limits;
 pub mod mmstats;
 pub mod ndjson;
 pub mod notigen;

@@ -188,34 +188,11 @@ fn no_huge_pages() {
 /// Raises the soft limit on open files to the hard one, so the connection cap (not the
 /// descriptor table) is what refuses clients; warns when even that is too low.
 fn raise_open_files(connections: usize, notice: fn(&str)) {
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-        let needed = connections as u64 + 64;
-        // rlim_t is not u64 on every target.
-        #[allow(clippy::unnecessary_cast)]
-        let current = limit.rlim_cur as u64;
-        if current < needed {
-            notice(&format!(
-                "warning: open-file limit {} is below --max-connections {connections} plus the database's; raise it (LimitNOFILE=)",
-                limit.rlim_cur
-            ));
-        }
+    let current = crate::limits::raise_open_files();
+    if current < connections as u64 + 64 {
+        notice(&format!(
+            "warning: open-file limit {current} is below --max-connections {connections} plus the database's; raise it (LimitNOFILE=)"
+        ));
     }
 }
 

@@ -93,6 +93,6 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
     let mut out = cli::stdout(&args.output);
     args.sampling.each_tick(&mut out, |out, ts| {
         let processes = selector.select(&mut selection, cli::warn);
-        sampler.tick(out, &processes, ts).map(drop)
+        sampler.tick(out, &mut selection, &processes, ts).map(drop)
     })
 }

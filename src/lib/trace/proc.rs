@@ -59,7 +59,7 @@ pub struct Selector {
 pub const MATCH_AGAIN: u64 = 10;
 
 /// What [`Selector::select`] keeps from one sample to the next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Selection {
     /// PID files and cgroups that could not be read (each reported once).
     unreadable: HashSet<PathBuf>,
@@ -68,16 +68,184 @@ pub struct Selection {
     matched: HashMap<i32, (u64, bool, u64)>,
     next: HashMap<i32, (u64, bool, u64)>,
     samples: u64,
-    /// For reading `stat` files.
+    /// The processes of the last sample, kept open for the next.
+    open: HashMap<i32, Open>,
+    /// How many more files may be kept open.
+    spare: u64,
+    /// For reading `/proc` files.
     buffer: Vec<u8>,
 }
 
+impl Default for Selection {
+    /// A selection that may keep open all but 128 of the files the process may open
+    /// (its soft limit raised to the hard one first).
+    fn default() -> Selection {
+        Selection::with_spare(crate::limits::raise_open_files().saturating_sub(128))
+    }
+}
+
+impl Selection {
+    /// A selection that keeps at most `spare` files open between samples; the processes
+    /// beyond are opened anew at every sample.
+    pub fn with_spare(spare: u64) -> Selection {
+        Selection {
+            unreadable: HashSet::new(),
+            matched: HashMap::new(),
+            next: HashMap::new(),
+            samples: 0,
+            open: HashMap::new(),
+            spare,
+            buffer: vec![0; 4096],
+        }
+    }
+
+    /// Forgets the process `pid` (it has gone), giving back the files it kept.
+    fn close(&mut self, pid: i32) {
+        if let Some(open) = self.open.remove(&pid) {
+            self.spare += open.kept();
+        }
+    }
+
+    /// Reads the file `kind` of the selected process `pid` into the buffer; its length.
+    fn read(&mut self, pid: i32, kind: Kind) -> Option<usize> {
+        let open = self.open.get_mut(&pid)?;
+        let buffer = &mut self.buffer;
+        open.with(kind, &mut self.spare, |file| read_whole(file, buffer))
+    }
+
+    /// How many times the process `pid` (its main thread) has been given a CPU, the third
+    /// field of its `schedstat`. `None` if the kernel does not keep it.
+    fn scheduled(&mut self, pid: i32) -> Option<u64> {
+        let len = self.read(pid, Kind::Schedstat)?;
+        let text = std::str::from_utf8(&self.buffer[..len]).ok()?;
+        text.split_ascii_whitespace().nth(2)?.parse().ok()
+    }
+
+    /// The number of open files of the selected process `pid`: since Linux 6.2 the size of
+    /// its `fd` directory (one `fstat` of the kept directory), else by listing it.
+    fn fds(&mut self, pid: i32) -> Option<u64> {
+        let open = self.open.get_mut(&pid)?;
+        let size = open.with(Kind::Fd, &mut self.spare, |dir| {
+            Some(dir.metadata().ok()?.len())
+        });
+        match size {
+            Some(size) if size > 0 => Some(size),
+            _ => open.process.fd_count().ok().map(|n| n as u64),
+        }
+    }
+}
+
+/// The files of `/proc/PID` a sample reads, in the order [`Open`] keeps them.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Stat = 0,
+    Status = 1,
+    Io = 2,
+    Fd = 3,
+    Schedstat = 4,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        ["stat", "status", "io", "fd", "schedstat"][self as usize]
+    }
+}
+
+/// A process's `/proc` directory and files, kept open from one sample to the next: the
+/// kernel regenerates a `/proc` file when it is read again from its start, so a sample
+/// costs one `pread` per file instead of an open, two reads and a close. A kept file of a
+/// process that has gone fails with ESRCH, even once its PID is given to another process.
+#[derive(Debug)]
+struct Open {
+    process: Process,
+    /// Whether the directory itself counts against [`Selection::spare`] (else the process
+    /// is opened anew at every sample, and keeps no file).
+    kept: bool,
+    files: [Option<std::fs::File>; 5],
+}
+
+impl Open {
+    /// Opens the process `pid`, keeping its directory open if `spare` allows.
+    fn new(pid: i32, spare: &mut u64) -> Option<Open> {
+        let process = Process::new(pid).ok()?;
+        let kept = *spare > 0;
+        *spare -= u64::from(kept);
+        Some(Open {
+            process,
+            kept,
+            files: [None, None, None, None, None],
+        })
+    }
+
+    /// How many files it keeps open.
+    fn kept(&self) -> u64 {
+        u64::from(self.kept) + self.files.iter().filter(|f| f.is_some()).count() as u64
+    }
+
+    /// Calls `f` with its file `kind`, kept open if `spare` allows. `None` if the process
+    /// has gone or the file cannot be opened.
+    fn with<T>(
+        &mut self,
+        kind: Kind,
+        spare: &mut u64,
+        f: impl FnOnce(&std::fs::File) -> Option<T>,
+    ) -> Option<T> {
+        let slot = &mut self.files[kind as usize];
+        if let Some(file) = slot {
+            return f(file);
+        }
+        let file = self.process.open_relative(kind.name()).ok()?;
+        let result = f(&file);
+        if self.kept && *spare > 0 {
+            *spare -= 1;
+            *slot = Some(file);
+        }
+        result
+    }
+}
+
+/// Reads `file` from its start into `buffer` (grown when it is filled) and returns the
+/// length read. A `/proc` file shows its whole text to a read large enough, so a read
+/// shorter than asked is its end: one system call per file.
+fn read_whole(file: &std::fs::File, buffer: &mut Vec<u8>) -> Option<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut len = 0;
+    loop {
+        if len == buffer.len() {
+            buffer.resize(buffer.len().max(2048) * 2, 0);
+        }
+        match file.read_at(&mut buffer[len..], len as u64) {
+            Ok(0) => return Some(len),
+            Ok(n) => {
+                len += n;
+                if len < buffer.len() {
+                    return Some(len);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A process [`Selector::select`] chose.
+#[derive(Debug)]
+pub struct Selected {
+    /// Its PID.
+    pub pid: i32,
+    /// Its `stat`, as read when it was selected.
+    pub stat: Stat,
+    /// How many times its main thread had been given a CPU, read just before `stat`.
+    pub scheduled: Option<u64>,
+}
+
 impl Selector {
-    /// The processes selected now, by PID, in order, each with its `stat` as read now. A
-    /// PID file or cgroup that cannot be read selects nothing and is reported through
-    /// `warn` (once, until it can be read again). A process's command line is read when it
-    /// is first seen and again every [`MATCH_AGAIN`] samples.
-    pub fn select(&self, state: &mut Selection, warn: fn(&str)) -> Vec<(Process, Stat)> {
+    /// The processes selected now, by PID, in order, each with its `stat` as read now;
+    /// `state` keeps them open for [`Sampler::tick`]. A PID file or cgroup that cannot be
+    /// read selects nothing and is reported through `warn` (once, until it can be read
+    /// again). A process's command line is read when it is first seen and again every
+    /// [`MATCH_AGAIN`] samples.
+    pub fn select(&self, state: &mut Selection, warn: fn(&str)) -> Vec<Selected> {
         let named = !(self.pids.is_empty() && self.pidfiles.is_empty() && self.cgroups.is_empty());
         let mut candidates: Vec<i32> = self.pids.clone();
         let unreadable = &mut state.unreadable;
@@ -108,29 +276,37 @@ impl Selector {
             let text = note(&path, std::fs::read_to_string(&path));
             candidates.extend(text.lines().filter_map(|p| p.trim().parse::<i32>().ok()));
         }
+        if !named {
+            candidates = std::fs::read_dir("/proc")
+                .map(|dir| {
+                    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
         let me = std::process::id() as i32;
-        let processes: Vec<Process> = if named {
-            candidates.sort_unstable();
-            candidates.dedup();
-            candidates
-                .into_iter()
-                .filter_map(|pid| Process::new(pid).ok())
-                .collect()
-        } else {
-            procfs::process::all_processes()
-                .map(|all| all.filter_map(Result::ok).collect())
-                .unwrap_or_default()
-        };
         let sample = state.samples;
         state.samples += 1;
         state.next.clear();
-        let mut selected = Vec::with_capacity(processes.len());
-        for process in processes {
-            let pid = process.pid();
-            if pid == me || self.uid.is_some_and(|uid| process.uid().ok() != Some(uid)) {
+        // Processes that are no longer candidates, and those not kept, are let go.
+        let gone: Vec<i32> = state
+            .open
+            .iter()
+            .filter(|(pid, open)| !open.kept || candidates.binary_search(pid).is_err())
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in gone {
+            state.close(pid);
+        }
+        let mut selected = Vec::with_capacity(candidates.len());
+        for pid in candidates {
+            if pid == me {
                 continue;
             }
-            let Some(stat) = read_stat(&process, &mut state.buffer) else {
+            let Some((stat, scheduled)) = self.stat(state, pid) else {
+                state.close(pid);
                 continue;
             };
             if let Some(pattern) = &self.pattern {
@@ -140,7 +316,12 @@ impl Selector {
                 let entry = match known {
                     Some(&entry) => entry,
                     None => {
-                        let Some(line) = command_line(&process, &stat) else {
+                        let line = state
+                            .open
+                            .get(&pid)
+                            .and_then(|open| command_line(&open.process, &stat));
+                        let Some(line) = line else {
+                            state.close(pid);
                             continue;
                         };
                         (stat.starttime, pattern.is_match(&line), sample)
@@ -151,36 +332,43 @@ impl Selector {
                     continue;
                 }
             }
-            selected.push((process, stat));
+            selected.push(Selected {
+                pid,
+                stat,
+                scheduled,
+            });
         }
         std::mem::swap(&mut state.matched, &mut state.next);
         selected
     }
-}
 
-/// Reads the file `name` of `process` into `buffer` (cleared first), in pieces: procfs's
-/// own readers, like `read_to_end`, first stat the file and seek in it to size a buffer,
-/// two system calls per file for a size /proc does not know. `None` if the process has gone
-/// or the file cannot be read.
-fn read_file(process: &Process, name: &str, buffer: &mut Vec<u8>) -> Option<()> {
-    use std::io::Read;
-    buffer.clear();
-    let mut file = process.open_relative(name).ok()?;
-    let mut piece = [0u8; 4096];
-    loop {
-        match file.read(&mut piece) {
-            Ok(0) => return Some(()),
-            Ok(n) => buffer.extend_from_slice(&piece[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
+    /// The `stat` of the candidate `pid` if it is there and runs as the right user, and
+    /// its [`Selected::scheduled`] read just before; opens it when it is new. When a kept
+    /// `stat` fails, the process has gone; its PID is opened afresh, as another process may
+    /// have it now.
+    fn stat(&self, state: &mut Selection, pid: i32) -> Option<(Stat, Option<u64>)> {
+        let mut fresh = !state.open.contains_key(&pid);
+        loop {
+            if fresh {
+                state.close(pid);
+                let open = Open::new(pid, &mut state.spare)?;
+                state.open.insert(pid, open);
+            }
+            let scheduled = state.scheduled(pid);
+            if let Some(len) = state.read(pid, Kind::Stat) {
+                let stat = <Stat as procfs::FromRead>::from_read(&state.buffer[..len]).ok()?;
+                let uid = || state.open.get(&pid)?.process.uid().ok();
+                if self.uid.is_some_and(|want| uid() != Some(want)) {
+                    return None;
+                }
+                return Some((stat, scheduled));
+            }
+            if fresh {
+                return None;
+            }
+            fresh = true;
         }
     }
-}
-
-/// A process's `stat`, read with [`read_file`].
-fn read_stat(process: &Process, buffer: &mut Vec<u8>) -> Option<Stat> {
-    read_file(process, "stat", buffer)?;
-    <Stat as procfs::FromRead>::from_read(&buffer[..]).ok()
 }
 
 /// `cgroup.procs` of a cgroup given as an absolute directory or one under `/sys/fs/cgroup`.
@@ -216,6 +404,21 @@ struct Reading {
     majflt: u64,
     io: Option<[u64; 4]>,
     switches: Option<[u64; 2]>,
+    /// [`Selected::scheduled`] at this reading.
+    scheduled: Option<u64>,
+    /// Whether its main thread was running or runnable (state `R`) at this reading.
+    running: bool,
+}
+
+/// Whether the main thread's context switches are still those of the reading `before`, so
+/// its `status` (the costliest file of a sample) need not be read again: it was neither
+/// running nor runnable at that reading, and it has not been given a CPU since the
+/// scheduler count read just before it (`scheduled`, read now before `stat`). A thread
+/// switches only off a CPU, and only after it was given one. A wake-up in the microseconds
+/// between the `schedstat` and `stat` reads of the earlier sample shows one interval late;
+/// totals stay exact.
+fn unchanged(before: &Reading, scheduled: Option<u64>) -> bool {
+    !before.running && before.scheduled.is_some() && before.scheduled == scheduled
 }
 
 /// The series of `/proc/PID/io`, in the order a [`Reading`] keeps them.
@@ -245,8 +448,6 @@ pub struct Sampler {
     ticks_per_second: f64,
     page_size: u64,
     boot: f64,
-    /// For reading `status` and `io` files.
-    buffer: Vec<u8>,
 }
 
 impl Sampler {
@@ -259,16 +460,15 @@ impl Sampler {
             ticks_per_second: procfs::ticks_per_second() as f64,
             page_size: procfs::page_size(),
             boot: procfs::boot_time_secs().unwrap_or(0) as f64,
-            buffer: Vec::with_capacity(4096),
         }
     }
 
     /// A process's voluntary and involuntary context switches, from its `status`. Read here
     /// rather than by procfs's `Process::status`, which parses all of the file's ~55
     /// fields into a map (a third of proc-trace's time on 1,000 processes) for these two.
-    fn switches(&mut self, process: &Process) -> Option<[u64; 2]> {
-        read_file(process, "status", &mut self.buffer)?;
-        let status = std::str::from_utf8(&self.buffer).ok()?;
+    fn switches(selection: &mut Selection, pid: i32) -> Option<[u64; 2]> {
+        let len = selection.read(pid, Kind::Status)?;
+        let status = std::str::from_utf8(&selection.buffer[..len]).ok()?;
         let field = |name: &str| -> Option<u64> {
             let at = status.find(name)? + name.len();
             let rest = status[at..].strip_prefix(':')?;
@@ -281,28 +481,40 @@ impl Sampler {
     }
 
     /// A process's storage bytes and read/write calls, from its `io`.
-    fn io(&mut self, process: &Process) -> Option<[u64; 4]> {
-        read_file(process, "io", &mut self.buffer)?;
+    fn io(selection: &mut Selection, pid: i32) -> Option<[u64; 4]> {
+        let len = selection.read(pid, Kind::Io)?;
         let io =
-            <procfs::process::Io as procfs::FromBufRead>::from_buf_read(&self.buffer[..]).ok()?;
+            <procfs::process::Io as procfs::FromBufRead>::from_buf_read(&selection.buffer[..len])
+                .ok()?;
         Some([io.read_bytes, io.write_bytes, io.syscr, io.syscw])
     }
 
-    /// Reads every process of `processes` (with the `stat` read when it was selected) and
-    /// writes its records, then the `matched` record.
+    /// Reads every process of `processes` (with the `stat` read when `selection` selected
+    /// it) and writes its records, then the `matched` record.
     pub fn tick(
         &mut self,
         out: &mut NdjsonWriter,
-        processes: &[(Process, Stat)],
+        selection: &mut Selection,
+        processes: &[Selected],
         ts: f64,
     ) -> Result<usize, crate::Error> {
         let mut seen = std::mem::take(&mut self.seen);
         seen.clear();
         let mut matched = 0;
-        for (process, stat) in processes {
+        for &Selected {
+            pid,
+            ref stat,
+            scheduled,
+        } in processes
+        {
             let now = Instant::now();
-            let io = self.io(process);
-            let switches = self.switches(process);
+            let before = self.last.get(&pid).filter(|b| b.started == stat.starttime);
+            let io = Sampler::io(selection, pid);
+            let switches = match before {
+                Some(before) if unchanged(before, scheduled) => before.switches,
+                _ => Sampler::switches(selection, pid),
+            };
+            let fds = selection.fds(pid);
             let reading = Reading {
                 at: now,
                 started: stat.starttime,
@@ -312,8 +524,9 @@ impl Sampler {
                 majflt: stat.majflt,
                 io,
                 switches,
+                scheduled,
+                running: stat.state == 'R',
             };
-            let pid = process.pid();
             let fields = ProcessFields {
                 pid,
                 comm: &stat.comm,
@@ -325,10 +538,9 @@ impl Sampler {
             put("rss", "bytes", stat.rss.saturating_mul(self.page_size))?;
             put("vms", "bytes", stat.vsize)?;
             put("threads", "count", stat.num_threads.max(0) as u64)?;
-            if let Ok(fds) = process.fd_count() {
-                put("fds", "count", fds as u64)?;
+            if let Some(fds) = fds {
+                put("fds", "count", fds)?;
             }
-            let before = self.last.get(&pid).filter(|b| b.started == stat.starttime);
             if let Some(before) = before {
                 let seconds = (now - before.at).as_secs_f64();
                 let mut put = |series: &str, unit: &str, now: u64, then: u64, scale: f64| match rate(

@@ -837,7 +837,14 @@ fn clean_removes_dead_and_reused_writers_and_keeps_live_ones() {
 
     v1_copy(&d.join("v1-dead.mmstats"), dead_pid(), now);
     v1_copy(&d.join("v1-reused.mmstats"), sleeper.pid(), now - 3600.0);
-    v1_copy(&d.join("v1-live.mmstats"), sleeper.pid(), now + 2.0);
+    // A live format 1 writer maps its file, as Python mmstats does: here this process.
+    v1_copy(&d.join("v1-live.mmstats"), std::process::id(), now + 2.0);
+    let v1_live = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(d.join("v1-live.mmstats"))
+        .unwrap();
+    let _mapped = unsafe { memmap2::MmapMut::map_mut(&v1_live).unwrap() };
     fs::copy(
         fixture("mmstats/minimal-0.8.0.mmstats"),
         d.join("no-pid.mmstats"),
@@ -857,7 +864,8 @@ fn clean_removes_dead_and_reused_writers_and_keeps_live_ones() {
         ("/reused.mmstats", "stale", "pid-reused"),
         ("/closed.mmstats", "stale", "closed"),
         ("/v1-dead.mmstats", "stale", "dead"),
-        ("/v1-reused.mmstats", "stale", "pid-reused"),
+        // The sleeper has the pid but does not map the file: not its writer.
+        ("/v1-reused.mmstats", "stale", "not-mapped"),
         ("/v1-live.mmstats", "alive", "running"),
         ("/no-pid.mmstats", "no-pid", "the file names no writer pid"),
     ] {
@@ -950,6 +958,124 @@ fn python_mmstats_writer_files_read_and_clean_like_the_originals() {
     assert!(writer.wait().unwrap().success());
     let decisions = clean(&[], dir.path());
     assert_eq!(decisions[0]["reason"], "dead", "{decisions:?}");
+    assert!(!path.exists());
+}
+
+/// What Python's slurpstats (or, without Python, mmstats-slurp --format text) prints.
+fn slurpstats_text(python: Option<&str>, path: &Path) -> String {
+    let out = match python {
+        Some(python) => Command::new(python)
+            .args(["-m", "mmstats.slurpstats"])
+            .arg(path)
+            .env("PYTHONIOENCODING", "utf-8")
+            .output()
+            .unwrap(),
+        None => bin("mmstats-slurp")
+            .args(["--format", "text"])
+            .arg(path)
+            .output()
+            .unwrap(),
+    };
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn format1_files_written_here_are_read_by_the_python_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rust.mmstats");
+    let stats = Builder::new()
+        .label_prefix("web.")
+        .counter("hits")
+        .gauge("queue")
+        .gauge_f64("load")
+        .flag("up", false)
+        .text("state", 8)
+        .moving_average("latency", 2)
+        .static_text("role", "frontend")
+        .path(&path)
+        .create_format1()
+        .unwrap();
+    stats.add("hits", 40).unwrap();
+    stats.add("hits", 2).unwrap();
+    stats.set_i64("queue", -3).unwrap();
+    stats.set_f64("load", 0.25).unwrap();
+    stats.set_bool("up", true).unwrap();
+    stats.set_text("state", "runningXXX").unwrap();
+    for sample in [1.0, 2.0, 4.0] {
+        stats.add_sample("latency", sample).unwrap();
+    }
+    assert!(matches!(
+        stats.add("role", 1),
+        Err(mmstats::writer::WriteError::WrongKind { .. })
+    ));
+    assert!(Builder::new()
+        .histogram("h")
+        .path(dir.path().join("h.mmstats"))
+        .create_format1()
+        .unwrap_err()
+        .to_string()
+        .contains("format 1 has no histograms"));
+
+    // Read back here first: every value as written.
+    let read = mmstats::read(&path).unwrap();
+    assert_eq!(read.format, mmstats::Format::V1);
+    let value = |label: &str| read.field(label).unwrap().value.clone();
+    assert_eq!(value("web.hits"), Value::U64(42));
+    assert_eq!(value("web.queue"), Value::I64(-3));
+    assert_eq!(value("web.load"), Value::F64(0.25));
+    assert_eq!(value("web.up"), Value::Bool(true));
+    assert_eq!(value("web.state"), Value::Text("runningX".into()));
+    assert_eq!(value("web.latency"), Value::F64(3.0));
+    assert_eq!(value("web.role"), Value::Text("frontend".into()));
+    assert_eq!(read.owner.pid, Some(std::process::id()));
+
+    let python = common::python27_with("mmstats", "mmstats 0.8.0");
+    let ours = bin("mmstats-slurp")
+        .args(["--format", "text"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let theirs = slurpstats_text(python.as_deref(), &path);
+    assert_eq!(String::from_utf8(ours.stdout).unwrap(), theirs);
+    assert!(theirs.contains("  web.hits        42\n"), "{theirs}");
+    assert!(theirs.contains("  web.latency     3.0\n"), "{theirs}");
+    let Some(python) = python else { return };
+
+    // pollstats: the first row is the totals, then the changes.
+    let poll = Command::new(&python)
+        .args([
+            "-m",
+            "mmstats.pollstats",
+            "-c",
+            "2",
+            "-p",
+            "web.",
+            "hits,queue",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    // pollstats colours its numbers whatever the output is: strip the escapes.
+    let mut text = String::from_utf8(poll.stdout).unwrap();
+    while let Some(at) = text.find('\u{1b}') {
+        let end = at + text[at..].find('m').unwrap();
+        text.replace_range(at..=end, "");
+    }
+    let row = |a: i64, b: i64| format!("{a:>19} |{b:>19} ");
+    assert_eq!(
+        text.lines().skip(1).collect::<Vec<_>>(),
+        [row(42, -3), row(0, 0)],
+        "{text}"
+    );
+    // cleanstats keeps it while this process lives.
+    let clean = Command::new(&python)
+        .args(["-m", "mmstats.clean"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("1 alive"));
+    drop(stats);
     assert!(!path.exists());
 }
 

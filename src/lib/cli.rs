@@ -469,6 +469,12 @@ value_enum!(crate::mmstats::render::Layout {
     crate::mmstats::render::Layout::Text => "text": "Text in the layout of the Python original (slurpstats, pollstats, cleanstats)",
 });
 
+value_enum!(crate::mmstats::render::SlurpFormat {
+    crate::mmstats::render::SlurpFormat::Ndjson => "ndjson": "NDJSON stat records, one per line",
+    crate::mmstats::render::SlurpFormat::Text => "text": "Text in the layout of Python's slurpstats",
+    crate::mmstats::render::SlurpFormat::Prom => "prom": "Prometheus text format, aggregated by label (node_exporter's textfile collector)",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,8 +58,20 @@ pub fn read(path: &Path) -> Result<Option<String>, Error> {
     }
 }
 
-/// Replaces the file at `path` with `contents`, atomically and durably.
+/// Replaces the file at `path` with `contents`, atomically and durably, readable by its
+/// owner only (mode 0600, as the temporary file is made).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    replace(path, contents, None)
+}
+
+/// Replaces the file at `path` with `contents`, atomically and durably, readable by
+/// everyone (mode 0644): for files other programs collect, such as node_exporter's
+/// textfile directory (whose collector skips the `.new` temporary).
+pub fn publish(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    replace(path, contents, Some(0o644))
+}
+
+fn replace(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -78,6 +90,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     temp.write_all(contents).map_err(io_err(temp.path()))?;
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(temp.path()))?;
+    }
     temp.as_file().sync_all().map_err(io_err(temp.path()))?;
     temp.persist(path)
         .map_err(|e| Error::io(path.display().to_string(), e.error))?;

@@ -31,8 +31,13 @@ pub fn writer_path(tid: u32) -> Result<PathBuf, String> {
 }
 
 /// Expands `{CMD}`, `{PID}` and `{TID}` in a file name template; `{{` and `}}` are literal
-/// braces (Python `str.format` rules).
+/// braces (Python `str.format` rules, mmstats 0.7+). The 0.6 seed's `%PID%` and `%TID%`
+/// (plain replacement) are expanded first, so an old `MMSTATS_FILES` keeps working.
 pub fn expand_template(template: &str, cmd: &str, pid: u32, tid: u32) -> Result<String, String> {
+    let seeded = template
+        .replace("%PID%", &pid.to_string())
+        .replace("%TID%", &tid.to_string());
+    let template = seeded.as_str();
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(at) = rest.find(['{', '}']) {
@@ -128,5 +133,14 @@ mod tests {
             .contains("{HOST}"));
         assert!(expand_template("a{PID", "c", 1, 2).is_err());
         assert!(expand_template("a}b", "c", 1, 2).is_err());
+        // mmstats 0.6.1's default and templates.
+        assert_eq!(
+            expand_template("mmstats-%PID%-%TID%", "c", 12, 13).unwrap(),
+            "mmstats-12-13"
+        );
+        assert_eq!(
+            expand_template("{CMD}.%PID%.{TID}", "web", 7, 8).unwrap(),
+            "web.7.8"
+        );
     }
 }

@@ -16,19 +16,27 @@
 //! the tools (`mmstats-slurp`, `mmstats-poll`, `mmstats-clean`) do not care which one a
 //! writer used.
 
+// Readers and writers share values through 8-byte atomics in a mapping.
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("mmstats needs 8-byte atomics (target_has_atomic = \"64\")");
+
 pub mod files;
+pub mod format1;
 pub mod histogram;
 pub mod layout;
 pub mod native;
 pub mod poll;
 pub mod process;
+pub mod prom;
 pub mod render;
 mod seqlock;
+pub mod stale;
 pub mod v1;
 pub mod writer;
 
-use std::fs::File;
+use std::fs::{Metadata, OpenOptions};
 use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 pub use writer::{Builder, Local, Mode, Shared, Stats};
@@ -221,10 +229,15 @@ impl ReadError {
 
 /// Reads a stats file of either format.
 pub fn read(path: &Path) -> Result<StatsFile, ReadError> {
-    let file = File::open(path)?;
+    // Non-blocking, so that opening a FIFO planted under a stats file's name returns at
+    // once (and is then refused) instead of waiting for a writer that never comes.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
     let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory").into());
+    if !meta.is_file() {
+        return Err(io::Error::other(format!("not a regular file ({})", kind_of(&meta))).into());
     }
     let mut first = [0u8; 1];
     let got = std::os::unix::fs::FileExt::read_at(&file, &mut first, 0)?;
@@ -242,5 +255,23 @@ pub fn read(path: &Path) -> Result<StatsFile, ReadError> {
             0,
             format!("not a stats file (first byte 0x{other:02x})"),
         )),
+    }
+}
+
+/// What a file that is not a regular file is, in words.
+fn kind_of(meta: &Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
     }
 }

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use memmap2::MmapOptions;
 
@@ -43,14 +43,17 @@ pub fn read(file: &File, len: u64) -> Result<StatsFile, ReadError> {
     let base = map.as_ptr();
     // SAFETY: the state word is 4-aligned (offset 88 of a page-aligned mapping) and inside
     // the header, which the length check above guarantees is mapped.
-    let state = unsafe { &*base.add(header::STATE).cast::<AtomicU32>() }.load(Ordering::Acquire);
+    let state = unsafe { &*base.add(header::STATE).cast::<AtomicU32>() }.load(Ordering::Relaxed);
+    // Only Relaxed loads are promised on read-only memory: order later loads with a fence.
+    fence(Ordering::Acquire);
     let mut scratch = Vec::new();
     let fields = records
         .into_iter()
         .map(|record| {
             // SAFETY: parse_records checked that the slot lies inside the file and is
             // 8-aligned; the mapping is page-aligned and lives until the end of this
-            // function. Atomic loads on read-only memory are allowed for lock-free sizes.
+            // function. Only Relaxed loads are made on this read-only mapping (the standard
+            // library promises no more there), each ordered by an Acquire fence.
             let words = unsafe {
                 std::slice::from_raw_parts(
                     base.add(record.offset).cast::<AtomicU64>(),
@@ -217,7 +220,11 @@ fn parse_records(meta: &[u8], geometry: &Geometry) -> Result<Vec<Record>, ReadEr
 }
 
 fn read_value(record: &Record, words: &[AtomicU64], scratch: &mut Vec<u64>) -> (Value, bool) {
-    let scalar = || words[0].load(Ordering::Acquire);
+    let scalar = || {
+        let value = words[0].load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        value
+    };
     match record.kind {
         Kind::Counter => (Value::U64(scalar()), true),
         Kind::Gauge => (Value::I64(scalar() as i64), true),

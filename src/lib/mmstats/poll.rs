@@ -81,25 +81,63 @@ pub struct Tick {
     pub files: usize,
 }
 
+/// Which files count (pollstats' `-f`): every filter must match a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `KEY`: the file has a field whose label starts with it.
+    Present(String),
+    /// `KEY=VALUE`: the file's field `KEY` shows exactly `VALUE` (as mmstats-slurp's text
+    /// prints it: `True`, `3`, `web`).
+    Equals(String, String),
+}
+
+impl Filter {
+    /// Parses `KEY` or `KEY=VALUE`.
+    pub fn parse(text: &str) -> Result<Filter, String> {
+        match text.split_once('=') {
+            Some(("", _)) => Err(format!("{text:?}: the filter has no field name before '='")),
+            Some((key, value)) => Ok(Filter::Equals(key.to_owned(), value.to_owned())),
+            None if text.is_empty() => Err("an empty filter matches every file".to_owned()),
+            None => Ok(Filter::Present(text.to_owned())),
+        }
+    }
+
+    fn matches(&self, stats: &super::StatsFile) -> bool {
+        match self {
+            Filter::Present(prefix) => stats.fields.iter().any(|f| f.label.starts_with(prefix)),
+            Filter::Equals(label, value) => stats
+                .field(label)
+                .is_some_and(|f| super::render::text_value(&f.value) == *value),
+        }
+    }
+}
+
 /// Follows the fields across ticks.
 pub struct Poller {
     labels: Vec<String>,
+    filters: Vec<Filter>,
     previous: HashMap<PathBuf, Vec<Option<Amount>>>,
     warned: HashMap<PathBuf, String>,
+    /// Per label: some file had it, or its absence was reported.
+    accounted: Vec<bool>,
 }
 
 impl Poller {
-    /// Follows `labels` (full labels, prefix included).
-    pub fn new(labels: Vec<String>) -> Self {
+    /// Follows `labels` (full labels, prefix included) in the files every filter matches.
+    pub fn new(labels: Vec<String>, filters: Vec<Filter>) -> Self {
         Poller {
+            accounted: vec![false; labels.len()],
             labels,
+            filters,
             previous: HashMap::new(),
             warned: HashMap::new(),
         }
     }
 
     /// Reads the fields from `paths` (the files found now); a file that cannot be read is
-    /// passed to `warn` once per distinct cause.
+    /// passed to `warn` once per distinct cause, and so, once, is a label that no file had
+    /// at the first tick that read any file (a misspelt field counts zero, silently in
+    /// pollstats).
     pub fn tick(&mut self, paths: Vec<PathBuf>, warn: impl Fn(&str)) -> Tick {
         let zero = Amount::Int(0);
         let mut tick = Tick {
@@ -108,6 +146,7 @@ impl Poller {
             files: 0,
         };
         let mut current = HashMap::with_capacity(paths.len());
+        let mut files_read = 0usize;
         for path in paths {
             let stats = match super::read(&path) {
                 Ok(stats) => stats,
@@ -122,6 +161,13 @@ impl Poller {
                     continue;
                 }
             };
+            if !self.filters.iter().all(|f| f.matches(&stats)) {
+                continue;
+            }
+            files_read += 1;
+            for (label, accounted) in self.labels.iter().zip(&mut self.accounted) {
+                *accounted |= stats.field(label).is_some();
+            }
             let values: Vec<Option<Amount>> = self
                 .labels
                 .iter()
@@ -144,6 +190,14 @@ impl Poller {
             current.insert(path, values);
         }
         self.previous = current;
+        if files_read > 0 {
+            for (label, accounted) in self.labels.iter().zip(&mut self.accounted) {
+                if !*accounted {
+                    warn(&format!("no stats file has a field {label}"));
+                    *accounted = true;
+                }
+            }
+        }
         tick
     }
 }

@@ -37,6 +37,26 @@ pub fn liveness(pid: u32) -> io::Result<Liveness> {
     }
 }
 
+/// Whether `pid` has the file `(dev, ino)` mapped, from `/proc/PID/maps`: `None` when the
+/// maps cannot be read (another user's process, without root), or the process is gone.
+/// A writer keeps its stats file mapped for as long as it writes it, so this needs no
+/// clock at all.
+pub fn maps_file(pid: u32, dev: u64, ino: u64) -> Option<bool> {
+    let maps = fs::read(format!("/proc/{pid}/maps")).ok()?;
+    let want = format!("{:02x}:{:02x} {ino} ", libc::major(dev), libc::minor(dev));
+    Some(maps.split(|&b| b == b'\n').any(|line| {
+        // address perms offset dev inode path: skip three fields, compare the next two.
+        let mut rest = line;
+        for _ in 0..3 {
+            match rest.iter().position(|&b| b == b' ') {
+                Some(at) => rest = &rest[at + 1..],
+                None => return false,
+            }
+        }
+        rest.starts_with(want.as_bytes())
+    }))
+}
+
 /// The start time of `pid` in clock ticks since boot (`/proc/PID/stat` field 22), or
 /// `None` if it cannot be read (gone, or no procfs).
 pub fn start_ticks(pid: u32) -> Option<u64> {

@@ -18,6 +18,17 @@ pub enum Layout {
     Text,
 }
 
+/// What mmstats-slurp prints: a [`Layout`], or Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlurpFormat {
+    /// NDJSON stat records.
+    Ndjson,
+    /// slurpstats' text.
+    Text,
+    /// The Prometheus text exposition format ([`super::prom`]).
+    Prom,
+}
+
 /// Percentiles reported for histograms.
 const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
 

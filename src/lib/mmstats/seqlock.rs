@@ -73,7 +73,10 @@ pub(crate) fn read(
     out.resize(slot.len(), 0);
     let mut started = None;
     for attempt in 0u64.. {
-        let before = seq.load(Ordering::Acquire);
+        // A Relaxed load and an Acquire fence: readers map the file read-only, where only
+        // Relaxed atomic loads are guaranteed to work.
+        let before = seq.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
         if before & 1 == 0 {
             let len = extent(slot).clamp(1, slot.len());
             out[word::SEQ] = before;

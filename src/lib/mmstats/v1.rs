@@ -51,12 +51,33 @@ impl Layout {
         let start = self.write_buffer_offset + 1;
         let size = self.code.size;
         let at = if self.buffered {
-            let read_buffer = usize::from(bytes[self.write_buffer_offset] ^ 1);
+            // `check` keeps the byte 0 or 1; the mask keeps even a bad byte in bounds.
+            let read_buffer = usize::from((bytes[self.write_buffer_offset] & 1) ^ 1);
             start + read_buffer * size
         } else {
             start
         };
         self.code.decode(&bytes[at..at + size])
+    }
+
+    /// Refuses a later snapshot whose write-buffer byte no longer fits this layout (a
+    /// buffered field's byte must stay 0 or 1, an unbuffered one's 255).
+    fn check(&self, previous: &[u8], current: &[u8]) -> Result<(), ReadError> {
+        let byte = current[self.write_buffer_offset];
+        let fits = match self.buffered {
+            true => byte <= 1,
+            false => byte == UNBUFFERED,
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(ReadError::corrupt(
+            self.write_buffer_offset,
+            format!(
+                "the write buffer byte of field {:?} changed from {} to {byte} while being read",
+                self.label, previous[self.write_buffer_offset]
+            ),
+        ))
     }
 
     fn bytes<'a>(&self, snapshot: &'a [u8]) -> &'a [u8] {
@@ -66,12 +87,22 @@ impl Layout {
 
 /// Reads a format 1 file, re-reading until every field is stable.
 pub fn read(file: &File) -> Result<StatsFile, ReadError> {
-    let first = snapshot(file)?;
+    read_snapshots(|| snapshot(file))
+}
+
+/// [`read`] over successive snapshots of a file's bytes, as `next` takes them: the layout
+/// comes from the first, and every later one must keep each field's write-buffer byte a
+/// valid one for the field (a writer never changes it from buffered to unbuffered, so a
+/// change means the file was rewritten or corrupted under the reader).
+pub fn read_snapshots(
+    mut next: impl FnMut() -> Result<Vec<u8>, ReadError>,
+) -> Result<StatsFile, ReadError> {
+    let first = next()?;
     let layouts = parse(&first)?;
     let mut settled: Vec<Option<Value>> = vec![None; layouts.len()];
     let mut previous = first;
     for _ in 1..MAX_READS {
-        let current = snapshot(file)?;
+        let current = next()?;
         if current.len() != previous.len() {
             return Err(ReadError::corrupt(
                 current.len(),
@@ -80,6 +111,7 @@ pub fn read(file: &File) -> Result<StatsFile, ReadError> {
         }
         let mut open = 0;
         for (layout, slot) in layouts.iter().zip(settled.iter_mut()) {
+            layout.check(&previous, &current)?;
             if slot.is_none() {
                 if layout.bytes(&previous) == layout.bytes(&current) {
                     *slot = Some(layout.value(&current));

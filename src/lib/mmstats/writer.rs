@@ -26,7 +26,6 @@
 //! it half made, and it is removed when the `Stats` is dropped (or marked closed, with
 //! [`Builder::keep_file`]).
 
-use std::cell::Cell;
 use std::fs;
 use std::marker::PhantomData;
 use std::os::unix::fs::PermissionsExt;
@@ -86,8 +85,25 @@ mod private {
 }
 
 /// One writer thread per file (the default): the cheapest updates.
+///
+/// The file records the creating thread, and mmstats-clean removes it once that thread has
+/// exited, so a `Stats<Local>` is neither `Send` nor `Sync`: it cannot outlive its thread
+/// as a writer somewhere else.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let stats = measpipe::mmstats::Builder::new().counter("c").create().unwrap();
+/// send(stats); // a per-thread file stays on its thread
+/// ```
+///
+/// ```
+/// fn share<T: Send + Sync>(_: &T) {}
+/// let path = std::env::temp_dir().join(format!("doc-shared-{}.mmstats", std::process::id()));
+/// let stats = measpipe::mmstats::Builder::new().counter("c").path(&path).create_shared().unwrap();
+/// share(&stats); // a process-wide file may go anywhere
+/// ```
 #[derive(Debug)]
-pub struct Local(PhantomData<Cell<()>>);
+pub struct Local(PhantomData<*const ()>);
 
 /// Several writer threads share the file.
 #[derive(Debug)]
@@ -122,29 +138,29 @@ impl Mode for Shared {
 
 /// A field's initial or static value.
 #[derive(Debug, Clone)]
-enum Init {
+pub(super) enum Init {
     Zero,
     Word(u64),
     Text(String),
 }
 
 #[derive(Debug, Clone)]
-struct Declaration {
-    label: String,
-    kind: Kind,
-    constant: bool,
-    param: u32,
-    init: Init,
+pub(super) struct Declaration {
+    pub(super) label: String,
+    pub(super) kind: Kind,
+    pub(super) constant: bool,
+    pub(super) param: u32,
+    pub(super) init: Init,
 }
 
 /// Declares the fields of a stats file. Every method takes and returns the builder;
 /// [`create`](Builder::create) or [`create_shared`](Builder::create_shared) makes the file.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
-    prefix: String,
-    fields: Vec<Declaration>,
-    path: Option<PathBuf>,
-    keep: bool,
+    pub(super) prefix: String,
+    pub(super) fields: Vec<Declaration>,
+    pub(super) path: Option<PathBuf>,
+    pub(super) keep: bool,
 }
 
 /// Default size of a moving average or timer window, as Python mmstats.
@@ -467,7 +483,7 @@ impl Plan {
 }
 
 /// The longest prefix of `text` that is at most `max` bytes and ends on a char boundary.
-fn truncate_to_char(text: &str, max: usize) -> &str {
+pub(super) fn truncate_to_char(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -3,8 +3,9 @@
 //! Python's `cleanstats` only asks `kill(pid, 0)`, so a recycled pid keeps a dead writer's
 //! file forever. Here a file is stale when it is marked closed, when its pid does not
 //! exist, when the process that has the pid now started after the file's writer (native
-//! files record the writer's start ticks; format 1 files are judged by `sys.created`), when
-//! it was written in another boot, or when its writer thread has exited.
+//! files record the writer's start ticks), when the live process with a format 1 file's
+//! pid does not map the file, when it was written in another boot, or when its writer
+//! thread has exited (the rule is [`crate::mmstats::stale`]).
 
 use std::fs;
 use std::path::Path;
@@ -13,9 +14,9 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{self, OutputArgs};
-use crate::mmstats::process::{self, Liveness};
 use crate::mmstats::render::Layout;
-use crate::mmstats::{self, Format, ReadError, StatsFile};
+use crate::mmstats::stale;
+use crate::mmstats::{self, ReadError};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,8 +34,10 @@ Examples:
 /// Prints one decision per file: {"file","pid","verdict","reason","removed"}, where verdict
 /// is alive, stale, invalid (not a stats file), no-pid (format 1 file without sys.pid) or
 /// unreadable. Stale reasons: closed, dead (no such pid), pid-reused (the pid's process
-/// started after the file was written), rebooted, thread-gone. A pid owned by another user
-/// counts as alive. Invalid and no-pid files are kept unless --force. Exit status 1 if a
+/// started after the file's writer), not-mapped (the live process with a format 1 file's
+/// pid does not map the file, so it is not its writer), rebooted, thread-gone. No wall
+/// clock decides: where another user's mappings cannot be read, a format 1 file counts as
+/// pid-reused only when the pid started an hour after its sys.created. Invalid and no-pid files are kept unless --force. Exit status 1 if a
 /// file could not be read or removed.
 #[derive(Debug, Parser)]
 #[command(name = "mmstats-clean", version, after_help = EXAMPLES)]
@@ -68,34 +71,6 @@ struct Decision<'a> {
     removed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-}
-
-/// Why a readable file's writer is gone, or `None` if it is alive.
-fn staleness(stats: &StatsFile) -> Result<Option<String>, std::io::Error> {
-    let owner = &stats.owner;
-    if owner.closed {
-        return Ok(Some("closed".into()));
-    }
-    if let (Some(file_boot), Some(this_boot)) = (owner.boot_id, process::boot_id()) {
-        if file_boot != this_boot {
-            return Ok(Some("rebooted".into()));
-        }
-    }
-    let Some(pid) = owner.pid else {
-        return Ok(None);
-    };
-    if process::liveness(pid)? == Liveness::Gone {
-        return Ok(Some("dead".into()));
-    }
-    let reused = match (stats.format, owner.start_ticks, owner.created) {
-        (Format::Native, Some(ticks), _) => process::start_ticks(pid).is_some_and(|t| t != ticks),
-        // Boot time is whole seconds, so allow a second of slack.
-        (Format::V1, _, Some(created)) => {
-            process::start_time(pid).is_some_and(|started| started > created + 1.0)
-        }
-        _ => false,
-    };
-    Ok(reused.then(|| "pid-reused".into()))
 }
 
 /// Runs `mmstats-clean`.
@@ -160,10 +135,10 @@ fn decide<'a>(path: &Path, name: &'a str, force: bool) -> Decision<'a> {
         }
     };
     decision.pid = stats.owner.pid;
-    match staleness(&stats) {
-        Ok(Some(reason)) => {
+    match stale::staleness(&stats, path) {
+        Ok(Some(why)) => {
             decision.verdict = "stale";
-            decision.reason = reason;
+            decision.reason = why.name().into();
             decision.removed = true;
         }
         Ok(None) if stats.owner.pid.is_none() => {
@@ -171,28 +146,13 @@ fn decide<'a>(path: &Path, name: &'a str, force: bool) -> Decision<'a> {
             decision.reason = "the file names no writer pid".into();
             decision.removed = force;
         }
-        Ok(None) => match thread_gone(&stats) {
-            true => {
-                decision.verdict = "stale";
-                decision.reason = "thread-gone".into();
-                decision.removed = true;
-            }
-            false => decision.reason = "running".into(),
-        },
+        Ok(None) => decision.reason = "running".into(),
         Err(err) => {
             decision.verdict = "unreadable";
             decision.error = Some(format!("cannot check pid: {err}"));
         }
     }
     decision
-}
-
-/// True when a native per-thread file's writer thread no longer exists in its live process.
-fn thread_gone(stats: &StatsFile) -> bool {
-    let (Some(pid), Some(tid)) = (stats.owner.pid, stats.owner.tid) else {
-        return false;
-    };
-    !Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
 }
 
 /// The decision in cleanstats' words.

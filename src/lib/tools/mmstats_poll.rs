@@ -12,7 +12,7 @@ use clap::Parser;
 use serde_json::{Map, Value as Json};
 
 use crate::cli::{self, OutputArgs};
-use crate::mmstats::poll::{center, Amount, Poller, Tick};
+use crate::mmstats::poll::{center, Amount, Filter, Poller, Tick};
 use crate::mmstats::render::Layout;
 use crate::ndjson::NdjsonWriter;
 
@@ -43,6 +43,12 @@ pub struct Args {
 
     #[command(flatten)]
     files: cli::StatsFileArgs,
+
+    /// Only files that match: KEY keeps files with a field whose label starts with KEY,
+    /// KEY=VALUE files whose field KEY shows VALUE (as mmstats-slurp --format text prints
+    /// it). Repeat to require several; unlike pollstats, each -f narrows the files.
+    #[arg(short, long = "filter", value_name = "KEY[=VALUE]", value_parser = Filter::parse)]
+    filter: Vec<Filter>,
 
     /// Print COUNT rows, then exit (default: until interrupted).
     #[arg(short, long, value_name = "COUNT")]
@@ -92,6 +98,7 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
             .iter()
             .map(|f| format!("{}{f}", args.prefix))
             .collect(),
+        args.filter.clone(),
     );
     let delay = Duration::from_secs_f64(args.delay);
     let started = Instant::now();
@@ -103,7 +110,8 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         let now = Instant::now();
-        let tick = poller.tick(args.files.resolve(false)?, cli::warn);
+        // Patterns are expanded again every tick; one that matches nothing is said once.
+        let tick = poller.tick(args.files.resolve(row == 0)?, cli::warn);
         match args.format {
             Layout::Text => {
                 let repeat = args.headers > 0 && row.is_multiple_of(args.headers);

@@ -97,11 +97,21 @@ pub fn expand(args: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
             push_unique(&mut files, &mut seen, literal.to_path_buf());
             continue;
         }
-        let matches = glob::glob(pattern).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
         let before = files.len();
-        for path in matches.flatten() {
-            if !path.is_dir() {
-                push_unique(&mut files, &mut seen, path);
+        match in_one_directory(pattern) {
+            Some(matches) => {
+                for path in matches {
+                    push_unique(&mut files, &mut seen, path);
+                }
+            }
+            None => {
+                let matches =
+                    glob::glob(pattern).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
+                for path in matches.flatten() {
+                    if !path.is_dir() {
+                        push_unique(&mut files, &mut seen, path);
+                    }
+                }
             }
         }
         if files.len() == before {
@@ -109,6 +119,47 @@ pub fn expand(args: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
         }
     }
     Ok((files, unmatched))
+}
+
+/// The common case, a pattern only in the last component (`/run/web/*.mmstats`): the
+/// directory's entries matched by name, sorted as `glob` sorts them, directories left out
+/// by the entry's type (no `stat` per file, which for thousands of files is a tenth of a
+/// reader's time). `None` when the pattern is another shape (then `glob` does it).
+fn in_one_directory(pattern: &str) -> Option<Vec<PathBuf>> {
+    let path = Path::new(pattern);
+    let name = path.file_name()?.to_str()?;
+    let dir = path.parent()?;
+    if dir.to_str()?.contains(['*', '?', '[']) || pattern.ends_with('/') || name.contains("**") {
+        return None;
+    }
+    let matcher = glob::Pattern::new(name).ok()?;
+    let options = glob::MatchOptions::new();
+    let listed = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    // An unreadable directory matches nothing, as with `glob`.
+    let Ok(entries) = std::fs::read_dir(listed) else {
+        return Some(Vec::new());
+    };
+    let mut names: Vec<std::ffi::OsString> = entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| matcher.matches_with(n, options))
+        })
+        .filter(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => !entry.path().is_dir(),
+            Ok(kind) => !kind.is_dir(),
+            Err(_) => true,
+        })
+        .map(|entry| entry.file_name())
+        .collect();
+    names.sort();
+    Some(names.into_iter().map(|n| dir.join(n)).collect())
 }
 
 fn push_unique(files: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, path: PathBuf) {

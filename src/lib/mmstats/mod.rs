@@ -231,10 +231,18 @@ impl ReadError {
 pub fn read(path: &Path) -> Result<StatsFile, ReadError> {
     // Non-blocking, so that opening a FIFO planted under a stats file's name returns at
     // once (and is then refused) instead of waiting for a writer that never comes.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
+    // O_NOATIME where allowed (the file's owner): a reader polling thousands of files
+    // should not dirty every inode; others get EPERM and open it plainly.
+    let open = |flags| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
+            .open(path)
+    };
+    let file = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        other => other?,
+    };
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other(format!("not a regular file ({})", kind_of(&meta))).into());

@@ -25,12 +25,104 @@ struct Record {
     param: u32,
 }
 
+/// Files up to this size are read with two `pread` copies instead of a mapping: for the
+/// few kilobytes of a typical file, mapping, faulting in and unmapping cost most of a read.
+const COPY_MAX: usize = 256 * 1024;
+
 /// Reads a native file of `len` bytes.
 pub fn read(file: &File, len: u64) -> Result<StatsFile, ReadError> {
     let len = usize::try_from(len).map_err(|_| ReadError::corrupt(0, "file too large"))?;
     if len < layout::HEADER_LEN {
         return Err(ReadError::corrupt(len, "truncated header"));
     }
+    if len <= COPY_MAX {
+        if let Some(stats) = read_copied(file, len)? {
+            return Ok(stats);
+        }
+    }
+    read_mapped(file, len)
+}
+
+/// The file's bytes from `from` (8-aligned) to `len` as 8-aligned words at their own
+/// word indexes (the words before `from` and the tail are zero).
+fn copy(file: &File, from: usize, len: usize) -> Result<Vec<u64>, ReadError> {
+    let mut words = vec![0u64; len.div_ceil(8)];
+    // SAFETY: the byte view covers the vector's initialised words from `from` on.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>().add(from), len - from)
+    };
+    file.read_exact_at(bytes, from as u64)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                ReadError::corrupt(len, "the file shrank while being read")
+            }
+            _ => ReadError::Io(e),
+        })?;
+    Ok(words)
+}
+
+fn bytes_of(words: &[u64]) -> &[u8] {
+    // SAFETY: u64 words viewed as their bytes; the lifetime is the words'.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+/// Reads the file from two copies taken one after the other (the second of the values
+/// region only): a value slot is whole when
+/// it is the same in both and its sequence word (for seqlocked kinds) is even, which a
+/// writer's update in between or during either copy would change. `None` when a slot
+/// differs (a writer is busy): the caller then reads through a mapping, where the seqlock
+/// readers wait for the writer.
+fn read_copied(file: &File, len: usize) -> Result<Option<StatsFile>, ReadError> {
+    let mut first = copy(file, 0, len)?;
+    let bytes = &bytes_of(&first)[..len];
+    let mut head = [0u8; layout::HEADER_LEN];
+    head.copy_from_slice(&bytes[..layout::HEADER_LEN]);
+    let head = HeaderView(&head);
+    let geometry = head.check(len)?;
+    let meta = &bytes[geometry.meta_off..geometry.meta_off + geometry.meta_len];
+    let records = parse_records(meta, &geometry)?;
+    // Header and metadata never change once the file has its name: only the values again.
+    let second = copy(file, geometry.values_off, len)?;
+    for record in &records {
+        let a = &first[record.offset / 8..(record.offset + record.len) / 8];
+        let b = &second[record.offset / 8..(record.offset + record.len) / 8];
+        let seqlocked = !matches!(
+            record.kind,
+            Kind::Counter | Kind::Gauge | Kind::GaugeF64 | Kind::Bool
+        );
+        if a != b || (seqlocked && a[word::SEQ] & 1 == 1) {
+            return Ok(None);
+        }
+    }
+    let state = u32::from_ne_bytes(head.bytes(header::STATE));
+    // The private, settled copy, viewed as atomics only to share the mapped path's decoder.
+    // SAFETY: AtomicU64 has u64's size and alignment, and nothing else touches `first`
+    // while this view lives.
+    let atomics: &[AtomicU64] =
+        unsafe { std::slice::from_raw_parts(first.as_mut_ptr().cast::<AtomicU64>(), first.len()) };
+    let mut scratch = Vec::new();
+    let fields = records
+        .into_iter()
+        .map(|record| {
+            let words = &atomics[record.offset / 8..(record.offset + record.len) / 8];
+            let (value, consistent) = read_value(&record, words, &mut scratch);
+            Field {
+                label: record.label,
+                type_code: record.kind.name().to_owned(),
+                value,
+                consistent,
+            }
+        })
+        .collect();
+    Ok(Some(StatsFile {
+        format: Format::Native,
+        owner: owner(&head, state),
+        fields,
+    }))
+}
+
+/// Reads the file through a read-only mapping, each seqlocked slot until a copy is whole.
+fn read_mapped(file: &File, len: usize) -> Result<StatsFile, ReadError> {
     let mut head = [0u8; layout::HEADER_LEN];
     file.read_exact_at(&mut head, 0)?;
     let head = HeaderView(&head);
@@ -71,16 +163,21 @@ pub fn read(file: &File, len: u64) -> Result<StatsFile, ReadError> {
         .collect();
     Ok(StatsFile {
         format: Format::Native,
-        owner: Owner {
-            pid: Some(head.u32(header::PID)),
-            tid: Some(head.u32(header::TID)).filter(|&t| t != 0),
-            created: Some(head.u64(header::CREATED_NS) as f64 / 1e9),
-            start_ticks: Some(head.u64(header::START_TICKS)).filter(|&t| t != 0),
-            boot_id: Some(head.boot_id()).filter(|id| id != &[0; 16]),
-            closed: state == layout::STATE_CLOSED,
-        },
+        owner: owner(&head, state),
         fields,
     })
+}
+
+/// The writer facts of a checked header whose state word reads `state`.
+fn owner(head: &HeaderView, state: u32) -> Owner {
+    Owner {
+        pid: Some(head.u32(header::PID)),
+        tid: Some(head.u32(header::TID)).filter(|&t| t != 0),
+        created: Some(head.u64(header::CREATED_NS) as f64 / 1e9),
+        start_ticks: Some(head.u64(header::START_TICKS)).filter(|&t| t != 0),
+        boot_id: Some(head.boot_id()).filter(|id| id != &[0; 16]),
+        closed: state == layout::STATE_CLOSED,
+    }
 }
 
 /// Offsets and lengths of the regions, checked against the file.

@@ -521,3 +521,73 @@ fn slurp_prom_aggregates_like_multiprocess_mode_and_promtool_accepts_it() {
         );
     }
 }
+
+#[test]
+fn publish_tees_every_line_and_counts_what_passes() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("p.mmstats");
+    let keys = dir.path().join("p-keys.mmstats");
+    let mut child = std::process::Command::new(common::bin_path("mmstats-publish"))
+        .args([
+            "--count-by",
+            "event_type",
+            "--gauge",
+            "n",
+            "--histogram",
+            "size",
+            "-o",
+        ])
+        .arg(&fixed)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut echoed = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let mut line = String::new();
+                output.read_line(&mut line).unwrap();
+                line
+            })
+            .collect()
+    };
+    let batch1 = "{\"event_type\":\"a\",\"n\":5,\"size\":100}\n{\"payload\":{\"event_type\":\"x\"},\"event_type\":\"a\",\"n\":7,\"size\":3.4}\nnot json\n{\"event_type\":\"b\",\"n\":-2,\"size\":-1}\n";
+    input.write_all(batch1.as_bytes()).unwrap();
+    input.flush().unwrap();
+    assert_eq!(echoed(4).concat(), batch1);
+    let value = |path: &Path, label: &str| {
+        mmstats::read(path)
+            .unwrap()
+            .field(label)
+            .unwrap()
+            .value
+            .clone()
+    };
+    use mmstats::Value;
+    assert_eq!(value(&fixed, "lines"), Value::U64(4));
+    assert_eq!(value(&fixed, "bad_lines"), Value::U64(1));
+    assert_eq!(value(&fixed, "n"), Value::F64(-2.0));
+    match value(&fixed, "size") {
+        Value::Histogram(h) => assert_eq!((h.count, h.sum, h.min, h.max), (3, 103, 0, 100)),
+        other => panic!("{other:?}"),
+    }
+
+    let batch2 = "{\"event_type\":\"c\"}\n{\"event_type\":\"a\"}\n";
+    input.write_all(batch2.as_bytes()).unwrap();
+    input.flush().unwrap();
+    assert_eq!(echoed(2).concat(), batch2);
+    for (label, count) in [
+        ("event_type.a", 3),
+        ("event_type.b", 1),
+        ("event_type.c", 1),
+    ] {
+        assert_eq!(value(&keys, label), Value::U64(count), "{label}");
+    }
+    assert_eq!(value(&fixed, "lines"), Value::U64(6));
+    drop(input);
+    assert!(child.wait().unwrap().success());
+    assert!(!fixed.exists() && !keys.exists());
+}

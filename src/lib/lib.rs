@@ -15,6 +15,7 @@ pub mod clock;
 pub mod docs;
 pub mod error;
 pub mod esmond;
+pub mod fields;
 pub mod gridftp;
 pub mod iperf3;
 pub mod limits;

@@ -28,6 +28,7 @@ pub mod native;
 pub mod poll;
 pub mod process;
 pub mod prom;
+pub mod publish;
 pub mod render;
 mod seqlock;
 pub mod stale;

@@ -18,6 +18,7 @@ pub mod gridftp_parse;
 pub mod line_stamp;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
+pub mod mmstats_publish;
 pub mod mmstats_slurp;
 pub mod netdev_trace;
 pub mod notigen_emit;
@@ -80,6 +81,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "mmstats-poll",
         command: mmstats_poll::Args::command,
+    },
+    Tool {
+        name: "mmstats-publish",
+        command: mmstats_publish::Args::command,
     },
     Tool {
         name: "mmstats-slurp",

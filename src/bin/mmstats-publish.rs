@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::mmstats_publish`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::mmstats_publish::run)
+}

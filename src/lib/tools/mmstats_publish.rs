@@ -15,10 +15,10 @@ const EXAMPLES: &str = "\
 Examples:
   # notifications per event type, per second, while the pipeline runs
   notigen-emit --realtime | mmstats-publish --count-by event_type -o /tmp/n.mmstats | record-check --kind notification
-  mmstats-poll compute.instance.create.start,compute.instance.delete.end '/tmp/n-keys.mmstats'
+  mmstats-poll -p event_type. compute.instance.create.start,compute.instance.delete.end /tmp/n-keys.mmstats
 
-  # transfers and their sizes as they are parsed
-  gridftp-parse /var/log/gridftp.log | mmstats-publish --histogram nbytes --gauge ts | esmond-post ...";
+  # a tracer's samples kept in a file, its latest value and records per series watched live
+  proc-trace --match nginx | mmstats-publish --count-by series --gauge value -o /tmp/p.mmstats > trace.ndjson";
 
 /// Pass NDJSON through unchanged, publishing live counts of it into stats files.
 ///

@@ -18,16 +18,15 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs;
 use std::marker::PhantomData;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 
 use super::layout::Kind;
-use super::writer::{truncate_to_char, Builder, Init, WriteError};
-use super::{files, process, v1};
+use super::writer::{create_mapped, truncate_to_char, Builder, Init, WriteError};
+use super::{process, v1};
 
 /// Write-buffer byte of an unbuffered field.
 const UNBUFFERED: u8 = 255;
@@ -71,10 +70,7 @@ impl Builder {
     /// for histograms, which format 1 cannot express.
     pub fn create_format1(self) -> Result<Stats, WriteError> {
         let tid = process::thread_id();
-        let path = match self.path.clone() {
-            Some(path) => path,
-            None => files::writer_path(tid).map_err(WriteError::Invalid)?,
-        };
+        let path = self.file_path(tid)?;
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -155,7 +151,10 @@ impl Builder {
         // Python files are whole pages, zero-filled: a zero label length ends the list.
         let len = (bytes.len() + 2).next_multiple_of(4096);
         bytes.resize(len, 0);
-        let map = create_file(&path, &bytes)?;
+        let map = create_mapped(&path, bytes.len(), |base| {
+            // SAFETY: the mapping is bytes.len() long and nobody else sees the file yet.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) }
+        })?;
         let means = RefCell::new(slots.iter().map(|_| Mean::default()).collect());
         Ok(Stats {
             map,
@@ -166,34 +165,6 @@ impl Builder {
             _thread: PhantomData,
         })
     }
-}
-
-/// Writes `bytes` under a temporary name, maps it, and renames it into place, so a reader
-/// never sees a partial file.
-fn create_file(path: &Path, bytes: &[u8]) -> Result<MmapRaw, WriteError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| WriteError::Io { path, cause }
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".mmstats-")
-        .tempfile_in(&dir)
-        .map_err(io(&dir))?;
-    fs::write(temp.path(), bytes).map_err(io(temp.path()))?;
-    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644)).map_err(io(temp.path()))?;
-    let map = MmapOptions::new()
-        .len(bytes.len())
-        .map_raw(temp.as_file())
-        .map_err(io(temp.path()))?;
-    temp.persist(path).map_err(|e| WriteError::Io {
-        path: path.to_path_buf(),
-        cause: e.error,
-    })?;
-    Ok(map)
 }
 
 impl Stats {

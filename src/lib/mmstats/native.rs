@@ -100,25 +100,7 @@ fn read_copied(file: &File, len: usize) -> Result<Option<StatsFile>, ReadError> 
     // while this view lives.
     let atomics: &[AtomicU64] =
         unsafe { std::slice::from_raw_parts(first.as_mut_ptr().cast::<AtomicU64>(), first.len()) };
-    let mut scratch = Vec::new();
-    let fields = records
-        .into_iter()
-        .map(|record| {
-            let words = &atomics[record.offset / 8..(record.offset + record.len) / 8];
-            let (value, consistent) = read_value(&record, words, &mut scratch);
-            Field {
-                label: record.label,
-                type_code: record.kind.name().to_owned(),
-                value,
-                consistent,
-            }
-        })
-        .collect();
-    Ok(Some(StatsFile {
-        format: Format::Native,
-        owner: owner(&head, state),
-        fields,
-    }))
+    Ok(Some(decode(&head, state, records, atomics)))
 }
 
 /// Reads the file through a read-only mapping, each seqlocked slot until a copy is whole.
@@ -138,21 +120,23 @@ fn read_mapped(file: &File, len: usize) -> Result<StatsFile, ReadError> {
     let state = unsafe { &*base.add(header::STATE).cast::<AtomicU32>() }.load(Ordering::Relaxed);
     // Only Relaxed loads are promised on read-only memory: order later loads with a fence.
     fence(Ordering::Acquire);
+    // SAFETY: the mapping is page-aligned and `len` bytes long, so its first `len / 8`
+    // words are 8-aligned and mapped until `map` drops at the end of this function. Only
+    // Relaxed loads are made on this read-only mapping (the standard library promises no
+    // more there), each ordered by an Acquire fence.
+    let words = unsafe { std::slice::from_raw_parts(base.cast::<AtomicU64>(), len / 8) };
+    Ok(decode(&head, state, records, words))
+}
+
+/// Decodes every field from `words`, the file as 8-byte words (parse_records checked that
+/// each slot lies inside the file and is 8-aligned).
+fn decode(head: &HeaderView, state: u32, records: Vec<Record>, words: &[AtomicU64]) -> StatsFile {
     let mut scratch = Vec::new();
     let fields = records
         .into_iter()
         .map(|record| {
-            // SAFETY: parse_records checked that the slot lies inside the file and is
-            // 8-aligned; the mapping is page-aligned and lives until the end of this
-            // function. Only Relaxed loads are made on this read-only mapping (the standard
-            // library promises no more there), each ordered by an Acquire fence.
-            let words = unsafe {
-                std::slice::from_raw_parts(
-                    base.add(record.offset).cast::<AtomicU64>(),
-                    record.len / 8,
-                )
-            };
-            let (value, consistent) = read_value(&record, words, &mut scratch);
+            let slot = &words[record.offset / 8..(record.offset + record.len) / 8];
+            let (value, consistent) = read_value(&record, slot, &mut scratch);
             Field {
                 label: record.label,
                 type_code: record.kind.name().to_owned(),
@@ -161,11 +145,11 @@ fn read_mapped(file: &File, len: usize) -> Result<StatsFile, ReadError> {
             }
         })
         .collect();
-    Ok(StatsFile {
+    StatsFile {
         format: Format::Native,
-        owner: owner(&head, state),
+        owner: owner(head, state),
         fields,
-    })
+    }
 }
 
 /// The writer facts of a checked header whose state word reads `state`.

@@ -274,45 +274,28 @@ impl Builder {
         self.build()
     }
 
+    /// The file a writer on thread `tid` creates: the declared path, else the
+    /// `MMSTATS_PATH`/`MMSTATS_FILES` default.
+    pub(super) fn file_path(&self, tid: u32) -> Result<PathBuf, WriteError> {
+        match &self.path {
+            Some(path) => Ok(path.clone()),
+            None => files::writer_path(tid).map_err(WriteError::Invalid),
+        }
+    }
+
     fn build<M: Mode>(self) -> Result<Stats<M>, WriteError> {
         let tid = process::thread_id();
-        let path = match self.path.clone() {
-            Some(path) => path,
-            None => files::writer_path(tid).map_err(WriteError::Invalid)?,
-        };
+        let path = self.file_path(tid)?;
         let plan = Plan::new(&self.prefix, &self.fields)?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |cause| WriteError::Io { path, cause }
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".mmstats-")
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?;
-        temp.as_file()
-            .set_len(plan.file_len as u64)
-            .map_err(io(temp.path()))?;
-        fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
-            .map_err(io(temp.path()))?;
-        let map = MmapOptions::new()
-            .len(plan.file_len)
-            .map_raw(temp.as_file())
-            .map_err(io(temp.path()))?;
         let header = Header {
             pid: std::process::id(),
             tid: if M::SHARED { 0 } else { tid },
             shared: M::SHARED,
         };
-        // SAFETY: the mapping is plan.file_len bytes long and nobody else can see the file
-        // yet (it has a random temporary name), so plain writes cannot race.
-        unsafe { plan.write(map.as_mut_ptr(), &header, &self.prefix, &self.fields) };
-        temp.persist(&path).map_err(|e| WriteError::Io {
-            path: path.clone(),
-            cause: e.error,
+        let map = create_mapped(&path, plan.file_len, |base| {
+            // SAFETY: the mapping is plan.file_len bytes long and nobody else can see the
+            // file yet (it has a random temporary name), so plain writes cannot race.
+            unsafe { plan.write(base, &header, &self.prefix, &self.fields) }
         })?;
         Ok(Stats {
             map,
@@ -322,6 +305,42 @@ impl Builder {
             _mode: PhantomData,
         })
     }
+}
+
+/// Creates the file `path` whole or not at all: a temporary file of `len` bytes in its
+/// directory, mode 0644, mapped and filled by `fill` (given the mapping's start), then
+/// renamed into place, so a reader never sees a partial file. Returns the mapping.
+pub(super) fn create_mapped(
+    path: &Path,
+    len: usize,
+    fill: impl FnOnce(*mut u8),
+) -> Result<MmapRaw, WriteError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| WriteError::Io { path, cause }
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".mmstats-")
+        .tempfile_in(&dir)
+        .map_err(io(&dir))?;
+    temp.as_file()
+        .set_len(len as u64)
+        .map_err(io(temp.path()))?;
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644)).map_err(io(temp.path()))?;
+    let map = MmapOptions::new()
+        .len(len)
+        .map_raw(temp.as_file())
+        .map_err(io(temp.path()))?;
+    fill(map.as_mut_ptr());
+    temp.persist(path).map_err(|e| WriteError::Io {
+        path: path.to_path_buf(),
+        cause: e.error,
+    })?;
+    Ok(map)
 }
 
 /// Where a declared field lives.

@@ -1,4 +1,5 @@
-//! mmstats benchmarks: the writer's hot paths and `mmstats-slurp` over 1,000 files.
+//! mmstats benchmarks: the writer's hot paths, the `metrics` facade through the mmstats
+//! recorder, and `mmstats-slurp` over 1,000 files.
 //!
 //! `cargo bench --bench mmstats` (figures in BENCHMARKS.md). Each writer figure is the
 //! best of five runs of a tight loop on a file in the temp dir, in ns per update; the
@@ -64,6 +65,42 @@ fn writer_benchmarks<M: Mode>(stats: &Stats<M>, mode: &str) {
     });
 }
 
+/// The `metrics` facade's handles through the mmstats recorder (issue 17: a counter
+/// increment ≤ 5 ns), as an instrumented program holds them: registered once, then updated
+/// in the loop. Beside them in the same run, the writer's own updates above (the floor),
+/// and the facade's no-op recorder (the facade's own cost: an `Arc<dyn CounterFn>` call).
+fn recorder_benchmarks(dir: &Path) {
+    use measpipe::mmstats::recorder::MmstatsRecorder;
+    let recorder = MmstatsRecorder::builder()
+        .path_template(dir.join("bench-{PID}-{TID}.mmstats"))
+        .histogram_scale(1e9)
+        .build();
+    metrics::with_local_recorder(&recorder, || {
+        let hits = metrics::counter!("hits");
+        let latency = metrics::histogram!("latency_seconds");
+        let queue = metrics::gauge!("queue");
+        per_update("counter increment (metrics facade)", UPDATES, |_| {
+            hits.increment(1)
+        });
+        per_update("histogram record (metrics facade)", UPDATES / 5, |i| {
+            latency.record(((i.wrapping_mul(2_654_435_761) & 0xf_ffff) + 100) as f64 * 1e-9)
+        });
+        per_update("gauge set (metrics facade)", UPDATES / 5, |i| {
+            queue.set(i as f64)
+        });
+    });
+    assert_eq!(recorder.errors(), (0, None));
+    let noop = metrics::NoopRecorder;
+    metrics::with_local_recorder(&noop, || {
+        let hits = metrics::counter!("hits");
+        per_update(
+            "counter increment (facade, no-op recorder)",
+            UPDATES,
+            |_| hits.increment(1),
+        );
+    });
+}
+
 fn slurp(binary: &str, files: &Path, what: &str) {
     let pattern = files.join("*.mmstats");
     let best = best_of_five(|| {
@@ -95,6 +132,7 @@ fn main() {
         .create_shared()
         .unwrap();
     writer_benchmarks(&shared, "shared file, uncontended");
+    recorder_benchmarks(dir.path());
 
     // MEASPIPE_BIN_DIR names another build's binaries (benches/before-after.sh uses it).
     let binary = std::env::var("MEASPIPE_BIN_DIR")

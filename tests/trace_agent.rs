@@ -530,27 +530,8 @@ fn trace_report_gives_exact_statistics_and_a_page_chromium_renders() {
     let artifacts = common::repo_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let net_log = profile.path().join("net.json");
     let chromium = |args: &[&str], page: &Path| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--window-size=1000,1000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("--log-net-log={}", net_log.display()))
-            .args(args)
-            .arg(format!("file://{}", page.display()))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "chromium: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        common::chromium(&format!("file://{}", page.display()), profile.path(), args)
     };
     let dom = chromium(&["--dump-dom"], &page);
     assert!(
@@ -558,7 +539,7 @@ fn trace_report_gives_exact_statistics_and_a_page_chromium_renders() {
         "the charts did not render: {dom}"
     );
     assert_eq!(
-        page_requests(&net_log),
+        common::page_requests(profile.path()),
         Vec::<String>::new(),
         "requests left the page"
     );
@@ -572,7 +553,7 @@ fn trace_report_gives_exact_statistics_and_a_page_chromium_renders() {
     .unwrap();
     chromium(&["--dump-dom"], &leaky);
     assert_eq!(
-        page_requests(&net_log),
+        common::page_requests(profile.path()),
         vec!["http://127.0.0.1:9/x.png".to_owned()]
     );
     let shot = artifacts.join("trace-report.png");
@@ -584,19 +565,4 @@ fn trace_report_gives_exact_statistics_and_a_page_chromium_renders() {
         "screenshot {}",
         shot.display()
     );
-}
-
-/// The URLs a page asked for, from a Chromium net log: requests with an initiator (the
-/// browser's own, such as its update checks, have none).
-fn page_requests(net_log: &Path) -> Vec<String> {
-    let log: Value = serde_json::from_str(&std::fs::read_to_string(net_log).unwrap()).unwrap();
-    let start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
-    log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == start && e["params"]["initiator"] != "not an origin")
-        .filter_map(|e| e["params"]["url"].as_str())
-        .map(str::to_owned)
-        .collect()
 }

@@ -415,6 +415,35 @@ fn positive_seconds(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// How a server bounds its clients (esmond-serve, mmstats-serve).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Connections served at once; more are closed at once and logged. The open-file limit
+    /// is raised to its hard limit at start.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Seconds for a request's headers to arrive, and again for its body (then 408 or the
+    /// connection is closed).
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = seconds)]
+    pub request_timeout: Duration,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub idle_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    /// The limits, each timeout at least 10 ms.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_connections: self.max_connections as usize,
+            request_timeout: self.request_timeout.max(Duration::from_millis(10)),
+            idle_timeout: self.idle_timeout.max(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// Parses a number of seconds for a timeout or a delay: finite, not negative, at most a
 /// day (a larger value is a typo, and would overflow a `Duration`).
 pub fn seconds(text: &str) -> Result<Duration, String> {

@@ -17,6 +17,9 @@ pub mod error;
 pub mod esmond;
 pub mod fields;
 pub mod gridftp;
+pub mod html;
+#[cfg(feature = "http-server")]
+pub mod http;
 pub mod iperf3;
 pub mod limits;
 pub mod mmstats;

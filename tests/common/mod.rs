@@ -185,3 +185,48 @@ impl Drop for BackgroundServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs headless Chromium (Debian's, as root: no sandbox; no background networking) on
+/// `target` (a URL) with the profile directory `profile`, its net log in
+/// `profile/net.json` (see [`page_requests`]), a 1100×900 window and `extra` arguments
+/// (`--dump-dom`, `--screenshot=FILE`, `--virtual-time-budget=MS`); returns what it printed.
+pub fn chromium(target: &str, profile: &Path, extra: &[&str]) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1100,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!(
+            "--log-net-log={}",
+            profile.join("net.json").display()
+        ))
+        .args(extra)
+        .arg(target)
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium: {out:?}");
+    String::from_utf8(out.stdout).expect("chromium prints UTF-8")
+}
+
+/// The URLs a page asked for during the last [`chromium`] run with `profile`, from its net
+/// log: requests with an initiator (the browser's own, such as update checks, have none).
+pub fn page_requests(profile: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(profile.join("net.json")).expect("chromium's net log");
+    let log: serde_json::Value = serde_json::from_str(&text).expect("a JSON net log");
+    let start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
+    log["events"]
+        .as_array()
+        .expect("net log events")
+        .iter()
+        .filter(|e| e["type"] == start && e["params"]["initiator"] != "not an origin")
+        .filter_map(|e| e["params"]["url"].as_str())
+        .map(str::to_owned)
+        .collect()
+}

@@ -4,9 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use std::future::Future;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 
@@ -42,12 +40,9 @@ pub struct Config {
     /// Bytes of request bodies read at once, across all connections (a write waits its
     /// turn beyond it).
     pub body_budget: usize,
-    /// Connections served at once; more are closed at once (and logged).
-    pub max_connections: usize,
-    /// Time for a request's headers, and again for its body, to arrive.
-    pub request_timeout: Duration,
-    /// An idle keep-alive connection is closed after this.
-    pub idle_timeout: Duration,
+    /// Connection cap; time for a request's headers, and again for its body, to arrive;
+    /// how long an idle keep-alive connection is kept.
+    pub limits: crate::http::Limits,
     /// Delete points older than this many days (checked hourly).
     pub retention_days: Option<u64>,
     /// Where notices go (where it listens, what retention deleted, what was refused).
@@ -76,7 +71,7 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         .chain(Some("/perfsonar/archive".to_owned()))
         .collect();
     no_huge_pages();
-    raise_open_files(config.max_connections, config.notice);
+    crate::http::raise_open_files(config.limits.max_connections, 64, config.notice);
     if store.full_at_start() {
         (config.notice)(
             "warning: the archive's disk is full: serving reads; writes are refused (507) until space is freed",
@@ -90,7 +85,7 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         bodies: Arc::new(tokio::sync::Semaphore::new(budget_permits(
             config.body_budget.max(config.max_body),
         ))),
-        request_timeout: config.request_timeout,
+        request_timeout: config.limits.request_timeout,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,65 +102,9 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
             .fallback(handle)
             .layer(DefaultBodyLimit::disable())
             .with_state(app);
-        accept(listener, router, &config).await;
+        crate::http::accept(listener, router, &config.limits, config.notice).await;
         Ok(())
     })
-}
-
-/// Accepts connections until a signal, within the connection cap, each with the header,
-/// body and idle timeouts; then waits for the requests in flight.
-async fn accept(listener: tokio::net::TcpListener, router: Router, config: &Config) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let stop = shutdown();
-    tokio::pin!(stop);
-    let mut refused: u64 = 0;
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of descriptors or similar: say so, breathe, go on.
-                    (config.notice)(&format!("warning: accept: {err}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused += 1;
-            // One line per 100 refusals: a flood must not flood the log too.
-            if refused % 100 == 1 {
-                (config.notice)(&format!(
-                    "warning: {peer}: refused: {} connections open (--max-connections); {refused} refused so far",
-                    config.max_connections
-                ));
-            }
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let service =
-            TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.request_timeout)
-            .keep_alive(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(Idle::new(stream, config.idle_timeout)),
-            service,
-        );
-        let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = watched.await;
-            drop(slot);
-        });
-    }
-    graceful.shutdown().await;
 }
 
 /// Body permits for `bytes` (1 KiB each, within the semaphore's limit).
@@ -182,108 +121,6 @@ fn no_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and changes a flag of the process.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
-
-/// Raises the soft limit on open files to the hard one, so the connection cap (not the
-/// descriptor table) is what refuses clients; warns when even that is too low.
-fn raise_open_files(connections: usize, notice: fn(&str)) {
-    let current = crate::limits::raise_open_files();
-    if current < connections as u64 + 64 {
-        notice(&format!(
-            "warning: open-file limit {current} is below --max-connections {connections} plus the database's; raise it (LimitNOFILE=)"
-        ));
-    }
-}
-
-/// A connection that fails its pending read once nothing was read or written for the idle
-/// timeout: hyper then closes it. A request being answered writes, so only silence counts.
-struct Idle {
-    stream: tokio::net::TcpStream,
-    timeout: Duration,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Idle {
-    fn new(stream: tokio::net::TcpStream, timeout: Duration) -> Idle {
-        Idle {
-            stream,
-            timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-
-    fn touch(&mut self) {
-        let next = tokio::time::Instant::now() + self.timeout;
-        self.deadline.as_mut().reset(next);
-    }
-}
-
-impl tokio::io::AsyncRead for Idle {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        let before = buf.filled().len();
-        match std::pin::Pin::new(&mut self.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    self.touch();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "idle connection",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for Idle {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let written = std::pin::Pin::new(&mut self.stream).poll_write(cx, buf);
-        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        written
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 
@@ -312,19 +149,13 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
-    let started = Instant::now();
-    let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let response = respond(&app, peer.ip(), method.clone(), uri, headers, body)
-        .await
-        .unwrap_or_else(|failure| failure_response(&public(failure, &target)));
-    log(
-        peer.ip(),
-        &method,
-        &target,
-        response.status().as_u16(),
-        started,
-    );
-    response
+    let asked = uri.clone();
+    crate::http::logged(peer.ip(), &method.clone(), &asked, |target| async move {
+        respond(&app, peer.ip(), method, uri, headers, body)
+            .await
+            .unwrap_or_else(|failure| failure_response(&public(failure, &target)))
+    })
+    .await
 }
 
 /// Routes a request: the health check; else credentials (for a write) before a byte of
@@ -479,17 +310,6 @@ fn health(app: &App) -> Reply {
         StatusCode::OK,
         json!({"status": "ok"}).to_string(),
     ))
-}
-
-/// One access-log line on stderr: `client "METHOD target" status duration`, formatted
-/// first and written with one call (stderr is unbuffered: `eprintln!` writes each piece of
-/// the format on its own, some twenty system calls a line).
-fn log(client: IpAddr, method: &Method, target: &str, status: u16, started: Instant) {
-    let line = format!(
-        "{client} \"{method} {target}\" {status} {:.1}ms\n",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 struct Request {

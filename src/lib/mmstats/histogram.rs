@@ -90,6 +90,35 @@ impl Snapshot {
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum as f64 / self.count as f64)
     }
+
+    /// Adds `other`'s observations (another writer's file of the same field). Buckets of
+    /// another scheme are moved to the bucket of this scheme that holds their midpoint.
+    pub fn merge(&mut self, other: &Snapshot) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            self.min = other.min;
+            self.max = other.max;
+        } else {
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum = self.sum.wrapping_add(other.sum);
+        for (index, &n) in other.buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let at = if other.sub_bits == self.sub_bits {
+                index
+            } else {
+                let (low, high) = bucket_range(index, other.sub_bits);
+                bucket_of(low + (high - low) / 2, self.sub_bits)
+            };
+            if self.buckets.len() <= at {
+                self.buckets.resize(at + 1, 0);
+            }
+            self.buckets[at] = self.buckets[at].saturating_add(n);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -147,7 +176,51 @@ mod tests {
         assert_eq!(snap.mean(), Some(500.5));
     }
 
+    fn recorded(values: &[u64], sub_bits: u32) -> Snapshot {
+        let mut snap = Snapshot {
+            count: 0,
+            sum: 0,
+            min: 0,
+            max: 0,
+            sub_bits,
+            buckets: vec![0; bucket_count(sub_bits).unwrap()],
+        };
+        for &v in values {
+            snap.merge(&Snapshot {
+                count: 1,
+                sum: v,
+                min: v,
+                max: v,
+                sub_bits,
+                buckets: {
+                    let mut b = vec![0; bucket_of(v, sub_bits) + 1];
+                    b[bucket_of(v, sub_bits)] = 1;
+                    b
+                },
+            });
+        }
+        snap
+    }
+
     proptest! {
+        #[test]
+        fn merging_two_files_is_recording_both(
+            a in proptest::collection::vec(any::<u32>(), 0..50),
+            b in proptest::collection::vec(any::<u32>(), 0..50),
+        ) {
+            let a: Vec<u64> = a.into_iter().map(u64::from).collect();
+            let b: Vec<u64> = b.into_iter().map(u64::from).collect();
+            let mut merged = recorded(&a, 4);
+            merged.merge(&recorded(&b, 4));
+            let both: Vec<u64> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(merged, recorded(&both, 4));
+            // Another scheme lands every observation in the bucket of its midpoint.
+            let mut mixed = recorded(&a, 4);
+            mixed.merge(&recorded(&b, 8));
+            prop_assert_eq!(mixed.count, both.len() as u64);
+            prop_assert_eq!(mixed.buckets.iter().sum::<u64>(), both.len() as u64);
+        }
+
         #[test]
         fn every_value_lies_in_its_bucket(v in any::<u64>(), sub_bits in 1u32..=8) {
             let index = bucket_of(v, sub_bits);

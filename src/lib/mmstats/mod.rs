@@ -13,8 +13,8 @@
 //!
 //! `0x02` was the never-implemented Python "version 2 proposal"; files starting with it are
 //! refused with a message that says so. Either format reads into the same [`StatsFile`], so
-//! the tools (`mmstats-slurp`, `mmstats-poll`, `mmstats-clean`) do not care which one a
-//! writer used.
+//! the tools (`mmstats-slurp`, `mmstats-poll`, `mmstats-clean`, `mmstats-serve`) do not
+//! care which one a writer used.
 
 // Readers and writers share values through 8-byte atomics in a mapping.
 #[cfg(not(target_has_atomic = "64"))]
@@ -24,13 +24,18 @@ pub mod files;
 pub mod format1;
 pub mod histogram;
 pub mod layout;
+pub mod mmash;
 pub mod native;
 pub mod poll;
 pub mod process;
 pub mod prom;
 pub mod publish;
+#[cfg(feature = "recorder")]
+pub mod recorder;
 pub mod render;
 mod seqlock;
+#[cfg(feature = "http-server")]
+pub mod serve;
 pub mod stale;
 pub mod v1;
 pub mod writer;

@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use super::histogram::bucket_range;
 use super::process::{self, Liveness};
@@ -83,8 +85,19 @@ impl Exposition {
 
     /// Adds one file's fields.
     pub fn add(&mut self, stats: &StatsFile) {
+        let alive = self.writer_alive(stats);
+        self.add_as(stats, alive);
+    }
+
+    /// Whether the file's writer is still there: its pid exists and it did not close the
+    /// file.
+    fn writer_alive(&mut self, stats: &StatsFile) -> bool {
+        stats.owner.pid.is_some_and(|pid| self.alive(pid)) && !stats.owner.closed
+    }
+
+    /// Adds one file's fields, its writer known to be alive or not.
+    fn add_as(&mut self, stats: &StatsFile, alive: bool) {
         let pid = stats.owner.pid;
-        let alive = pid.is_some_and(|pid| self.alive(pid)) && !stats.owner.closed;
         if !alive {
             self.dead_files += 1;
         }
@@ -206,6 +219,90 @@ impl Exposition {
         if openmetrics {
             out.push_str("# EOF\n");
         }
+    }
+}
+
+/// Repeated expositions of the same files (a server's `/metrics`), remembering what was
+/// read of the files whose writer has exited or closed them: such a file never changes
+/// again, so it is read once, not at every scrape (a directory of a busy site is mostly
+/// files of exited workers, and their counters still count). A remembered file is read
+/// again when its size, times or inode change; one no longer matched is forgotten.
+#[derive(Debug, Default)]
+pub struct Scraper {
+    finished: HashMap<PathBuf, Finished>,
+}
+
+#[derive(Debug)]
+struct Finished {
+    identity: Identity,
+    stats: StatsFile,
+}
+
+/// What tells one file from its replacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Identity {
+    fn of(path: &Path) -> Option<Identity> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        })
+    }
+}
+
+/// What one scrape did, besides the exposition.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScrapeCounts {
+    /// Files read now.
+    pub read: usize,
+    /// Files of finished writers taken from memory.
+    pub remembered: usize,
+    /// Files that could not be read (skipped).
+    pub unreadable: usize,
+}
+
+impl Scraper {
+    /// The exposition of `paths` now; unreadable files are skipped and counted.
+    pub fn scrape(&mut self, paths: &[PathBuf], prefix: &str) -> (Exposition, ScrapeCounts) {
+        let mut exposition = Exposition::new(prefix);
+        let mut counts = ScrapeCounts::default();
+        let mut kept = HashMap::with_capacity(self.finished.len());
+        for path in paths {
+            let identity = Identity::of(path);
+            if let Some(known) = self.finished.remove(path) {
+                if Some(known.identity) == identity {
+                    exposition.add_as(&known.stats, false);
+                    counts.remembered += 1;
+                    kept.insert(path.clone(), known);
+                    continue;
+                }
+            }
+            let Ok(stats) = super::read(path) else {
+                counts.unreadable += 1;
+                continue;
+            };
+            counts.read += 1;
+            let alive = exposition.writer_alive(&stats);
+            exposition.add_as(&stats, alive);
+            // Only a writer known to be gone (not a file without a pid) is final.
+            let finished = stats.owner.closed || (stats.owner.pid.is_some() && !alive);
+            if let (true, Some(identity)) = (finished, identity) {
+                kept.insert(path.clone(), Finished { identity, stats });
+            }
+        }
+        self.finished = kept;
+        (exposition, counts)
     }
 }
 

@@ -538,6 +538,17 @@ macro_rules! handle {
         }
 
         impl<M: Mode> Copy for $name<'_, M> {}
+
+        impl<'a, M: Mode> $name<'a, M> {
+            /// A handle on words taken with [`Stats::words`].
+            #[allow(dead_code)]
+            pub(super) fn from_words(words: &'a [AtomicU64]) -> Self {
+                $name {
+                    words,
+                    _stats: PhantomData,
+                }
+            }
+        }
     };
 }
 
@@ -684,6 +695,36 @@ impl<M: Mode> Stats<M> {
             words,
             _stats: PhantomData,
         })
+    }
+}
+
+#[cfg_attr(not(feature = "recorder"), allow(dead_code))]
+impl<M: Mode> Stats<M> {
+    /// The words of the slot declared as `label`, whatever its kind (for the recorder,
+    /// which keeps them beside the file).
+    pub(super) fn words(&self, label: &str) -> Option<&[AtomicU64]> {
+        let kinds = [self.slots.iter().find(|s| s.label == label)?.kind];
+        self.slot(label, &kinds, "any").ok().map(|(words, _)| words)
+    }
+
+    /// Copies the words of every slot that `old` declares with the same label, kind and
+    /// size: a regrown file taking over its predecessor's counts. `old` must not be
+    /// written meanwhile (the recorder's files have one writer thread, the caller).
+    pub(super) fn carry_over(&self, old: &Stats<M>) {
+        for slot in &self.slots {
+            let same = old
+                .slots
+                .iter()
+                .find(|o| o.label == slot.label && o.kind == slot.kind && o.len == slot.len);
+            if let (Some(_), Some(to), Some(from)) =
+                (same, self.words(&slot.label), old.words(&slot.label))
+            {
+                for (to, from) in to.iter().zip(from) {
+                    to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            }
+        }
+        std::sync::atomic::fence(Ordering::Release);
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -73,19 +72,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     body_budget: usize,
 
-    /// Connections served at once; more are closed at once and logged. The open-file limit
-    /// is raised to its hard limit at start.
-    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_connections: u64,
-
-    /// Seconds for a request's headers to arrive, and again for its body (then 408 or the
-    /// connection is closed).
-    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = crate::cli::seconds)]
-    request_timeout: Duration,
-
-    /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = crate::cli::seconds)]
-    idle_timeout: Duration,
+    #[command(flatten)]
+    connections: crate::cli::ConnectionArgs,
 
     /// Delete points older than DAYS (checked hourly) and give the space back.
     #[arg(long, value_name = "DAYS")]
@@ -178,9 +166,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 trusted: args.trust,
                 max_body: args.max_body,
                 body_budget: args.body_budget,
-                max_connections: args.max_connections as usize,
-                request_timeout: args.request_timeout.max(Duration::from_millis(10)),
-                idle_timeout: args.idle_timeout.max(Duration::from_millis(10)),
+                limits: args.connections.limits(),
                 retention_days: args.retention,
                 notice: crate::cli::notice,
             };

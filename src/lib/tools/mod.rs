@@ -19,6 +19,7 @@ pub mod line_stamp;
 pub mod mmstats_clean;
 pub mod mmstats_poll;
 pub mod mmstats_publish;
+pub mod mmstats_serve;
 pub mod mmstats_slurp;
 pub mod netdev_trace;
 pub mod notigen_emit;
@@ -85,6 +86,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "mmstats-publish",
         command: mmstats_publish::Args::command,
+    },
+    Tool {
+        name: "mmstats-serve",
+        command: mmstats_serve::Args::command,
     },
     Tool {
         name: "mmstats-slurp",

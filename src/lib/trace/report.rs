@@ -9,6 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::store::{Store, TaskInfo};
+use crate::html::escape as esc;
 use crate::Error;
 
 /// How a report is written.
@@ -255,22 +256,6 @@ pub fn write_json(out: &mut impl Write, summaries: &[Summary]) -> std::io::Resul
         out.write_all(b"\n")?;
     }
     Ok(())
-}
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const WIDTH: f64 = 960.0;

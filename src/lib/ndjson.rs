@@ -364,6 +364,9 @@ impl BadLines {
 pub struct NdjsonWriter {
     sink: Arc<Mutex<io::BufWriter<io::Stdout>>>,
     line_buffered: bool,
+    /// Where [`write_json`](NdjsonWriter::write_json) builds a record (kept, not
+    /// allocated per record).
+    scratch: Vec<u8>,
 }
 
 impl NdjsonWriter {
@@ -372,6 +375,7 @@ impl NdjsonWriter {
         NdjsonWriter {
             sink,
             line_buffered,
+            scratch: Vec::new(),
         }
     }
 
@@ -383,6 +387,21 @@ impl NdjsonWriter {
     /// Serializes `record` as compact JSON followed by a newline.
     pub fn write_record<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<(), Error> {
         self.write_with(|sink| serde_json::to_writer(sink, record).map_err(io::Error::from))
+    }
+
+    /// Writes `record` through its byte-level writer ([`crate::record::fast`]): the same
+    /// bytes as [`write_record`](NdjsonWriter::write_record), without serde's escaping of
+    /// every key.
+    pub fn write_json<T: crate::record::fast::WriteJson + ?Sized>(
+        &mut self,
+        record: &T,
+    ) -> Result<(), Error> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        record.write_json(&mut scratch);
+        let written = self.write_line(&scratch);
+        self.scratch = scratch;
+        written
     }
 
     /// Pushes buffered records to stdout now (before saving a state that says they were

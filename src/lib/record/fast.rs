@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::{EventTypeSpec, FailureValue, Measurement, Metadata, SummarySpec};
+use super::{EventTypeSpec, FailureValue, Measurement, Metadata, SummarySpec, Trace};
 
 /// Writes a value as compact JSON, byte-identical to its `Serialize` form.
 pub trait WriteJson {
@@ -57,6 +57,12 @@ pub fn member(out: &mut Vec<u8>, name: &str) {
 impl WriteJson for u64 {
     fn write_json(&self, out: &mut Vec<u8>) {
         integer(out, *self);
+    }
+}
+
+impl WriteJson for f64 {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        float(out, *self);
     }
 }
 
@@ -166,6 +172,25 @@ impl<M: WriteJson, V: WriteJson, C: WriteJson> WriteJson for Measurement<M, V, C
     }
 }
 
+impl<V: WriteJson, X: WriteMembers> WriteJson for Trace<'_, V, X> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"kind\":\"trace\",\"task\":");
+        string(out, &self.task);
+        member(out, "tracer");
+        string(out, &self.tracer);
+        member(out, "ts");
+        float(out, self.ts);
+        member(out, "series");
+        string(out, &self.series);
+        member(out, "unit");
+        string(out, &self.unit);
+        member(out, "value");
+        self.value.write_json(out);
+        self.extra.write_members(out);
+        out.push(b'}');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +243,32 @@ mod tests {
                 ts,
                 values: FailureValue { error: Cow::Borrowed(error.as_str()) },
                 cursor: cursor.as_deref(),
+            };
+            let mut fast = Vec::new();
+            record.write_json(&mut fast);
+            proptest::prop_assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                serde_json::to_string(&record).unwrap()
+            );
+        }
+
+        #[test]
+        fn trace_records_are_written_as_serde_writes_them(
+            task in "\\PC{0,12}",
+            series in "[\\x00-\\x7f\\u{e9}]{0,12}",
+            ts in proptest::num::f64::ANY,
+            value in proptest::num::f64::ANY,
+            pid in proptest::num::i64::ANY,
+        ) {
+            let record = Trace {
+                kind: crate::record::TraceKind,
+                task: Cow::Borrowed(task.as_str()),
+                tracer: Cow::Borrowed("proc"),
+                ts,
+                series: Cow::Borrowed(series.as_str()),
+                unit: Cow::Borrowed("%"),
+                value,
+                extra: Params { duration: pid },
             };
             let mut fast = Vec::new();
             record.write_json(&mut fast);

@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use super::{rate, NoFields, Tags};
 use crate::ndjson::NdjsonWriter;
+use crate::record::fast::{self, WriteMembers};
 
 /// Which processes to trace. PIDs, PID files and cgroups name candidates (all of them
 /// together); without any, every process is a candidate. `pattern` and `uid` then keep
@@ -437,6 +438,17 @@ struct ProcessFields<'a> {
     start: f64,
 }
 
+impl WriteMembers for &ProcessFields<'_> {
+    fn write_members(&self, out: &mut Vec<u8>) {
+        fast::member(out, "pid");
+        fast::integer(out, self.pid);
+        fast::member(out, "comm");
+        fast::string(out, self.comm);
+        fast::member(out, "start");
+        fast::float(out, self.start);
+    }
+}
+
 /// Samples processes and writes their records; keeps each process's last reading for the
 /// next tick's rates.
 #[derive(Debug)]
@@ -533,7 +545,7 @@ impl Sampler {
                 start: self.boot + stat.starttime as f64 / self.ticks_per_second,
             };
             let mut put = |series: &str, unit: &str, value: u64| {
-                self.tags.write(out, ts, series, unit, value, &fields)
+                self.tags.write_fast(out, ts, series, unit, value, &fields)
             };
             put("rss", "bytes", stat.rss.saturating_mul(self.page_size))?;
             put("vms", "bytes", stat.vsize)?;
@@ -548,9 +560,10 @@ impl Sampler {
                     Some(then),
                     seconds,
                 ) {
-                    Some(rate) => self
-                        .tags
-                        .write(out, ts, series, unit, rate * scale, &fields),
+                    Some(rate) => {
+                        self.tags
+                            .write_fast(out, ts, series, unit, rate * scale, &fields)
+                    }
                     None => Ok(()),
                 };
                 let cpu = 100.0 / self.ticks_per_second;
@@ -585,7 +598,7 @@ impl Sampler {
         }
         self.seen = std::mem::replace(&mut self.last, seen);
         self.tags
-            .write(out, ts, "matched", "processes", matched, NoFields {})?;
+            .write_fast(out, ts, "matched", "processes", matched as u64, NoFields {})?;
         Ok(matched)
     }
 }

@@ -25,7 +25,11 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_esmond-serve"))
+        // MEASPIPE_BIN_DIR names another build's binaries (to compare two in one run).
+        let binary = std::env::var("MEASPIPE_BIN_DIR")
+            .map(|dir| format!("{dir}/esmond-serve"))
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_esmond-serve").to_owned());
+        let child = Command::new(binary)
             .arg("--data")
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -45,20 +45,9 @@ impl Tags {
         value: V,
         extra: X,
     ) -> Result<(), crate::Error> {
-        out.write_record(&Trace {
-            kind: TraceKind,
-            task: self.task.as_str().into(),
-            tracer: self.tracer.as_str().into(),
-            ts,
-            series: series.into(),
-            unit: unit.into(),
-            value,
-            extra,
-        })
+        out.write_record(&self.record(ts, series, unit, value, extra))
     }
-}
 
-impl Tags {
     /// [`write`](Tags::write) through the byte-level writer, for tracers that write many
     /// records a second (proc-trace: a dozen per process per sample).
     pub fn write_fast<V: WriteJson, X: WriteMembers>(
@@ -70,7 +59,18 @@ impl Tags {
         value: V,
         extra: X,
     ) -> Result<(), crate::Error> {
-        out.write_json(&Trace {
+        out.write_json(&self.record(ts, series, unit, value, extra))
+    }
+
+    fn record<'a, V, X>(
+        &'a self,
+        ts: f64,
+        series: &'a str,
+        unit: &'a str,
+        value: V,
+        extra: X,
+    ) -> Trace<'a, V, X> {
+        Trace {
             kind: TraceKind,
             task: self.task.as_str().into(),
             tracer: self.tracer.as_str().into(),
@@ -79,7 +79,7 @@ impl Tags {
             unit: unit.into(),
             value,
             extra,
-        })
+        }
     }
 }
 

@@ -168,6 +168,18 @@ fn exact_works_globs_stay_in_the_directory_and_errors_are_json() {
         )
     );
     assert_eq!(body("/files/..%2F*").0, 400);
+    // A class that spells '..' matches no directory entry: the glob lists none.
+    let outside = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+    fs::copy(
+        fixture("mmstats/minimal-0.8.0.mmstats"),
+        outside.path().join("x.mmstats"),
+    )
+    .unwrap();
+    let sneaky = format!(
+        "/files/[.][.]%2F{}%2F*",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    assert_eq!(body(&sneaky), (200, json!({"files": []})));
     assert_eq!(
         body("/nowhere"),
         (404, json!({"error": "no such page: /nowhere"}))
@@ -678,4 +690,65 @@ fn mmstats_serve_and_poll_watch_a_live_pipeline_through_mmstats_publish() {
     let tick: Json = serde_json::from_slice(&poll.stdout).unwrap();
     assert!(tick["totals"]["lines"].as_u64().unwrap() >= now, "{tick}");
     drop(pipeline);
+}
+
+/// Reads until the server closes the connection; returns how long that took.
+fn until_closed(mut stream: std::net::TcpStream) -> Duration {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    started.elapsed()
+}
+
+#[test]
+fn silent_and_idle_clients_are_bounded_and_the_cap_refuses_the_rest() {
+    let dir = live_080_dir();
+    let server = serve(
+        dir.path(),
+        &[
+            "--request-timeout",
+            "1",
+            "--idle-timeout",
+            "1",
+            "--max-connections",
+            "2",
+        ],
+    );
+    // Two clients that say nothing hold the cap; a third is closed at once.
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let refused = until_closed(std::net::TcpStream::connect(server.addr).unwrap());
+    assert!(refused < Duration::from_millis(900), "{refused:?}");
+    // Each silent client is cut off after the request timeout.
+    for stream in held {
+        let took = until_closed(stream);
+        assert!(took < Duration::from_secs(4), "{took:?}");
+    }
+    // Then the server answers again (a closed connection gives its slot back as its task
+    // ends, a moment after the close).
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://{}/health", server.addr);
+    let answered = (0..100).find_map(|_| match agent.get(&url).call() {
+        Ok(response) => Some(response.status().as_u16()),
+        Err(_) => {
+            std::thread::sleep(Duration::from_millis(20));
+            None
+        }
+    });
+    assert_eq!(answered, Some(200));
 }

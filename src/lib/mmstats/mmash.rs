@@ -411,6 +411,54 @@ mod tests {
         assert_eq!(Aggr::parse("median"), None);
     }
 
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Json> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            any::<u64>().prop_map(Json::from),
+            any::<f64>().prop_map(float),
+            "\\PC{0,8}".prop_map(Json::from),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                proptest::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any values, any aggregation: a value or a reason, never a panic; numbers only
+        /// ever sum to a number.
+        #[test]
+        fn aggregating_anything_answers_or_refuses(
+            values in proptest::collection::vec(any_json(), 1..6),
+            which in 0usize..7,
+        ) {
+            let aggr = [Aggr::Avg, Aggr::One, Aggr::Max, Aggr::Min, Aggr::Sum, Aggr::NonzeroMin, Aggr::NonzeroAvg][which];
+            let answer = aggr.apply(&values);
+            if aggr == Aggr::Sum && values.iter().all(|v| v.is_number() || v.is_boolean()) {
+                proptest::prop_assert!(answer.is_ok_and(|a| a.is_number() || a.is_null()));
+            }
+        }
+
+        /// Whatever a client sends as a glob, what is globbed starts with the directory and
+        /// never climbs out of it.
+        #[test]
+        fn a_confined_glob_never_leaves_the_directory(glob in "[./a-z*?\\[\\]\\\\%]{0,12}") {
+            let dir = Path::new("/run/mm");
+            if let Ok(pattern) = confine(dir, &glob) {
+                proptest::prop_assert!(pattern.starts_with("/run/mm/"));
+                proptest::prop_assert!(!Path::new(&pattern)
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir));
+            }
+        }
+    }
+
     #[test]
     fn globs_stay_in_the_stats_directory() {
         let dir = Path::new("/run/mm");

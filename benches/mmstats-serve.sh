@@ -5,7 +5,8 @@
 # system of the whole process, from /proc/PID/stat, over SCRAPES scrapes after the first),
 # beside `cat` of the same files and one-shot `mmstats-slurp --format prom` in the same run.
 #
-#   benches/mmstats-serve.sh [FILES] [DEAD] [SCRAPES]     (defaults 10000, 9000 and 50)
+#   benches/mmstats-serve.sh [FILES] [DEAD] [SCRAPES]     (defaults 10000, 9000 and 50;
+#                                                          SCRAPES 0: no server)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 files=${1:-10000}
@@ -29,7 +30,11 @@ done
 "$root/target/release/examples/mmstats-files" "$work" "$files" "$dead" "${live[@]}"
 bytes=$(cat "$work"/*.mmstats | wc -c)
 time_runs 3 "cat" files "$files" "$bytes" -- sh -c "cat '$work'/*.mmstats"
-time_runs 3 "mmstats-slurp --format prom" files "$files" "$bytes" -- "$bin/mmstats-slurp" --format prom "$work/*.mmstats"
+time_runs 5 "mmstats-slurp --format prom" files "$files" "$bytes" -- "$bin/mmstats-slurp" --format prom "$work/*.mmstats"
+if [ "$scrapes" = 0 ]; then
+    "$bin/mmstats-slurp" --format prom "$work/*.mmstats" | awk '/^# TYPE/ { t++ } !/^#/ { s++ } END { printf "exposition: %d families, %d samples\n", t, s }'
+    exit 0
+fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 taskset -c 0 "$bin/mmstats-serve" --dir "$work" --listen "127.0.0.1:$port" 2>/dev/null &

@@ -142,7 +142,7 @@ fn a_fifo_named_like_a_stats_file_is_skipped_not_waited_on() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmstats-clean: error: 1 stats files could not be read or removed\n"
+        "mmstats-clean: error: 1 stats file could not be read or removed\n"
     );
     assert_eq!(out.status.code(), Some(1));
     let decisions = common::ndjson_lines(&out.stdout);

@@ -103,8 +103,9 @@ pub fn run(args: Args) -> Result<(), crate::Error> {
         out.write_line(format!("Removed {removed}  -  {alive} alive").as_bytes())?;
     }
     if failures > 0 {
+        let files = if failures == 1 { "file" } else { "files" };
         return Err(crate::Error::failed(format!(
-            "{failures} stats files could not be read or removed"
+            "{failures} stats {files} could not be read or removed"
         )));
     }
     Ok(())

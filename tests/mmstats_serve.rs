@@ -609,6 +609,23 @@ fn the_metrics_recorder_publishes_exact_counts_that_the_readers_sum() {
     assert_eq!(sample(&metrics, "app_requests_method_GET_total"), 40_000.0);
     let (_, _, sum) = get(&server, "/stats/app.requests.method.GET?aggr=sum", None);
     assert_eq!(sum, r#"{"app.requests.method.GET":40000}"#);
+
+    // A label no stats file can hold gets a no-op handle, and the thread's other counters
+    // go on.
+    let long = "x".repeat(70_000);
+    std::thread::spawn(move || {
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!(long).increment(1);
+            metrics::counter!("after").increment(2);
+        });
+        let (errors, cause) = recorder.errors();
+        assert_eq!(errors, 1);
+        assert!(cause.unwrap().starts_with("metric label of 70004 bytes"));
+    })
+    .join()
+    .unwrap();
+    let (_, _, after) = get(&server, "/stats/app.after?aggr=sum", None);
+    assert_eq!(after, r#"{"app.after":2}"#);
 }
 
 /// A pipeline's shell, in a process group of its own, killed whole on drop.

@@ -23,8 +23,9 @@
 //! (`http.requests.method.GET`), behind an optional prefix. Histograms record `u64`s: a
 //! value is multiplied by [`RecorderBuilder::histogram_scale`] (1 unless set: record
 //! seconds at a scale of 1e6 to keep microseconds), rounded, negatives as 0, NaN dropped.
-//! A name registered again as another kind gets a no-op handle. `absolute` sets what
-//! this thread has counted.
+//! A name registered again as another kind, or a label a stats file cannot hold (empty,
+//! or over 65,535 bytes; counted in [`MmstatsRecorder::errors`]), gets a no-op handle.
+//! `absolute` sets what this thread has counted.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -148,6 +149,14 @@ impl MmstatsRecorder {
             label.push_str(pair.key());
             label.push('.');
             label.push_str(pair.value());
+        }
+        if label.is_empty() || label.len() > usize::from(u16::MAX) {
+            // One label a file cannot hold must not cost a thread its whole file.
+            self.inner.failed(format!(
+                "metric label of {} bytes: a stats label is 1 to 65535 bytes; updates to it are dropped",
+                label.len()
+            ));
+            return None;
         }
         let mut registry = lock(&self.inner.registry);
         if let Some(&index) = registry.by_label.get(&label) {

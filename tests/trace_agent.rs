@@ -28,6 +28,22 @@ impl Agent {
         let dir = tmp.path().join("trace");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("tracers.toml"), registry).unwrap();
+        Agent::start_in(tmp, dir, extra)
+    }
+
+    /// Kills this agent with SIGKILL (it stops nothing), then starts another on the same
+    /// directory; returns once it listens.
+    fn kill_and_restart(mut self) -> Agent {
+        let mut child = self.child.take().unwrap();
+        unsafe_kill(child.id(), 9);
+        child.wait().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = std::mem::replace(&mut self._tmp, tmp);
+        let dir = self.dir.clone();
+        Agent::start_in(kept, dir, &[])
+    }
+
+    fn start_in(tmp: tempfile::TempDir, dir: PathBuf, extra: &[&str]) -> Agent {
         let mut child = Command::new(common::bin_path("trace-agent"))
             .arg("--dir")
             .arg(&dir)
@@ -448,6 +464,39 @@ fn tasks_by_prefix_and_plain_refusals() {
     assert_eq!(mode(&fresh), 0o700);
     unsafe_kill(own.id(), 15);
     assert_eq!(own.wait().unwrap().code(), Some(143));
+}
+
+#[test]
+fn tracers_left_by_a_killed_agent_are_stopped_by_the_next_one() {
+    let registry = "[tracers.sleeper]\nargv = [\"sh\", \"-c\", \"echo 1; exec sleep 600\"]\nparse = \"count\"\n";
+    let agent = Agent::start(registry, &[]);
+    let task = agent.ok(&["start", "sleeper"]);
+    agent.wait_for("the tracer runs", |tasks| {
+        tasks.len() == 1 && lines(&tasks[0], "sleeper") == 1
+    });
+    let pid: i64 = agent
+        .store()
+        .query_row(
+            "SELECT pid FROM runs WHERE task = ?1",
+            [task.trim()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let running = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
+    };
+    let agent = agent.kill_and_restart();
+    // The new agent stops the orphan before it listens.
+    assert!(!running(pid), "tracer {pid} still runs");
+    let said = agent.said();
+    assert!(
+        said.contains(
+            "trace-agent: 1 tracer runs were left running by an agent that ended without stopping them; recorded as lost\n\
+             trace-agent: stopped 1 of their tracers, still running without an agent\n"
+        ),
+        "{said}"
+    );
 }
 
 #[test]

@@ -34,7 +34,9 @@ Examples:
 /// tracer printed, committed as it arrives). Tracers run in their own process groups;
 /// stopping a task sends them SIGTERM, reads their output to its end and, after --grace,
 /// sends SIGKILL. SIGTERM or SIGINT to the agent stops every task the same way (exit 143
-/// or 130).
+/// or 130). An agent that was killed (SIGKILL, a crash) stops nothing; the next one on the
+/// directory records its runs as lost and stops the tracers still running from them (a
+/// process group whose leader started when the run did; a reused pid is left alone).
 ///
 /// The other subcommands are clients: `start` prints the new task's id; `stop`, `status`,
 /// `tasks` and `list` print what the agent says (--json: its reply as JSON). A task is

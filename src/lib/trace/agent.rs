@@ -14,6 +14,9 @@
 //!   its end, and after the grace period sends SIGKILL. The reply comes once everything is
 //!   committed. A tracer that ends on its own is recorded (`finished`, `crashed: exit
 //!   status 3: <its last stderr line>`) and the others go on.
+//! - An agent that was killed stops nothing: the next one on the directory records the
+//!   runs it left as lost and stops each tracer still running from them, after checking
+//!   that the pid still leads its own group and started when the run did.
 //! - Only the agent's owner (or root) may connect: the socket is mode 0600 in a 0700
 //!   directory and each peer's uid is checked before its request is read.
 
@@ -147,10 +150,21 @@ pub fn serve(mut options: Options) -> Result<(), Error> {
     let _lock = crate::state::lock(&dir.join("agent"), false)?;
     let store = Store::open(&store_path(&dir))?;
     let lost = store.mark_lost(now_epoch())?;
-    if lost > 0 {
+    if !lost.is_empty() {
         (options.say)(&format!(
-            "{lost} tracer runs were left running by an agent that ended without stopping them; recorded as lost"
+            "{} tracer runs were left running by an agent that ended without stopping them; recorded as lost",
+            lost.len()
         ));
+        let stopped = lost
+            .iter()
+            .filter_map(|&(pid, started)| pid.map(|pid| (pid, started)))
+            .filter(|&(pid, started)| stop_orphan(pid, started, options.grace))
+            .count();
+        if stopped > 0 {
+            (options.say)(&format!(
+                "stopped {stopped} of their tracers, still running without an agent"
+            ));
+        }
     }
     let socket = socket_path(&dir);
     // The lock is held: a socket file here is a dead agent's.
@@ -866,4 +880,49 @@ pub fn sample(task: &Arc<str>, tracer: &Arc<str>, seq: u64, line: &[u8]) -> Samp
         value: None,
         record: serde_json::to_string(&record).unwrap_or_default(),
     }
+}
+
+/// Stops the process group that a dead agent's run left behind (its tracer and whatever
+/// the tracer started), as a stop would have: SIGTERM, then SIGKILL after `grace`. Only
+/// when `pid` still leads its own process group and started when the run did, so a pid
+/// the kernel has given to another program since is left alone. Returns whether it
+/// signalled.
+fn stop_orphan(pid: u32, run_started: f64, grace: Duration) -> bool {
+    let Ok(group) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: getpgid only reads the process table.
+    if group <= 1 || unsafe { libc::getpgid(group) } != group {
+        return false;
+    }
+    let Some(started) = procfs::process::Process::new(group)
+        .and_then(|p| p.stat())
+        .ok()
+        .and_then(|stat| {
+            let boot = procfs::boot_time_secs().ok()? as f64;
+            Some(boot + stat.starttime as f64 / procfs::ticks_per_second() as f64)
+        })
+    else {
+        return false;
+    };
+    // The run is recorded just after its tracer starts; boot time is whole seconds.
+    if !(run_started - 5.0..=run_started + 2.0).contains(&started) {
+        return false;
+    }
+    let alive = || {
+        procfs::process::Process::new(group)
+            .and_then(|p| p.stat())
+            .is_ok_and(|stat| stat.state != 'Z')
+    };
+    // SAFETY: kill has no memory preconditions; a negative pid names the group.
+    unsafe { libc::kill(-group, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive() {
+        // SAFETY: as above.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+    true
 }

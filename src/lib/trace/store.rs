@@ -142,10 +142,19 @@ impl Store {
     }
 
     /// Ends what an agent that died left running: its runs become [`LOST`] and its tasks
-    /// stop at `now`. Returns how many runs.
-    pub fn mark_lost(&self, now: f64) -> Result<usize, Error> {
-        let runs = self
+    /// stop at `now`. Returns each such run's tracer pid (if it was started) and when the
+    /// run started.
+    pub fn mark_lost(&self, now: f64) -> Result<Vec<(Option<u32>, f64)>, Error> {
+        let left: Vec<(Option<u32>, f64)> = self
             .conn
+            .prepare("SELECT pid, started FROM runs WHERE ended IS NULL")
+            .and_then(|mut select| {
+                select
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.fault(e))?;
+        self.conn
             .execute(
                 "UPDATE runs SET ended = ?1, outcome = ?2 WHERE ended IS NULL",
                 params![now, LOST],
@@ -154,7 +163,7 @@ impl Store {
         self.conn
             .execute("UPDATE tasks SET stopped = ?1 WHERE stopped IS NULL", [now])
             .map_err(|e| self.fault(e))?;
-        Ok(runs)
+        Ok(left)
     }
 
     /// Records a new task.

@@ -117,31 +117,12 @@ impl Serve {
     }
 }
 
-/// Reads until the server closes the connection; returns what it sent and how long it took.
-fn until_closed(mut stream: TcpStream) -> (String, Duration) {
-    let started = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
-        }
-    }
-    (
-        String::from_utf8_lossy(&got).into_owned(),
-        started.elapsed(),
-    )
-}
-
 const METADATA: &str = r#"{"subject-type": "point-to-point", "source": "10.0.0.1", "destination": "10.0.0.2", "tool-name": "hardening", "measurement-agent": "10.0.0.1", "input-source": "a", "input-destination": "b", "event-types": [{"event-type": "throughput", "summaries": []}]}"#;
 
 #[test]
 fn a_silent_connection_is_closed_after_the_request_timeout() {
     let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
-    let (_, took) = until_closed(serve.connect());
+    let (_, took) = common::until_closed(serve.connect());
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "{took:?}"
@@ -167,7 +148,7 @@ fn headers_sent_a_byte_at_a_time_are_cut_off() {
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    let (_, took) = until_closed(stream);
+    let (_, took) = common::until_closed(stream);
     assert!(took < Duration::from_secs(4), "{took:?}");
     trickle.join().unwrap();
 }
@@ -213,7 +194,7 @@ fn an_idle_keep_alive_connection_is_closed() {
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let (got, took) = until_closed(stream);
+    let (got, took) = common::until_closed(stream);
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
     assert!(got.ends_with(r#"{"status":"ok"}"#), "{got}");
     assert!(
@@ -237,7 +218,7 @@ fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
     let held: Vec<TcpStream> = (0..8).map(|_| serve.connect()).collect();
     // Give the server a moment to accept all eight (they are idle, so nothing to read).
     std::thread::sleep(Duration::from_millis(300));
-    let (got, took) = until_closed(serve.connect());
+    let (got, took) = common::until_closed(serve.connect());
     assert_eq!(got, "");
     assert!(took < Duration::from_secs(1), "{took:?}");
     let log = serve.log_text();
@@ -251,7 +232,7 @@ fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
     );
     // The idle ones are closed in time, and clients are served again.
     for stream in held {
-        let (_, took) = until_closed(stream);
+        let (_, took) = common::until_closed(stream);
         assert!(took < Duration::from_secs(5), "{took:?}");
     }
     assert_eq!(serve.call("GET", "/health", None, false).0, 200);
@@ -336,7 +317,7 @@ fn both_roots_head_and_a_health_check() {
         serve.addr()
     )
     .unwrap();
-    let (head, _) = until_closed(stream);
+    let (head, _) = common::until_closed(stream);
     let (_, get) = serve.call(
         "GET",
         &format!("/esmond/perfsonar/archive/{key}/"),

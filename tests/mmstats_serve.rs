@@ -709,25 +709,6 @@ fn mmstats_serve_and_poll_watch_a_live_pipeline_through_mmstats_publish() {
     drop(pipeline);
 }
 
-/// Reads until the server closes the connection; returns how long that took.
-fn until_closed(mut stream: std::net::TcpStream) -> Duration {
-    use std::io::Read;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let started = std::time::Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
-        }
-    }
-    started.elapsed()
-}
-
 #[test]
 fn silent_and_idle_clients_are_bounded_and_the_cap_refuses_the_rest() {
     let dir = live_080_dir();
@@ -746,11 +727,11 @@ fn silent_and_idle_clients_are_bounded_and_the_cap_refuses_the_rest() {
     let held: Vec<_> = (0..2)
         .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
         .collect();
-    let refused = until_closed(std::net::TcpStream::connect(server.addr).unwrap());
+    let refused = common::until_closed(std::net::TcpStream::connect(server.addr).unwrap()).1;
     assert!(refused < Duration::from_millis(900), "{refused:?}");
     // Each silent client is cut off after the request timeout.
     for stream in held {
-        let took = until_closed(stream);
+        let took = common::until_closed(stream).1;
         assert!(took < Duration::from_secs(4), "{took:?}");
     }
     // Then the server answers again (a closed connection gives its slot back as its task

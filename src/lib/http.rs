@@ -101,17 +101,24 @@ pub fn raise_open_files(connections: usize, reserve: u64, notice: fn(&str)) {
     }
 }
 
-/// Answers a request with what `answer` makes of its target (path and query), then writes
-/// its access-log line.
-pub async fn logged<F, A>(client: IpAddr, method: &Method, uri: &Uri, answer: F) -> Response<Body>
+/// Answers a request with what `answer` makes of its method, URI and target (path and
+/// query), then writes its access-log line.
+pub async fn logged<F, A>(client: IpAddr, method: Method, uri: Uri, answer: F) -> Response<Body>
 where
-    F: FnOnce(String) -> A,
+    F: FnOnce(Method, Uri, String) -> A,
     A: Future<Output = Response<Body>>,
 {
     let started = Instant::now();
     let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let response = answer(target.clone()).await;
-    log(client, method, &target, response.status().as_u16(), started);
+    let logged_method = method.clone();
+    let response = answer(method, uri, target.clone()).await;
+    log(
+        client,
+        &logged_method,
+        &target,
+        response.status().as_u16(),
+        started,
+    );
     response
 }
 

@@ -230,3 +230,27 @@ pub fn page_requests(profile: &Path) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Reads until the server closes the connection (waiting at most 15 s for each read);
+/// returns what it sent and how long it took.
+pub fn until_closed(mut stream: TcpStream) -> (String, Duration) {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("set a read timeout");
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}

@@ -149,8 +149,7 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
-    let asked = uri.clone();
-    crate::http::logged(peer.ip(), &method.clone(), &asked, |target| async move {
+    crate::http::logged(peer.ip(), method, uri, |method, uri, target| async move {
         respond(&app, peer.ip(), method, uri, headers, body)
             .await
             .unwrap_or_else(|failure| failure_response(&public(failure, &target)))

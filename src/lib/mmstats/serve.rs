@@ -82,8 +82,7 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let asked = uri.clone();
-    crate::http::logged(peer.ip(), &method.clone(), &asked, |target| async move {
+    crate::http::logged(peer.ip(), method, uri, |method, uri, target| async move {
         if !matches!(method, Method::GET | Method::HEAD) {
             let mut response = Refusal {
                 status: StatusCode::METHOD_NOT_ALLOWED,
@@ -143,6 +142,15 @@ fn query(uri: &Uri) -> Result<Vec<(String, String)>, Refusal> {
         .map_err(|e| Refusal::bad_request(format!("bad query string: {e}")))
 }
 
+/// Every value of a repeated parameter (`field=a&field=b`).
+fn params(query: &[(String, String)], name: &str) -> Vec<String> {
+    query
+        .iter()
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .collect()
+}
+
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query
         .iter()
@@ -168,11 +176,7 @@ fn respond(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<Response<Body>, 
     match path.as_ref() {
         "/" => Ok(html_response(index_page(&files(glob)?, config))),
         "/graph" | "/graph/" => {
-            let fields: Vec<String> = query
-                .iter()
-                .filter(|(key, _)| key == "field")
-                .map(|(_, value)| value.clone())
-                .collect();
+            let fields = params(&query, "field");
             let interval = match param(&query, "interval") {
                 None => config.interval_ms,
                 Some(text) => text
@@ -188,11 +192,7 @@ fn respond(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<Response<Body>, 
             Ok(html_response(graph_page(&fields, &now, &query, interval)))
         }
         "/live" => {
-            let fields: Vec<String> = query
-                .iter()
-                .filter(|(key, _)| key == "field")
-                .map(|(_, value)| value.clone())
-                .collect();
+            let fields = params(&query, "field");
             let aggr = aggregation(&query)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -294,11 +294,12 @@ fn html_response(page: String) -> Response<Body> {
 
 /// A label as a path segment of a link.
 fn segment(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2E", ".")
-        .replace("%5F", "_")
-        .replace("%2D", "-")
+    /// What a label keeps as it is in a link: letters, digits, `.`, `_` and `-`.
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'-');
+    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
 }
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\

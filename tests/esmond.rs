@@ -631,6 +631,69 @@ fn duplicates_conflict_unless_identical_and_bulk_puts_are_atomic() {
     );
 }
 
+/// A body large enough to be parsed while it is written (16 KB and more) is still all or
+/// nothing: a bad item far into it gets esmond's message and leaves nothing stored.
+#[test]
+fn large_bulk_bodies_are_written_whole_or_not_at_all() {
+    let archive = Archive::start();
+    let key = archive.metadata(&throughput_metadata());
+    let root = format!("/esmond/perfsonar/archive/{key}/");
+    let items = |bad: Option<Value>| -> Vec<Value> {
+        (0..2000)
+            .map(|i| match (&bad, i) {
+                (Some(bad), 1500) => bad.clone(),
+                _ => json!({"ts": 1000 + i, "val": [{"event-type": "throughput", "val": i}]}),
+            })
+            .collect()
+    };
+    let stored = || {
+        archive
+            .get(&format!(
+                "{root}throughput/base?time-start=0&time-end=100000&limit=100000"
+            ))
+            .json()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let body = |items: Vec<Value>| json!({ "data": items }).to_string();
+    let cases = [
+        (
+            body(items(Some(json!({"val": []})))),
+            "Missing ts field in provided data list at position 1500".to_owned(),
+        ),
+        (
+            body(items(Some(
+                json!({"ts": 2500, "val": [{"event-type": "throughput", "val": "fast"}]}),
+            ))),
+            "Value must be an integer".to_owned(),
+        ),
+        // What follows the array is checked at its end.
+        (
+            format!(r#"{{"data":{},"data":[]}}"#, json!(items(None))),
+            "JSON parse error - duplicate field `data` at line 1 column ".to_owned(),
+        ),
+        (
+            format!("{} x", body(items(None))),
+            "JSON parse error - trailing characters at line 1 column ".to_owned(),
+        ),
+    ];
+    for (text, message) in cases {
+        assert!(text.len() > 16 * 1024);
+        let reply = archive.send("PUT", &archive.url(&root), Some(&archive.key), Some(&text));
+        let mut detail = reply.detail();
+        if message.ends_with("column ") {
+            // The column is where the body's text ends.
+            detail.truncate(detail.trim_end_matches(|c: char| c.is_ascii_digit()).len());
+        }
+        assert_eq!((reply.status, detail), (400, message.clone()));
+        assert_eq!(stored(), 0, "{message}");
+    }
+    let reply = archive.put(&root, &json!({"data": items(None)}));
+    assert_eq!(reply.status, 201);
+    assert_eq!(stored(), 2000);
+}
+
 #[test]
 fn data_writes_and_reads_are_validated_with_esmonds_messages() {
     let archive = Archive::start();

@@ -908,26 +908,108 @@ fn post_point(app: &App, key: &str, event_type: &str, request: &Request) -> Repl
 }
 
 fn bulk(app: &App, key: &str, request: &Request) -> Reply {
-    let json_error = |e: serde_json::Error| Failure::bad_request(format!("JSON parse error - {e}"));
-    let body: bulk::InBody = serde_json::from_slice(&request.body).map_err(json_error)?;
-    let data = body
-        .data
-        .ok_or_else(|| Failure::bad_request("Request must contain 'data' element"))?;
-    let not_array = || Failure::bad_request("The 'data' element must be an array");
-    if !data.get().starts_with('[') {
-        return Err(not_array());
-    }
+    // A body that begins `{"data": [` is read in one pass from there, the body's tail
+    // checked at the array's end; any other is first read whole, for esmond's messages.
+    let items = match std::str::from_utf8(&request.body) {
+        Ok(body) if plain_start(body).is_some() => Items::body(body),
+        _ => {
+            let body: bulk::InBody = serde_json::from_slice(&request.body).map_err(json_error)?;
+            Items::array(data_array(body)?)
+        }
+    };
     // Each item is read as it is written, in the write's one transaction (a refused item
     // rolls it all back): no copy of the points is ever held.
-    app.store.write_points(key, Items::new(data.get()))?;
+    write_overlapped(app, key, items)?;
     created()
 }
 
-/// The items of a bulk body's `data` array (text that starts with `[`), each parsed in one
-/// pass as it is written. At the first that is not plainly valid the rest are read the
-/// careful way ([`item_points`]), for esmond's message on what is wrong.
+/// esmond's answer to a body that is not JSON.
+fn json_error(e: serde_json::Error) -> Failure {
+    Failure::bad_request(format!("JSON parse error - {e}"))
+}
+
+/// A bulk body's `data` array, or esmond's message for its absence.
+fn data_array(body: bulk::InBody<'_>) -> Result<&str, Failure> {
+    let data = body
+        .data
+        .ok_or_else(|| Failure::bad_request("Request must contain 'data' element"))?;
+    if !data.get().starts_with('[') {
+        return Err(Failure::bad_request("The 'data' element must be an array"));
+    }
+    Ok(data.get())
+}
+
+/// Where the items of a body that begins `{"data": [` (JSON whitespace allowed) begin.
+fn plain_start(body: &str) -> Option<usize> {
+    let mut at = 0;
+    for token in ["{", "\"data\"", ":", "["] {
+        at += skip_space(&body[at..]);
+        body[at..].starts_with(token).then_some(())?;
+        at += token.len();
+    }
+    Some(at)
+}
+
+/// A bulk body at least this large is parsed on a thread of its own while the writer
+/// writes what is parsed: one client's PUT then waits for the longer of the two, not for
+/// both.
+const OVERLAP_BYTES: usize = 16 * 1024;
+/// Points handed from the parsing thread to the writer at once.
+const CHUNK: usize = 128;
+
+/// Writes a bulk body's items into metadata `key`; a large body's are parsed meanwhile on
+/// a scoped thread, in chunks through a bounded channel (a refused item still rolls the
+/// whole write back, and a failed write stops the parse).
+fn write_overlapped(app: &App, key: &str, items: Items<'_>) -> Result<(), Failure> {
+    if items.text.len() < OVERLAP_BYTES {
+        return app.store.write_points(key, items);
+    }
+    let (text, whole) = (items.text, items.whole);
+    let again = || match whole {
+        true => Items::body(text),
+        false => Items::array(text),
+    };
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel(16);
+        let parse = move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for item in items {
+                match item {
+                    Ok(points) => chunk.extend(points),
+                    Err(failure) => {
+                        let _ = send.send(Ok(chunk));
+                        let _ = send.send(Err(failure));
+                        return;
+                    }
+                }
+                if chunk.len() >= CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if send.send(Ok(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = send.send(Ok(chunk));
+        };
+        match std::thread::Builder::new()
+            .name("bulk-parse".into())
+            .spawn_scoped(scope, parse)
+        {
+            Ok(_) => app.store.write_points(key, receive.iter()),
+            // No thread to be had (the process's limit): parsed here as a small body is.
+            Err(_) => app.store.write_points(key, again()),
+        }
+    })
+}
+
+/// The items of a bulk body's `data` array, each parsed in one pass as it is written. At
+/// the first that is not plainly valid the rest are read the careful way
+/// ([`item_points`]), for esmond's message on what is wrong.
 struct Items<'a> {
+    /// The array's text (starting with `[`), or the whole body when it began `{"data": [`.
     text: &'a str,
+    /// Whether `text` is the whole body: what follows the array must then close it.
+    whole: bool,
     /// Where the next item begins (after the `[` or a `,`).
     at: usize,
     /// The next item's position in the array.
@@ -941,14 +1023,41 @@ struct Items<'a> {
 type PlainItem<'a> = bulk::Item<Value, Vec<bulk::Point<&'a str, Value>>>;
 
 impl<'a> Items<'a> {
-    fn new(text: &'a str) -> Items<'a> {
+    /// The items of a `data` array's text (which starts with `[`).
+    fn array(text: &'a str) -> Items<'a> {
         Items {
             text,
+            whole: false,
             at: 1,
             index: 0,
             careful: None,
             done: false,
         }
+    }
+
+    /// The items of a whole body that [`plain_start`] accepts.
+    fn body(body: &'a str) -> Items<'a> {
+        Items {
+            whole: true,
+            at: plain_start(body).unwrap_or(body.len()),
+            ..Items::array(body)
+        }
+    }
+
+    /// Whether the array that ends before `after` ends the text as well: always for an
+    /// array's text; for a whole body, when only its closing `}` follows (anything else,
+    /// another key say, is left to the careful reading).
+    fn ends(&self, after: usize) -> bool {
+        !self.whole || self.text[after..].trim_matches([' ', '\t', '\n', '\r']) == "}"
+    }
+
+    /// Every item, read the careful way.
+    fn read_carefully(&self) -> Result<Vec<bulk::InItem<'a>>, Failure> {
+        let array = match self.whole {
+            true => data_array(serde_json::from_str(self.text).map_err(json_error)?)?,
+            false => self.text,
+        };
+        serde_json::from_str(array).map_err(json_error)
     }
 
     /// The next item in one pass, if it is plainly valid; where the one after begins and
@@ -962,7 +1071,7 @@ impl<'a> Items<'a> {
         end += skip_space(&self.text[end..]);
         let last = match self.text.as_bytes().get(end) {
             Some(b',') => false,
-            Some(b']') => true,
+            Some(b']') if self.ends(end + 1) => true,
             _ => return None,
         };
         let points = item
@@ -992,8 +1101,8 @@ impl<'a> Iterator for Items<'a> {
         }
         if self.careful.is_none() {
             if self.index == 0 {
-                let space = skip_space(&self.text[self.at..]);
-                if self.text.as_bytes().get(self.at + space) == Some(&b']') {
+                let end = self.at + skip_space(&self.text[self.at..]);
+                if self.text.as_bytes().get(end) == Some(&b']') && self.ends(end + 1) {
                     self.done = true;
                     return None;
                 }
@@ -1003,10 +1112,7 @@ impl<'a> Iterator for Items<'a> {
                 self.index += 1;
                 return Some(Ok(points));
             }
-            self.careful = Some(
-                serde_json::from_str(self.text)
-                    .map_err(|e| Failure::bad_request(format!("JSON parse error - {e}"))),
-            );
+            self.careful = Some(self.read_carefully());
         }
         let item = match self.careful.as_ref()? {
             Err(failure) => Err(failure.clone()),
@@ -1028,7 +1134,6 @@ fn item_points<'a>(
     i: usize,
     item: &bulk::InItem<'a>,
 ) -> Result<Vec<super::store::Point<'a>>, Failure> {
-    let json_error = |e: serde_json::Error| Failure::bad_request(format!("JSON parse error - {e}"));
     let ts = item.ts.ok_or_else(|| {
         Failure::bad_request(format!(
             "Missing ts field in provided data list at position {i}"
@@ -1258,7 +1363,7 @@ mod tests {
         ] {
             let text = text.trim();
             let mut plain = Vec::new();
-            let read: Read = Items::new(text)
+            let read: Read = Items::array(text)
                 .try_for_each(|item| {
                     plain.extend(item.map_err(|f| f.detail)?);
                     Ok(())
@@ -1271,6 +1376,49 @@ mod tests {
             careful(r#"[{"ts":100,"val":[{"event-type":"throughput","val":1}]},{"val":[]}]"#),
             Err("Missing ts field in provided data list at position 1".into())
         );
+    }
+
+    /// A whole body read in one pass from its `data` array gives what reading it whole
+    /// first gives, for plain bodies and for bodies with more after the array.
+    #[test]
+    fn bodies_in_one_pass_are_the_careful_reading() {
+        let item = r#"{"ts":100,"val":[{"event-type":"throughput","val":1}]}"#;
+        for body in [
+            format!(r#"{{"data":[{item}]}}"#),
+            format!(" {{ \"data\" : [ {item} , {item} ] }} \n"),
+            r#"{"data":[]}"#.to_owned(),
+            r#"{"data":[ ]} x"#.to_owned(),
+            format!(r#"{{"data":[{item}]}} x"#),
+            format!(r#"{{"data":[{item}],"other":1}}"#),
+            format!(r#"{{"data":[{item}],"data":[]}}"#),
+            format!(r#"{{"data":[{item}],"#),
+            format!(r#"{{"data":[{item}]"#),
+            format!(r#"{{"data":[{item}]]}}"#),
+            r#"{"data":[{"ts":100,"val":[{"val":1}]}]}"#.to_owned(),
+        ] {
+            assert!(plain_start(&body).is_some(), "{body}");
+            let mut plain = Vec::new();
+            let read: Read = Items::body(&body)
+                .try_for_each(|item| {
+                    plain.extend(item.map_err(|f| f.detail)?);
+                    Ok(())
+                })
+                .map(|()| plain);
+            let whole = serde_json::from_str(&body)
+                .map_err(json_error)
+                .and_then(data_array)
+                .map_err(|f| f.detail)
+                .and_then(careful);
+            assert_eq!(read, whole, "{body}");
+        }
+        for body in [
+            r#"{"dat":[]}"#,
+            r#"["data"]"#,
+            r#"{"data":{}}"#,
+            r#"{"x":1,"data":[]}"#,
+        ] {
+            assert_eq!(plain_start(body), None, "{body}");
+        }
     }
 
     #[test]

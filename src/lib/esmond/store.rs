@@ -680,22 +680,46 @@ fn sha256_hex(text: &str) -> String {
 /// not wait for it (SQLite's automatic checkpoint runs in the committing write): the
 /// writer tells it when the log has grown by `CHECKPOINT_PAGES`; a passive checkpoint
 /// never blocks the writer or a reader. The thread ends with the writer.
+///
+/// The log starts over (is written from its beginning again) only when a write begins
+/// with every frame copied, which a thread copying alongside a steady writer never
+/// quite achieves: once the thread is within `CATCH_UP_PAGES` of the log's end, the
+/// writer copies those few itself, so the next write starts the log over. A log that
+/// kept growing made every commit grow the file, which costs the disk a metadata journal
+/// write more (measured: a single writer's commits took twice as long, ~0.7 ms instead
+/// of ~0.35 ms, and its log reached 12 MB in 200 commits).
 fn checkpoint_aside(writer: &mut Connection, path: &Path) -> Result<(), Failure> {
     /// The log's growth, in pages, that calls for a checkpoint (SQLite's default).
     const CHECKPOINT_PAGES: i32 = 1000;
+    /// The most pages the writer copies itself to let the log start over.
+    const CATCH_UP_PAGES: i32 = 200;
+    /// The most checkpoints in a row that chase the writer.
+    const CATCH_UP_PASSES: usize = 8;
     let checkpointer = Connection::open(path)?;
     configure(&checkpointer)?;
     let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+    // The pages of the log the thread has copied, in the low half, under the number of
+    // times the log started over (a pass that straddles a new start must not count).
+    let copied = Arc::new(AtomicU64::new(0));
+    let thread_copied = Arc::clone(&copied);
     let mut last = 0;
     // Replaces SQLite's automatic checkpoint (which is itself a log hook).
     writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-        if pages >= 4 * CHECKPOINT_PAGES {
+        let mark = copied.load(Ordering::Acquire);
+        let mut behind = pages - (mark as u32 as i32);
+        if pages < last {
+            // The log started over.
+            copied.store(((mark >> 32) + 1) << 32, Ordering::Release);
+            (last, behind) = (0, pages);
+        }
+        if pages >= 4 * CHECKPOINT_PAGES || (pages >= CHECKPOINT_PAGES && behind <= CATCH_UP_PAGES)
+        {
             // Writes that never pause keep a passive checkpoint from ever reaching the
-            // log's end, and the log starts over only once it has: the writer copies the
+            // log's end (past 4×), or the thread is nearly there: the writer copies the
             // rest itself (what the thread copied is not copied again).
             let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
-            last = 0;
-        } else if pages < last || pages - last >= CHECKPOINT_PAGES {
+            last = pages;
+        } else if pages - last >= CHECKPOINT_PAGES {
             last = pages;
             let _ = wake.try_send(());
         }
@@ -705,9 +729,29 @@ fn checkpoint_aside(writer: &mut Connection, path: &Path) -> Result<(), Failure>
         .name("checkpoint".into())
         .spawn(move || {
             while woken.recv().is_ok() {
+                // A pass copies the log as it was when the pass began; another follows
+                // while the last copied much (the writer meanwhile wrote as much).
                 // A failure (a full disk) leaves the log to the next try.
-                let _ = checkpointer
-                    .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE);
+                let mut before = 0;
+                for _ in 0..CATCH_UP_PASSES {
+                    let mark = thread_copied.load(Ordering::Acquire);
+                    let Ok((log, done)) = checkpointer
+                        .wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+                    else {
+                        break;
+                    };
+                    let now = (mark >> 32) << 32 | u64::from(done.max(0) as u32);
+                    let _ = thread_copied.compare_exchange(
+                        mark,
+                        now,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                    if done < log || log - before <= CATCH_UP_PAGES {
+                        break;
+                    }
+                    before = log;
+                }
             }
         })
         .map_err(|e| Failure::internal(format!("checkpoint thread: {e}")))?;
@@ -2015,6 +2059,32 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.metadata("k0").unwrap().unwrap().parameters.len(), 2);
+    }
+
+    /// A single steady writer's log starts over near its checkpoint size instead of
+    /// growing to four times it (a commit that grows the file costs a metadata journal
+    /// write more): 300 commits of 1,000 points each add ~4,500 pages to the log.
+    #[test]
+    fn a_steady_writer_s_log_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (key, _) = store.create_metadata(&throughput_metadata()).unwrap();
+        let wal = dir.path().join("archive.sqlite-wal");
+        let mut largest = 0;
+        for batch in 0..300i64 {
+            let points = (0..1000).map(|i| {
+                (
+                    batch * 1000 + i,
+                    Cow::Borrowed("throughput"),
+                    json!(9_000_000_000i64 + i),
+                )
+            });
+            store.write_points(&key, [Ok(points.collect())]).unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        // 1,000 pages of 4,096 bytes and their 24-byte frame headers, with what one
+        // more pass of the thread and a commit add (the log once reached 16 MB).
+        assert!(largest < 2_000 * 4_120, "the log reached {largest} bytes");
     }
 
     /// Writes at once share transactions (group commit); one that fails is undone alone,

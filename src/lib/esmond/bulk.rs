@@ -21,7 +21,7 @@ pub struct Body<D> {
 }
 
 /// The points of one timestamp.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Item<T, V> {
     /// Epoch seconds.
     pub ts: T,

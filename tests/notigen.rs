@@ -441,3 +441,170 @@ fn every_line_is_the_shared_notification_record() {
         }
     }
 }
+
+/// Debian's python3 (not pyenv's) if it imports `module`; otherwise the test skips, or
+/// fails under MEASPIPE_REQUIRE_LIVE=1 (`.ci/run` installs the package).
+fn debian_python_with(module: &str, package: &str) -> Option<&'static str> {
+    const PYTHON: &str = "/usr/bin/python3";
+    let imports = Command::new(PYTHON)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !imports {
+        assert!(
+            std::env::var("MEASPIPE_REQUIRE_LIVE").as_deref() != Ok("1"),
+            "{PYTHON} cannot import {module}: MEASPIPE_REQUIRE_LIVE=1 requires Debian's {package}; .ci/run installs it"
+        );
+        common::skipped(&format!(
+            "{PYTHON} cannot import {module} (Debian's {package})"
+        ));
+        return None;
+    }
+    Some(PYTHON)
+}
+
+/// Every versioned notification is one Nova 26 would send: its payload passes Nova's own
+/// objects (every field of the class, nothing else, each value accepted by the field's
+/// from_primitive and coerce, versions equal), its event type is one Nova registers for
+/// that payload, its publisher is `<nova binary>:<host>`.
+#[test]
+fn versioned_notifications_pass_nova_s_own_objects() {
+    let Some(python) = debian_python_with("nova.notifications.objects", "python3-nova") else {
+        return;
+    };
+    for envelope in ["v1", "v2"] {
+        let text = emit(&[
+            "--seed",
+            "5",
+            "--ops-per-minute",
+            "20",
+            "--duration",
+            "26h",
+            "--format",
+            "versioned",
+            "--envelope",
+            envelope,
+        ]);
+        let lines = text.lines().count();
+        assert!(lines > 20_000, "{lines} lines");
+        let mut check = Command::new(python)
+            .arg(fixture("notigen/nova_check.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = check.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            stdin.write_all(text.as_bytes()).unwrap();
+        });
+        let out = check.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("versioned {lines} legacy 0\n"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success());
+    }
+}
+
+/// `--format both` is the unversioned run and the versioned run of the same seed
+/// interleaved, each versioned notification right after its legacy twin, with the same
+/// time, request, instance, priority and host.
+#[test]
+fn both_formats_describe_the_same_operations() {
+    let args = [
+        "--seed",
+        "11",
+        "--ops-per-minute",
+        "30",
+        "--duration",
+        "25h",
+    ];
+    let run = |format: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--format", format]);
+        emit(&all)
+    };
+    let legacy = run("unversioned");
+    let versioned = run("versioned");
+    let both = run("both");
+    let (mut legacy_in_both, mut versioned_in_both) = (String::new(), String::new());
+    let mut previous: Option<Value> = None;
+    let mut kinds = HashSet::new();
+    for line in both.lines() {
+        let message: Value = serde_json::from_str(line).unwrap();
+        let is_versioned = message["payload"].get("nova_object.name").is_some();
+        if !is_versioned {
+            legacy_in_both.push_str(line);
+            legacy_in_both.push('\n');
+            previous = Some(message);
+            continue;
+        }
+        versioned_in_both.push_str(line);
+        versioned_in_both.push('\n');
+        let twin = previous
+            .take()
+            .expect("a versioned notification follows its legacy twin");
+        for key in ["timestamp", "priority", "_context_request_id"] {
+            assert_eq!(message[key], twin[key], "{key}: {line}");
+        }
+        assert_ne!(message["message_id"], twin["message_id"]);
+        assert_ne!(message["_unique_id"], twin["_unique_id"]);
+        let data = &message["payload"]["nova_object.data"];
+        let event_type = message["event_type"].as_str().unwrap();
+        let host = twin["publisher_id"]
+            .as_str()
+            .unwrap()
+            .split_once('.')
+            .unwrap()
+            .1;
+        assert_eq!(
+            message["publisher_id"]
+                .as_str()
+                .unwrap()
+                .split_once(':')
+                .unwrap()
+                .1,
+            host,
+            "{line}"
+        );
+        if event_type == "compute.exception" {
+            assert_eq!(data["function_name"], twin["event_type"]);
+            kinds.insert("exception".to_owned());
+            continue;
+        }
+        kinds.insert(event_type.split('.').nth(1).unwrap().to_owned());
+        assert_eq!(data["uuid"], twin["payload"]["instance_id"], "{line}");
+        assert_eq!(data["request_id"], twin["_context_request_id"], "{line}");
+        assert_eq!(data["tenant_id"], twin["payload"]["tenant_id"], "{line}");
+        let legacy_type = twin["event_type"].as_str().unwrap();
+        assert!(
+            legacy_type
+                .replace("compute.instance.", "instance.")
+                .replace("resize.prep", "resize_prep")
+                .replace("resize.confirm", "resize_confirm")
+                .replace("resize.revert", "resize_revert")
+                .replace("finish_resize", "resize_finish")
+                .starts_with(event_type.trim_end_matches(".end")),
+            "{legacy_type} -> {event_type}"
+        );
+    }
+    assert_eq!(legacy_in_both, legacy);
+    assert_eq!(versioned_in_both, versioned);
+    for kind in [
+        "update",
+        "create",
+        "delete",
+        "exists",
+        "exception",
+        "snapshot",
+        "resize_prep",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+}

@@ -489,6 +489,11 @@ value_enum!(crate::notigen::TimeFormat {
     crate::notigen::TimeFormat::Python => "python": "`YYYY-MM-DD HH:MM:SS.ffffff`, Python's `str(datetime)` as oslo.messaging sends it, always with the fraction",
     crate::notigen::TimeFormat::Rfc3339 => "rfc3339": "`YYYY-MM-DDTHH:MM:SS.ffffffZ`",
 });
+value_enum!(crate::notigen::Format {
+    crate::notigen::Format::Unversioned => "unversioned": "Legacy notifications (topic notifications), as Ceilometer reads them",
+    crate::notigen::Format::Versioned => "versioned": "Nova's versioned notifications (topic versioned_notifications; nova_object payloads)",
+    crate::notigen::Format::Both => "both": "Each legacy notification followed by its versioned twin, when Nova sends one",
+});
 value_enum!(crate::notigen::Envelope {
     crate::notigen::Envelope::V1 => "v1": "The flat oslo.messaging v1 dict (driver `messaging`)",
     crate::notigen::Envelope::V2 => "v2": "`{\"oslo.version\":\"2.0\",\"oslo.message\":\"<v1 dict as a JSON string>\"}` (driver `messagingv2`)",

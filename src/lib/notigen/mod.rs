@@ -22,6 +22,7 @@ mod model;
 mod ops;
 mod render;
 pub mod time;
+mod versioned;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -33,7 +34,7 @@ use uuid::Uuid;
 
 pub use event::Priority;
 pub use model::PayloadMode;
-pub use render::{Envelope, Renderer};
+pub use render::{Envelope, Format, Renderer};
 pub use time::{Micros, TimeFormat};
 
 use event::{Body, Completion, Event, Operation};

@@ -174,6 +174,17 @@ pub(crate) struct Instance {
     pub live_slot: Cell<usize>,
     /// The payload keys that never change, serialized once (without braces).
     pub fragment: Box<str>,
+    /// Its display-name number (`Instance_<n>`, host name `server-<n>`).
+    pub name: u32,
+    /// Its fixed IPv4 address.
+    pub ipv4: [u8; 4],
+    /// Its reservation number.
+    pub reservation: u32,
+    /// When its create began.
+    pub created_at: Micros,
+    /// The versioned payload's unchanging keys, serialized on first use (a run that writes
+    /// only unversioned notifications never builds them).
+    pub versioned: std::cell::OnceCell<Box<str>>,
 }
 
 /// Attributes drawn for a new instance; the rest of [`Instance`] derives from them.
@@ -254,6 +265,11 @@ impl Instance {
             state: Cell::new("building"),
             live_slot: Cell::new(usize::MAX),
             fragment: fragment.into_boxed_str(),
+            name: draw.name,
+            ipv4: draw.ipv4,
+            reservation: draw.reservation,
+            created_at: life.created_at,
+            versioned: std::cell::OnceCell::new(),
         }
     }
 }

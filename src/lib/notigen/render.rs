@@ -10,9 +10,12 @@
 use serde::Serialize;
 use serde_json::json;
 
+use uuid::Uuid;
+
 use super::event::{Body, Event, Extra, SchedulerPhase};
 use super::model::{PayloadMode, FLAVORS};
 use super::time::{Micros, TimeFormat, TimeWriter};
+use super::versioned;
 use super::Notification;
 
 /// The message envelope.
@@ -23,6 +26,17 @@ pub enum Envelope {
     /// `{"oslo.version":"2.0","oslo.message":"<v1 dict as a JSON string>"}` (driver
     /// `messagingv2`).
     V2,
+}
+
+/// Which notifications a run writes, as Nova's `[notifications]notification_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The legacy notifications (topic `notifications`), which Ceilometer reads.
+    Unversioned,
+    /// Nova's versioned notifications (topic `versioned_notifications`).
+    Versioned,
+    /// Each legacy notification followed by its versioned twin, if it has one.
+    Both,
 }
 
 /// Renders notifications into NDJSON lines.
@@ -44,14 +58,34 @@ impl Renderer {
         }
     }
 
-    /// Appends `notification` as one JSON object (no newline) to `out`.
+    /// Appends `notification` in the legacy (unversioned) form as one JSON object (no
+    /// newline) to `out`.
     pub fn render(&mut self, notification: &Notification, out: &mut Vec<u8>) {
+        self.enveloped(out, |this, out| this.render_v1(notification, out));
+    }
+
+    /// Appends `notification` in Nova's versioned form, as the versioned notification
+    /// that accompanies the legacy one (its own message and unique ids, derived from the
+    /// legacy ones; the same time, request and instance). Returns false, appending
+    /// nothing, for an event Nova sends only in the legacy form.
+    pub fn render_versioned(&mut self, notification: &Notification, out: &mut Vec<u8>) -> bool {
+        let Some(kind) = versioned::versioned(&notification.event) else {
+            return false;
+        };
+        self.enveloped(out, |this, out| {
+            this.render_versioned_v1(notification, &kind, out)
+        });
+        true
+    }
+
+    /// Runs `body` to write the v1 dict, wrapped in the v2 envelope when asked.
+    fn enveloped(&mut self, out: &mut Vec<u8>, body: impl FnOnce(&mut Self, &mut Vec<u8>)) {
         match self.envelope {
-            Envelope::V1 => self.render_v1(notification, out),
+            Envelope::V1 => body(self, out),
             Envelope::V2 => {
                 let mut inner = std::mem::take(&mut self.inner);
                 inner.clear();
-                self.render_v1(notification, &mut inner);
+                body(self, &mut inner);
                 out.extend_from_slice(br#"{"oslo.version":"2.0","oslo.message":"#);
                 let text = std::str::from_utf8(&inner).expect("rendered JSON is UTF-8");
                 write_value(out, text);
@@ -63,14 +97,7 @@ impl Renderer {
 
     fn render_v1(&mut self, notification: &Notification, out: &mut Vec<u8>) {
         let event = &notification.event;
-        out.extend_from_slice(br#"{"message_id":""#);
-        out.extend_from_slice(
-            notification
-                .message_id
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .as_bytes(),
-        );
+        write_message_id(out, notification.message_id);
         out.extend_from_slice(br#"","publisher_id":""#);
         event.publisher.write(out);
         out.extend_from_slice(br#"","event_type":""#);
@@ -79,16 +106,46 @@ impl Renderer {
         out.extend_from_slice(event.priority.as_str().as_bytes());
         out.extend_from_slice(br#"","payload":{"#);
         self.payload(event, out);
-        out.extend_from_slice(br#"},"timestamp":""#);
+        out.extend_from_slice(br#"}"#);
+        self.envelope_tail(notification, notification.unique_id, out);
+    }
+
+    fn render_versioned_v1(
+        &mut self,
+        notification: &Notification,
+        kind: &versioned::Versioned,
+        out: &mut Vec<u8>,
+    ) {
+        let event = &notification.event;
+        write_message_id(out, sibling(notification.message_id));
+        out.extend_from_slice(br#"","publisher_id":""#);
+        versioned::write_publisher(event.publisher, out);
+        out.extend_from_slice(br#"","event_type":""#);
+        match kind {
+            versioned::Versioned::Instance { event_type, .. } => {
+                out.extend_from_slice(event_type.as_bytes())
+            }
+            versioned::Versioned::Exception => out.extend_from_slice(b"compute.exception"),
+        }
+        out.extend_from_slice(br#"","priority":""#);
+        out.extend_from_slice(event.priority.as_str().as_bytes());
+        out.extend_from_slice(br#"","payload":"#);
+        versioned::write_payload(event, kind, out);
+        self.envelope_tail(notification, sibling(notification.unique_id), out);
+    }
+
+    /// `,"timestamp":…,<context>,"_unique_id":…}`: the end of every v1 dict.
+    fn envelope_tail(&mut self, notification: &Notification, unique: Uuid, out: &mut Vec<u8>) {
+        let event = &notification.event;
+        out.extend_from_slice(br#","timestamp":""#);
         self.time.write(event.when, out);
         out.extend_from_slice(b"\",");
         out.extend_from_slice(event.op.context.as_bytes());
         out.extend_from_slice(br#","_unique_id":""#);
         out.extend_from_slice(
-            notification
-                .unique_id
+            unique
                 .simple()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .encode_lower(&mut Uuid::encode_buffer())
                 .as_bytes(),
         );
         out.extend_from_slice(b"\"}");
@@ -286,6 +343,23 @@ impl Renderer {
         self.time.write(at, out);
         out.push(b'"');
     }
+}
+
+/// `{"message_id":"<id>` (the quote after the id is left to the caller).
+fn write_message_id(out: &mut Vec<u8>, id: Uuid) {
+    out.extend_from_slice(br#"{"message_id":""#);
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+}
+
+/// The id of a versioned notification, derived from its legacy twin's so that a seeded
+/// run's random stream is the same whatever the format (a random version 4 UUID still).
+fn sibling(id: Uuid) -> Uuid {
+    let bits = u128::from_le_bytes(*id.as_bytes()).rotate_left(64) ^ 0x9E37_79B9_7F4A_7C15;
+    uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
 }
 
 /// The vm state and previous vm state an event reports.

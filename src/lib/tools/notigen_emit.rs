@@ -10,7 +10,7 @@ use clap::{ArgGroup, Parser};
 use crate::cli::{self, OutputArgs};
 use crate::error::Error;
 use crate::notigen::time::{self, Micros, SECOND};
-use crate::notigen::{Config, Envelope, Generator, PayloadMode, Renderer, TimeFormat};
+use crate::notigen::{Config, Envelope, Format, Generator, PayloadMode, Renderer, TimeFormat};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -19,6 +19,9 @@ Examples:
 
   # a live feed in the oslo.messaging v2 envelope, 30 operations a minute
   notigen-emit --realtime --ops-per-minute 30 --envelope v2
+
+  # Nova's versioned notifications beside the legacy ones, into RabbitMQ as Nova sends them
+  notigen-emit --realtime --format both | amqp-publish --url amqp://guest:guest@127.0.0.1:5672/%2f
 
   # the first ten notifications, checked against the record contract
   notigen-emit --seed 1 --count 10 --payload seed | record-check --summary";
@@ -74,6 +77,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = PayloadMode::Full)]
     payload: PayloadMode,
 
+    /// Which notifications, as Nova's [notifications]notification_format: the legacy ones,
+    /// Nova's versioned ones (publisher nova-compute:<host>, event types like
+    /// instance.create.start, nova_object payloads), or both, each legacy notification
+    /// followed by its versioned twin. Events Nova sends only in the legacy form (the
+    /// scheduler's, RPC names published as INFO) have no versioned twin.
+    #[arg(long, value_enum, default_value_t = Format::Unversioned)]
+    format: Format,
+
     /// Message envelope: the flat v1 dict or the v2 {"oslo.version","oslo.message"} form.
     #[arg(long, value_enum, default_value_t = Envelope::V1)]
     envelope: Envelope,
@@ -126,6 +137,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     output.line_buffered |= args.realtime;
     let mut emitter = Emitter {
         renderer,
+        format: args.format,
         out: cli::stdout(&output),
         line: Vec::with_capacity(8192),
         written: 0,
@@ -140,6 +152,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 /// Renders and writes notifications, counting them.
 struct Emitter {
     renderer: Renderer,
+    format: Format,
     out: crate::ndjson::NdjsonWriter,
     line: Vec<u8>,
     written: u64,
@@ -154,13 +167,25 @@ impl Emitter {
         limits: &Limits,
     ) -> Result<bool, Error> {
         for notification in generator.generate(now) {
-            if limits.count.is_some_and(|count| self.written >= count) {
-                return Ok(false);
+            if self.format != Format::Versioned {
+                if limits.count.is_some_and(|count| self.written >= count) {
+                    return Ok(false);
+                }
+                self.line.clear();
+                self.renderer.render(notification, &mut self.line);
+                self.out.write_line(&self.line)?;
+                self.written += 1;
             }
-            self.line.clear();
-            self.renderer.render(notification, &mut self.line);
-            self.out.write_line(&self.line)?;
-            self.written += 1;
+            if self.format != Format::Unversioned {
+                if limits.count.is_some_and(|count| self.written >= count) {
+                    return Ok(false);
+                }
+                self.line.clear();
+                if self.renderer.render_versioned(notification, &mut self.line) {
+                    self.out.write_line(&self.line)?;
+                    self.written += 1;
+                }
+            }
         }
         Ok(limits.count.is_none_or(|count| self.written < count))
     }

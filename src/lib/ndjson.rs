@@ -118,7 +118,7 @@ pub struct Line<'a> {
 /// standard input alone). Blank lines are skipped but still counted.
 pub struct LineReader {
     pending: std::vec::IntoIter<String>,
-    current: Option<Box<dyn BufRead>>,
+    current: Option<Box<dyn BufRead + Send>>,
     file: Arc<str>,
     line: u64,
     buf: Vec<u8>,
@@ -208,7 +208,7 @@ impl LineReader {
         let Some(path) = self.pending.next() else {
             return Ok(false);
         };
-        let reader: Box<dyn BufRead> = if path == "-" {
+        let reader: Box<dyn BufRead + Send> = if path == "-" {
             self.file = Arc::from(STDIN_NAME);
             Box::new(BufReader::with_capacity(READ_BUFFER, io::stdin()))
         } else {

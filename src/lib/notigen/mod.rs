@@ -17,9 +17,12 @@
 //! [`Generator::move_to_next_tick`] advances simulated time in fast mode. Everything random
 //! comes from one seeded generator, drawn identically in both payload modes.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod event;
 mod model;
 mod ops;
+pub mod oslo;
 mod render;
 pub mod time;
 mod versioned;

@@ -6,6 +6,8 @@
 
 use clap::CommandFactory;
 
+pub mod amqp_publish;
+pub mod amqp_tap;
 pub mod bwctl_extract;
 pub mod esmond_bulk_fetch;
 pub mod esmond_endpoints;
@@ -39,6 +41,14 @@ pub struct Tool {
 
 /// Every binary of the package.
 pub const ALL: &[Tool] = &[
+    Tool {
+        name: "amqp-publish",
+        command: amqp_publish::Args::command,
+    },
+    Tool {
+        name: "amqp-tap",
+        command: amqp_tap::Args::command,
+    },
     Tool {
         name: "bwctl-extract",
         command: bwctl_extract::Args::command,

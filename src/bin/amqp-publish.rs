@@ -1,0 +1,4 @@
+//! See [`measpipe::tools::amqp_publish`].
+fn main() {
+    measpipe::cli::main(measpipe::tools::amqp_publish::run)
+}

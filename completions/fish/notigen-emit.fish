@@ -6,6 +6,9 @@ complete -c notigen-emit -l duration -d 'Stop after this much simulated time, e.
 complete -c notigen-emit -l seed -d 'Seed the random generator: the same seed (and start) gives byte-identical output' -r
 complete -c notigen-emit -l payload -d 'Payload detail: the full legacy Nova payload, or a few fields (same operations, events, times and ids either way)' -r -f -a "seed\t'A few fields: instance_id, tenant_id, state, old_state (and the audit period on exists events)'
 full\t'The whole legacy Nova instance payload'"
+complete -c notigen-emit -l format -d 'Which notifications, as Nova\'s [notifications]notification_format: the legacy ones, Nova\'s versioned ones (publisher nova-compute:<host>, event types like instance.create.start, nova_object payloads), or both, each legacy notification followed by its versioned twin. Events Nova sends only in the legacy form (the scheduler\'s, RPC names published as INFO) have no versioned twin' -r -f -a "unversioned\t'Legacy notifications (topic notifications), as Ceilometer reads them'
+versioned\t'Nova\'s versioned notifications (topic versioned_notifications; nova_object payloads)'
+both\t'Each legacy notification followed by its versioned twin, when Nova sends one'"
 complete -c notigen-emit -l envelope -d 'Message envelope: the flat v1 dict or the v2 {"oslo.version","oslo.message"} form' -r -f -a "v1\t'The flat oslo.messaging v1 dict (driver `messaging`)'
 v2\t'`{"oslo.version":"2.0","oslo.message":"<v1 dict as a JSON string>"}` (driver `messagingv2`)'"
 complete -c notigen-emit -l timestamp-format -d 'Timestamp format: python is \'YYYY-MM-DD HH:MM:SS.ffffff\' as oslo.messaging sends it' -r -f -a "python\t'`YYYY-MM-DD HH:MM:SS.ffffff`, Python\'s `str(datetime)` as oslo.messaging sends it, always with the fraction'

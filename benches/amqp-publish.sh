@@ -6,8 +6,9 @@
 #
 #   benches/amqp-publish.sh [MESSAGES] [ORACLE_RUNS]     (defaults 200000 and 50)
 #
-# Prints messages/s (wall) and per CPU second of amqp-publish (its own CPU; the broker runs
-# on the other core), and oslo's messages/s over ORACLE_RUNS process runs.
+# Prints messages/s (wall) and per CPU second of amqp-publish, the broker's CPU time over
+# the same run (both share the machine's cores), and oslo's messages/s over ORACLE_RUNS
+# process runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 messages=${1:-200000}
@@ -37,15 +38,27 @@ for _ in $(seq 300); do grep -q 'Server startup complete' "$work/server.log" && 
 grep -q 'Server startup complete' "$work/server.log" || { echo "rabbitmq-server did not start" >&2; exit 1; }
 url="amqp://guest:guest@127.0.0.1:$port/%2f"
 
-"$bin/notigen-emit" --seed 1 --count "$messages" --format both > "$work/in.ndjson"
+# Three inputs: legacy notifications with a small payload (~950 bytes a message), legacy and
+# versioned with a small legacy payload (~1.7 KB), and both with the full payload (~2.3 KB).
+for input in ${MEASPIPE_BENCH_INPUTS:-unversioned,seed both,seed both,full}; do
+format=${input%,*}; payload=${input#*,}
+"$bin/notigen-emit" --seed 1 --count "$messages" --format "$format" --payload "$payload" > "$work/in.ndjson"
 bytes=$(wc -c < "$work/in.ndjson")
-echo "input: $messages notifications (--format both), $bytes bytes"
+echo "input: $messages notifications (--format $format --payload $payload), $bytes bytes"
 for run in 1 2 3; do
-    times=$( { TIMEFORMAT='%R %U %S'; time taskset -c 0 "$bin/amqp-publish" --url "$url" --exchange "bench$run" --quiet "$work/in.ndjson"; } 2>&1 | tail -1)
-    awk -v t="$times" -v n="$messages" -v b="$bytes" \
+    # Each run starts with empty queues (nothing consumes here; a broker holding the
+    # previous runs' messages is slower).
+    for queue in $(/usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q list_queues name | tail -n +2); do
+        /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q purge_queue "$queue" > /dev/null
+    done
+    broker_before=$(awk '{print $14 + $15}' "/proc/$(cat "$work/rabbit.pid")/stat")
+    times=$( { TIMEFORMAT='%R %U %S'; time "$bin/amqp-publish" --url "$url" --exchange "bench-$format-$payload-$run" --quiet "$work/in.ndjson"; } 2>&1 | tail -1)
+    broker_after=$(awk '{print $14 + $15}' "/proc/$(cat "$work/rabbit.pid")/stat")
+    awk -v t="$times" -v n="$messages" -v b="$bytes" -v k="$(( broker_after - broker_before ))" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { split(t, x, " "); w = x[1]; c = x[2] + x[3]; if (c <= 0) c = 0.001;
-                 printf "amqp-publish (confirms): %d messages in %.3f s (CPU %.3f s): %.0f messages/s, %.0f MB/s, %.0f per CPU second\n",
-                        n, w, c, n / w, b / w / 1e6, n / c }'
+                 printf "amqp-publish (confirms): %d messages in %.3f s (CPU %.3f s; broker CPU %.2f s): %.0f messages/s, %.0f MB/s, %.0f per CPU second\n",
+                        n, w, c, k / hz, n / w, b / w / 1e6, n / c }'
+done
 done
 
 # oslo.messaging's CLI: one notification per process run.

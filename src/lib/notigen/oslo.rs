@@ -283,4 +283,36 @@ mod tests {
             assert!(err.starts_with(cause), "{line}: {err}");
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes: a message or a named refusal, never a panic; and anything prepared
+        /// is a JSON object a consumer reads back with its `_unique_id`, its v1 dict the
+        /// same in both envelopes.
+        #[test]
+        fn any_line_is_prepared_or_refused(
+            line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            event in "[a-z._]{1,20}",
+            priority in "[A-Za-z]{1,8}",
+            text in "\\PC{0,40}",
+        ) {
+            for envelope in [Envelope::V1, Envelope::V2] {
+                let publication = Publication::new(envelope, None);
+                let (mut body, mut key) = (Vec::new(), String::new());
+                if publication.prepare(&line, &mut body, &mut key).is_ok() {
+                    proptest::prop_assert!(receive(&body, true).is_ok());
+                }
+                let dict = serde_json::json!({"event_type": event, "priority": priority, "payload": {"text": text}});
+                let dict = serde_json::to_vec(&dict).unwrap();
+                publication.prepare(&dict, &mut body, &mut key).unwrap();
+                proptest::prop_assert_eq!(&key, &format!("notifications.{}", priority.to_lowercase()));
+                let received = receive(&body, true).unwrap();
+                proptest::prop_assert_eq!(received.unique_id.map(|id| id.len()), Some(32));
+                let v1: serde_json::Value = match received.unwrapped {
+                    Some(inner) => serde_json::from_str(&inner).unwrap(),
+                    None => serde_json::from_slice(&body).unwrap(),
+                };
+                proptest::prop_assert_eq!(&v1["payload"]["text"], &serde_json::Value::from(text.clone()));
+            }
+        }
+    }
 }

@@ -442,35 +442,14 @@ fn every_line_is_the_shared_notification_record() {
     }
 }
 
-/// Debian's python3 (not pyenv's) if it imports `module`; otherwise the test skips, or
-/// fails under MEASPIPE_REQUIRE_LIVE=1 (`.ci/run` installs the package).
-fn debian_python_with(module: &str, package: &str) -> Option<&'static str> {
-    const PYTHON: &str = "/usr/bin/python3";
-    let imports = Command::new(PYTHON)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !imports {
-        assert!(
-            std::env::var("MEASPIPE_REQUIRE_LIVE").as_deref() != Ok("1"),
-            "{PYTHON} cannot import {module}: MEASPIPE_REQUIRE_LIVE=1 requires Debian's {package}; .ci/run installs it"
-        );
-        common::skipped(&format!(
-            "{PYTHON} cannot import {module} (Debian's {package})"
-        ));
-        return None;
-    }
-    Some(PYTHON)
-}
-
 /// Every versioned notification is one Nova 26 would send: its payload passes Nova's own
 /// objects (every field of the class, nothing else, each value accepted by the field's
 /// from_primitive and coerce, versions equal), its event type is one Nova registers for
 /// that payload, its publisher is `<nova binary>:<host>`.
 #[test]
 fn versioned_notifications_pass_nova_s_own_objects() {
-    let Some(python) = debian_python_with("nova.notifications.objects", "python3-nova") else {
+    let Some(python) = common::debian_python_with("nova.notifications.objects", "python3-nova")
+    else {
         return;
     };
     for envelope in ["v1", "v2"] {

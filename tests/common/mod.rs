@@ -126,6 +126,31 @@ pub fn python27_with(module: &str, package: &str) -> Option<String> {
     Some(python)
 }
 
+/// Debian's Python 3, which imports Debian's python3-* packages (pyenv's does not).
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// Debian's python3 (not pyenv's) if it imports `module`; otherwise the test skips, or
+/// fails under MEASPIPE_REQUIRE_LIVE=1 (`.ci/run` installs the package).
+pub fn debian_python_with(module: &str, package: &str) -> Option<&'static str> {
+    const PYTHON: &str = DEBIAN_PYTHON;
+    let imports = Command::new(PYTHON)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !imports {
+        assert!(
+            std::env::var("MEASPIPE_REQUIRE_LIVE").as_deref() != Ok("1"),
+            "{PYTHON} cannot import {module}: MEASPIPE_REQUIRE_LIVE=1 requires Debian's {package}; .ci/run installs it"
+        );
+        skipped(&format!(
+            "{PYTHON} cannot import {module} (Debian's {package})"
+        ));
+        return None;
+    }
+    Some(PYTHON)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

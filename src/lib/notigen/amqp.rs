@@ -652,7 +652,8 @@ pub fn tap(
                             file: Arc::from(format!("queue {queue}").as_str()),
                             line: message_number,
                         };
-                        bad.keep(&location, &format!("message {cause}"), &delivery.data)?;
+                        let err = Error::bad_input(location, format!("message {cause}"));
+                        bad.handle_line(err, &delivery.data)?;
                     }
                     Ok(received) => {
                         let fresh = received

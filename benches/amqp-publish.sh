@@ -52,7 +52,7 @@ for run in 1 2 3; do
         /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q purge_queue "$queue" > /dev/null
     done
     broker_before=$(awk '{print $14 + $15}' "/proc/$(cat "$work/rabbit.pid")/stat")
-    times=$( { TIMEFORMAT='%R %U %S'; time "$bin/amqp-publish" --url "$url" --exchange "bench-$format-$payload-$run" --quiet "$work/in.ndjson"; } 2>&1 | tail -1)
+    times=$( { TIMEFORMAT='%R %U %S'; time "$bin/amqp-publish" --url "$url" --exchange "bench-$format-$payload-$run" --quiet ${MEASPIPE_BENCH_ARGS:-} "$work/in.ndjson"; } 2>&1 | tail -1)
     broker_after=$(awk '{print $14 + $15}' "/proc/$(cat "$work/rabbit.pid")/stat")
     awk -v t="$times" -v n="$messages" -v b="$bytes" -v k="$(( broker_after - broker_before ))" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { split(t, x, " "); w = x[1]; c = x[2] + x[3]; if (c <= 0) c = 0.001;

@@ -15,8 +15,11 @@
 //! acknowledged and dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -236,12 +239,33 @@ pub struct PublishSettings {
     pub skip: u64,
 }
 
+/// A publish whose frames lapin has queued, until lapin has written them.
+type Publishing = Pin<Box<dyn Future<Output = lapin::Result<PublisherConfirm>> + Send>>;
+
 /// A record read and prepared, waiting for its confirm.
 struct Pending {
     index: u64,
     key: Arc<str>,
-    body: Vec<u8>,
+    body: Arc<Vec<u8>>,
+    /// The publish, once started and until lapin has written it.
+    publishing: Option<Publishing>,
     confirm: Option<PublisherConfirm>,
+}
+
+impl Pending {
+    /// Waits for this message's confirm (its frames written first). `Err` when the
+    /// connection failed before.
+    async fn confirmed(&mut self) -> lapin::Result<lapin::Confirmation> {
+        if let Some(publishing) = self.publishing.as_mut() {
+            let confirm = publishing.await;
+            self.publishing = None;
+            self.confirm = Some(confirm?);
+        }
+        match self.confirm.as_mut() {
+            Some(confirm) => confirm.await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// What the reader thread hands over.
@@ -373,11 +397,13 @@ pub fn publish(
                 continue;
             };
             let room = pending.len() < settings.max_in_flight;
-            let front = pending.front_mut().and_then(|p| p.confirm.as_mut());
+            let front = pending
+                .front_mut()
+                .filter(|p| p.publishing.is_some() || p.confirm.is_some());
             let has_front = front.is_some();
             let front = async {
                 match front {
-                    Some(confirm) => confirm.await,
+                    Some(item) => item.confirmed().await,
                     None => std::future::pending().await,
                 }
             };
@@ -389,9 +415,10 @@ pub fn publish(
                             let item = pending.pop_front().expect("a front was awaited");
                             done_index = item.index;
                             counts.done += 1;
-                            let mut body = item.body;
-                            body.clear();
-                            let _ = free_tx.send(body);
+                            if let Ok(mut body) = Arc::try_unwrap(item.body) {
+                                body.clear();
+                                let _ = free_tx.send(body);
+                            }
                         }
                         // A nack (the broker could not take it) or a lost connection:
                         // reconnect and send again everything unconfirmed.
@@ -404,7 +431,13 @@ pub fn publish(
                     match read {
                         Some(Read::Item(index, key, body)) => {
                             last_read = index;
-                            let mut item = Pending { index, key, body, confirm: None };
+                            let mut item = Pending {
+                                index,
+                                key,
+                                body: Arc::new(body),
+                                publishing: None,
+                                confirm: None,
+                            };
                             let ok = send(&broker, open, &mut declared, &mut item, &properties, &mut counts).await;
                             pending.push_back(item);
                             if !ok {
@@ -477,26 +510,37 @@ async fn send(
         }
         declared.insert(Arc::clone(&item.key));
     }
-    let sent = channel
-        .basic_publish(
-            broker.exchange.as_str().into(),
-            (*item.key).into(),
-            BasicPublishOptions::default(),
-            &item.body,
-            properties.clone(),
-        )
-        .await;
-    match sent {
-        Ok(confirm) => {
-            counts.published += 1;
-            item.confirm = Some(confirm);
-            true
+    item.confirm = None;
+    let channel = channel.clone();
+    let exchange = broker.exchange.as_str().into();
+    let key = (*item.key).into();
+    let body = Arc::clone(&item.body);
+    let properties = properties.clone();
+    let mut publishing: Publishing = Box::pin(async move {
+        channel
+            .basic_publish(
+                exchange,
+                key,
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            )
+            .await
+    });
+    // The first poll queues the frames (and takes the delivery tag) at once, in input
+    // order; the rest of the publish only waits for lapin to write them, which it does for
+    // many messages at a time, so it is not awaited here.
+    let mut context = Context::from_waker(Waker::noop());
+    match publishing.as_mut().poll(&mut context) {
+        Poll::Ready(Ok(confirm)) => item.confirm = Some(confirm),
+        Poll::Ready(Err(_)) => {
+            item.publishing = None;
+            return false;
         }
-        Err(_) => {
-            item.confirm = None;
-            false
-        }
+        Poll::Pending => item.publishing = Some(publishing),
     }
+    counts.published += 1;
+    true
 }
 
 /// Writes the ack file: the number of input records done, then a newline.

@@ -152,6 +152,26 @@ impl Rabbit {
         }
     }
 
+    /// Whether some queue is bound to the exchange `nova` with `key`.
+    fn bound(&self, key: &str) -> bool {
+        let mut command = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl");
+        self.env(&mut command);
+        let out = command
+            .args([
+                "-n",
+                &self.node,
+                "-q",
+                "list_bindings",
+                "source_name",
+                "routing_key",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line == format!("nova\t{key}"))
+    }
+
     fn count(&self, queue: &str) -> Option<u64> {
         let mut command = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl");
         self.env(&mut command);
@@ -752,4 +772,67 @@ with kombu.Connection(sys.argv[1]) as conn:
         Some(0),
         "all three acknowledged"
     );
+}
+
+/// The pipeline, as a shell runs it: `amqp-tap --bind 'notifications.*' |
+/// record-check --kind notification` gets every legacy notification published while it
+/// runs (its private queue bound before anything is sent), and none of the versioned ones.
+#[test]
+fn a_tap_bound_with_a_pattern_feeds_record_check() {
+    let Some(rabbit) = Rabbit::start() else {
+        return;
+    };
+    let input = notigen(&["--seed", "12", "--count", "400", "--format", "both"]);
+    let legacy: Vec<Value> = String::from_utf8(input.clone())
+        .unwrap()
+        .lines()
+        .map(v1)
+        .filter(|m| m["payload"].get("nova_object.name").is_none())
+        .collect();
+    let script = format!(
+        "'{}' --url '{}' --bind 'notifications.*' --unwrap --count {} | '{}' --kind notification",
+        bin_path("amqp-tap").display(),
+        rabbit.url(),
+        legacy.len(),
+        bin_path("record-check").display(),
+    );
+    let pipeline = Killed(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Synchronise on the broker: publish once the tap's queue is bound.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rabbit.bound("notifications.*") {
+        assert!(Instant::now() < deadline, "the tap never bound its queue");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = publish(&rabbit, &input, &[]);
+    common::assert_success(&out);
+    let done = pipeline.output();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&done.stderr), "");
+    let got: Vec<Value> = String::from_utf8(done.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut got_ids: Vec<&str> = got
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    let mut want_ids: Vec<&str> = legacy
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    got_ids.sort_unstable();
+    want_ids.sort_unstable();
+    assert_eq!(got_ids, want_ids);
 }

@@ -72,6 +72,17 @@ pub fn publish(path: &Path, contents: &[u8]) -> Result<(), Error> {
 }
 
 fn replace(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(), Error> {
+    // A device or FIFO named as the file (`--ack /dev/null`) is written in place: renaming
+    // over it would replace /dev/null itself with a regular file.
+    if let Ok(meta) = fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(contents))
+                .map_err(|e| Error::io(path.display().to_string(), e));
+        }
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -115,6 +126,21 @@ pub fn remove(path: &Path) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+
+    /// `--ack /dev/null` (or any device) is written to, not renamed over: /dev/null stays
+    /// the device (it was once replaced by a regular file, which broke every later reader
+    /// of /dev/null on the machine).
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        write_atomic(null, b"12\n").unwrap();
+        publish(null, b"12\n").unwrap();
+        let kind = fs::metadata(null).unwrap().file_type();
+        assert!(kind.is_char_device(), "/dev/null is no longer a device");
+        assert_eq!(fs::read(null).unwrap(), b"");
+    }
+
     use super::*;
 
     #[test]

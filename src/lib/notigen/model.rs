@@ -146,11 +146,29 @@ pub(crate) enum Publisher {
 }
 
 impl Publisher {
+    /// The legacy `publisher_id`: `<service>.<host>`.
     pub fn write(self, out: &mut Vec<u8>) {
+        self.write_with(["api.api-", "scheduler.scheduler-", "compute.host-"], out);
+    }
+
+    /// The versioned `publisher_id`: `<nova binary>:<host>`.
+    pub fn write_versioned(self, out: &mut Vec<u8>) {
+        self.write_with(
+            [
+                "nova-api:api-",
+                "nova-scheduler:scheduler-",
+                "nova-compute:host-",
+            ],
+            out,
+        );
+    }
+
+    /// Appends the prefix of this publisher's kind (API, scheduler, compute) and its number.
+    fn write_with(self, [api, scheduler, compute]: [&str; 3], out: &mut Vec<u8>) {
         let (prefix, n) = match self {
-            Publisher::Api(n) => ("api.api-", n),
-            Publisher::Scheduler(n) => ("scheduler.scheduler-", n),
-            Publisher::Compute(n) => ("compute.host-", n),
+            Publisher::Api(n) => (api, n),
+            Publisher::Scheduler(n) => (scheduler, n),
+            Publisher::Compute(n) => (compute, n),
         };
         out.extend_from_slice(prefix.as_bytes());
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

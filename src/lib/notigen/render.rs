@@ -119,7 +119,7 @@ impl Renderer {
         let event = &notification.event;
         write_message_id(out, sibling(notification.message_id));
         out.extend_from_slice(br#"","publisher_id":""#);
-        versioned::write_publisher(event.publisher, out);
+        event.publisher.write_versioned(out);
         out.extend_from_slice(br#"","event_type":""#);
         match kind {
             versioned::Versioned::Instance { event_type, .. } => {

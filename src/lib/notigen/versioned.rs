@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::event::{Body, Event, Extra};
-use super::model::{Instance, Publisher, FLAVORS};
+use super::model::{Instance, FLAVORS};
 use super::time::Micros;
 
 /// The versioned payload classes notigen sends, with their Nova 26 versions.
@@ -112,17 +112,6 @@ pub(crate) fn versioned(event: &Event) -> Option<Versioned> {
             })
         }
     }
-}
-
-/// The versioned `publisher_id`: `<binary>:<host>`.
-pub(crate) fn write_publisher(publisher: Publisher, out: &mut Vec<u8>) {
-    let (prefix, n) = match publisher {
-        Publisher::Api(n) => ("nova-api:api-", n),
-        Publisher::Scheduler(n) => ("nova-scheduler:scheduler-", n),
-        Publisher::Compute(n) => ("nova-compute:host-", n),
-    };
-    out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// An oslo versioned object as Nova serializes it.

@@ -201,22 +201,32 @@ impl Drop for Rabbit {
 }
 
 /// A child process killed if the test ends first.
-struct Killed(Child);
+struct Killed(Option<Child>);
 
 impl Killed {
-    fn output(self) -> std::process::Output {
-        let mut this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the child is moved out exactly once.
-        let child = unsafe { std::ptr::read(&this.0) };
-        let _ = &mut this;
+    fn new(child: Child) -> Self {
+        Killed(Some(child))
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0
+            .as_mut()
+            .expect("the child is taken only by output()")
+    }
+
+    /// Waits for the child and collects its output (it is then not killed).
+    fn output(mut self) -> std::process::Output {
+        let child = self.0.take().expect("the child is taken only here");
         child.wait_with_output().unwrap()
     }
 }
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -476,7 +486,7 @@ fn a_broker_restarted_mid_stream_loses_and_repeats_nothing() {
     common::assert_success(&made);
     assert_eq!(rabbit.messages("restart-tap", 0), Some(0));
     // A slow producer: the stream is still going when the broker goes down.
-    let mut publisher = Killed(
+    let mut publisher = Killed::new(
         Command::new(bin_path("amqp-publish"))
             .args([
                 "--url",
@@ -494,7 +504,7 @@ fn a_broker_restarted_mid_stream_loses_and_repeats_nothing() {
             .spawn()
             .unwrap(),
     );
-    let mut stdin = publisher.0.stdin.take().unwrap();
+    let mut stdin = publisher.child().stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         for chunk in input
             .split_inclusive(|&b| b == b'\n')
@@ -508,7 +518,7 @@ fn a_broker_restarted_mid_stream_loses_and_repeats_nothing() {
             std::thread::sleep(Duration::from_millis(150));
         }
     });
-    let mut tap = Killed(
+    let mut tap = Killed::new(
         Command::new(bin_path("amqp-tap"))
             .args(tap_args)
             .args(["--count", &TOTAL.to_string(), "--line-buffered"])
@@ -517,7 +527,7 @@ fn a_broker_restarted_mid_stream_loses_and_repeats_nothing() {
             .spawn()
             .unwrap(),
     );
-    let tap_out = tap.0.stdout.take().unwrap();
+    let tap_out = tap.child().stdout.take().unwrap();
     let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(tap_out).lines() {
@@ -649,7 +659,7 @@ fn an_unreachable_broker_is_named_without_its_password() {
             .unwrap()
             .write_all(&notigen(&["--seed", "1", "--count", "1"]))
             .unwrap();
-        let out = Killed(child).output();
+        let out = Killed::new(child).output();
         assert_eq!(out.status.code(), Some(1), "{why}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -796,7 +806,7 @@ fn a_tap_bound_with_a_pattern_feeds_record_check() {
         legacy.len(),
         bin_path("record-check").display(),
     );
-    let pipeline = Killed(
+    let pipeline = Killed::new(
         Command::new("sh")
             .args(["-c", &script])
             .stdout(Stdio::piped())

@@ -85,11 +85,7 @@ impl Broker {
 
     /// Connects and opens a channel, retrying with backoff until `retry_for` has passed
     /// since `since` (the first failure).
-    async fn connect(
-        &self,
-        since: &mut Option<Instant>,
-        stats: &mut Counts,
-    ) -> Result<Channel, Error> {
+    async fn connect(&self, since: &mut Option<Instant>) -> Result<Channel, Error> {
         let mut backoff = Duration::from_millis(100);
         loop {
             // A peer that accepts and never answers must not hold the run: each attempt
@@ -118,7 +114,6 @@ impl Broker {
                             humanize(self.retry_for)
                         )));
                     }
-                    stats.retries += 1;
                     let jitter = rand::random_range(0.5..1.0);
                     tokio::select! {
                         () = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
@@ -213,16 +208,12 @@ async fn stopped(stop: fn() -> Option<i32>) -> i32 {
 /// Counters a run reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
-    /// Messages published (each try counts).
-    pub published: u64,
     /// Messages the broker confirmed (publish) or that were written (tap).
     pub done: u64,
     /// Messages published again after a reconnect (publish) or dropped as repeats (tap).
     pub repeated: u64,
     /// Connections lost.
     pub reconnects: u64,
-    /// Failed connection attempts.
-    pub retries: u64,
 }
 
 /// How [`publish`] runs.
@@ -287,7 +278,7 @@ pub fn publish(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(4096);
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let skip = settings.skip;
-    let publication = settings.publication;
+    let mut publication = settings.publication;
     let reader = std::thread::Builder::new()
         .name("amqp-read".into())
         .spawn(move || {
@@ -371,7 +362,7 @@ pub fn publish(
                 };
             }
             let Some(open) = channel.as_ref() else {
-                let fresh = broker.connect(&mut failing_since, &mut counts).await;
+                let fresh = broker.connect(&mut failing_since).await;
                 let fresh = match fresh {
                     Ok(fresh) => fresh,
                     Err(err) => break Err(err),
@@ -387,7 +378,7 @@ pub fn publish(
                         break;
                     }
                     counts.repeated += 1;
-                    ok = send(&broker, &fresh, &mut declared, item, &properties, &mut counts).await;
+                    ok = send(&broker, &fresh, &mut declared, item, &properties).await;
                 }
                 if ok {
                     channel = Some(fresh);
@@ -438,7 +429,7 @@ pub fn publish(
                                 publishing: None,
                                 confirm: None,
                             };
-                            let ok = send(&broker, open, &mut declared, &mut item, &properties, &mut counts).await;
+                            let ok = send(&broker, open, &mut declared, &mut item, &properties).await;
                             pending.push_back(item);
                             if !ok {
                                 lose(&mut channel, &mut counts);
@@ -497,7 +488,6 @@ async fn send(
     declared: &mut HashSet<Arc<str>>,
     item: &mut Pending,
     properties: &BasicProperties,
-    counts: &mut Counts,
 ) -> bool {
     if !declared.contains(&item.key) {
         let key = item.key.to_string();
@@ -539,7 +529,6 @@ async fn send(
         }
         Poll::Pending => item.publishing = Some(publishing),
     }
-    counts.published += 1;
     true
 }
 
@@ -606,10 +595,7 @@ pub fn tap(
         let name = settings.queue.clone().unwrap_or_default();
         let mut message_number = 0u64;
         'connection: loop {
-            let channel = settings
-                .broker
-                .connect(&mut failing_since, &mut counts)
-                .await?;
+            let channel = settings.broker.connect(&mut failing_since).await?;
             let consumed = async {
                 let queue = settings
                     .broker
@@ -648,11 +634,11 @@ pub fn tap(
             let mut unacked_count = 0u32;
             loop {
                 if let Some(signal) = (settings.broker.stop)() {
-                    flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await?;
+                    flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await??;
                     return Err(Error::Interrupted(signal));
                 }
                 if settings.count.is_some_and(|count| counts.done >= count) {
-                    flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await?;
+                    flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await??;
                     let _ = channel.close(200, "done".into()).await;
                     return Ok(counts);
                 }
@@ -664,11 +650,9 @@ pub fn tap(
                 };
                 let next = match tokio::time::timeout(wait, consumer.next()).await {
                     Err(_) => {
-                        if unacked.is_some()
-                            && flush_and_ack(out, &channel, &mut unacked, &mut unacked_count)
-                                .await
-                                .is_err_and(|e| !e.is_broken_pipe())
-                        {
+                        let acked =
+                            flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await?;
+                        if acked.is_err() {
                             counts.reconnects += 1;
                             continue 'connection;
                         }
@@ -727,12 +711,9 @@ pub fn tap(
                 unacked = Some(tag);
                 unacked_count += 1;
                 if unacked_count >= u32::from(settings.prefetch / 2).max(1) {
-                    if let Err(err) =
-                        flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await
-                    {
-                        if err.is_broken_pipe() || matches!(err, Error::Io { .. }) {
-                            return Err(err);
-                        }
+                    let acked =
+                        flush_and_ack(out, &channel, &mut unacked, &mut unacked_count).await?;
+                    if acked.is_err() {
                         counts.reconnects += 1;
                         continue 'connection;
                     }
@@ -742,22 +723,24 @@ pub fn tap(
     })
 }
 
-/// Flushes the output, then acknowledges every delivery up to the last one written.
+/// Flushes the output, then acknowledges every delivery up to the last one written. The
+/// outer error is the output's (the run ends); the inner one, the acknowledgement's (the
+/// connection is gone: reconnect, and the unacknowledged messages come again).
 async fn flush_and_ack(
     out: &mut NdjsonWriter,
     channel: &Channel,
     unacked: &mut Option<u64>,
     count: &mut u32,
-) -> Result<(), Error> {
+) -> Result<Result<(), Error>, Error> {
     let Some(tag) = unacked.take() else {
-        return Ok(());
+        return Ok(Ok(()));
     };
     out.flush()?;
     *count = 0;
-    channel
+    Ok(channel
         .basic_ack(tag, BasicAckOptions { multiple: true })
         .await
-        .map_err(|e| Error::failed(format!("acknowledging: {e}")))
+        .map_err(|e| Error::failed(format!("acknowledging: {e}"))))
 }
 
 /// The most recent `_unique_id`s, oldest forgotten first.

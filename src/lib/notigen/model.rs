@@ -82,6 +82,17 @@ pub(crate) const FLAVORS: [Flavor; 6] = [
     },
 ];
 
+impl Flavor {
+    /// The flavor a resize of this one moves to (the next in [`FLAVORS`]).
+    pub fn resized(&self) -> &'static Flavor {
+        let index = FLAVORS
+            .iter()
+            .position(|f| f.type_id == self.type_id)
+            .unwrap_or(0);
+        &FLAVORS[(index + 1) % FLAVORS.len()]
+    }
+}
+
 /// A Glance image.
 pub(crate) struct Image {
     pub name: &'static str,

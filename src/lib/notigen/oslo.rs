@@ -51,36 +51,49 @@ struct PayloadPeek<'a> {
 pub struct Publication {
     envelope: Envelope,
     topic: Option<String>,
+    /// The v1 dict being wrapped into a v2 envelope (reused from line to line).
+    scratch: String,
 }
 
 impl Publication {
     /// Messages in `envelope`, on `topic` (or, when `None`, `versioned_notifications` for a
     /// versioned payload and `notifications` otherwise).
     pub fn new(envelope: Envelope, topic: Option<String>) -> Self {
-        Publication { envelope, topic }
+        Publication {
+            envelope,
+            topic,
+            scratch: String::new(),
+        }
     }
 
     /// Reads `line` (a v1 dict or a v2 envelope) and writes the message body to `body` and
     /// its routing key to `key` (both cleared first). A message without `_unique_id` gets
     /// a new one, as oslo's driver adds it. Errors name what is wrong with the line.
-    pub fn prepare(&self, line: &[u8], body: &mut Vec<u8>, key: &mut String) -> Result<(), String> {
+    pub fn prepare(
+        &mut self,
+        line: &[u8],
+        body: &mut Vec<u8>,
+        key: &mut String,
+    ) -> Result<(), String> {
         body.clear();
         key.clear();
-        let outer: Peek<'_> =
+        let line = line.trim_ascii();
+        let mut outer: Peek<'_> =
             serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
-        let inner_text;
-        let (peek, enveloped) = match (&outer.version, &outer.message) {
+        // The v1 dict's text: inside the envelope, or the line itself.
+        let dict_text: Cow<'_, str>;
+        let (peek, enveloped) = match (outer.version.take(), outer.message.take()) {
             (Some(version), Some(message)) => {
                 if version != "2.0" {
                     return Err(format!("oslo.version is {version:?}; only \"2.0\" exists"));
                 }
-                inner_text = message.clone();
-                let inner: Peek<'_> = serde_json::from_str(&inner_text)
+                dict_text = message;
+                let inner: Peek<'_> = serde_json::from_str(&dict_text)
                     .map_err(|e| format!("oslo.message is not a JSON object: {e}"))?;
                 (inner, true)
             }
             (None, None) => {
-                inner_text = Cow::Borrowed("");
+                dict_text = Cow::Borrowed(std::str::from_utf8(line).map_err(|e| e.to_string())?);
                 (outer, false)
             }
             _ => {
@@ -107,29 +120,24 @@ impl Publication {
         key.extend(priority.chars().map(|c| c.to_ascii_lowercase()));
         let has_id = peek.unique_id.is_some();
         // The v1 dict, with `_unique_id` added if it had none.
-        let dict = |out: &mut Vec<u8>| {
-            let text: &[u8] = if enveloped {
-                inner_text.as_bytes()
-            } else {
-                trim(line)
-            };
+        let dict = |push: &mut dyn FnMut(&str)| {
             if has_id {
-                out.extend_from_slice(text);
+                push(&dict_text);
             } else {
-                add_unique_id(text, out);
+                with_unique_id(&dict_text, push);
             }
         };
         match (self.envelope, enveloped) {
-            (Envelope::V2, true) if has_id => body.extend_from_slice(trim(line)),
+            (Envelope::V2, true) if has_id => body.extend_from_slice(line),
             (Envelope::V2, _) => {
-                let mut inner = Vec::with_capacity(line.len() + 48);
-                dict(&mut inner);
+                let inner = &mut self.scratch;
+                inner.clear();
+                dict(&mut |piece| inner.push_str(piece));
                 body.extend_from_slice(br#"{"oslo.version": "2.0", "oslo.message": "#);
-                let text = std::str::from_utf8(&inner).map_err(|e| e.to_string())?;
-                serde_json::to_writer(&mut *body, text).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut *body, inner.as_str()).map_err(|e| e.to_string())?;
                 body.push(b'}');
             }
-            (Envelope::V1, _) => dict(body),
+            (Envelope::V1, _) => dict(&mut |piece| body.extend_from_slice(piece.as_bytes())),
         }
         Ok(())
     }
@@ -143,26 +151,19 @@ fn is_versioned(payload: Option<&RawValue>) -> bool {
     })
 }
 
-fn trim(line: &[u8]) -> &[u8] {
-    line.trim_ascii()
-}
-
-/// Copies the JSON object `dict` to `out` with `"_unique_id":"<32 hex>"` added last.
-fn add_unique_id(dict: &[u8], out: &mut Vec<u8>) {
-    let dict = trim(dict);
-    let body = &dict[..dict.len().saturating_sub(1)];
-    out.extend_from_slice(body.trim_ascii_end());
-    if !body.trim_ascii().ends_with(b"{") {
-        out.push(b',');
+/// Passes the JSON object `dict` to `push`, piece by piece, with
+/// `"_unique_id":"<32 hex>"` added last.
+fn with_unique_id(dict: &str, mut push: impl FnMut(&str)) {
+    let dict = dict.trim_ascii();
+    let body = dict.strip_suffix('}').unwrap_or(dict).trim_ascii_end();
+    push(body);
+    if !body.ends_with('{') {
+        push(",");
     }
-    out.extend_from_slice(br#""_unique_id":""#);
+    push(r#""_unique_id":""#);
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    out.extend_from_slice(
-        id.simple()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\"}");
+    push(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    push("\"}");
 }
 
 /// What a consumer needs of a received message: its `_unique_id` (for dropping
@@ -206,7 +207,7 @@ mod tests {
         topic: Option<&str>,
         line: &str,
     ) -> Result<(String, String), String> {
-        let publication = Publication::new(envelope, topic.map(str::to_owned));
+        let mut publication = Publication::new(envelope, topic.map(str::to_owned));
         let (mut body, mut key) = (Vec::new(), String::new());
         publication.prepare(line.as_bytes(), &mut body, &mut key)?;
         Ok((String::from_utf8(body).unwrap(), key))
@@ -296,7 +297,7 @@ mod tests {
             text in "\\PC{0,40}",
         ) {
             for envelope in [Envelope::V1, Envelope::V2] {
-                let publication = Publication::new(envelope, None);
+                let mut publication = Publication::new(envelope, None);
                 let (mut body, mut key) = (Vec::new(), String::new());
                 if publication.prepare(&line, &mut body, &mut key).is_ok() {
                     proptest::prop_assert!(receive(&body, true).is_ok());

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::event::{Body, Event, Extra, SchedulerPhase};
-use super::model::{PayloadMode, FLAVORS};
+use super::model::PayloadMode;
 use super::time::{Micros, TimeFormat, TimeWriter};
 use super::versioned;
 use super::Notification;
@@ -218,8 +218,7 @@ impl Renderer {
                         );
                     }
                     Extra::ResizePrepEnd => {
-                        let flavor =
-                            &FLAVORS[(flavor_index(instance.flavor.type_id) + 1) % FLAVORS.len()];
+                        let flavor = instance.flavor.resized();
                         static_field(out, "new_instance_type", flavor.name);
                         field(out, "new_instance_type_id", &flavor.type_id);
                     }
@@ -375,13 +374,6 @@ fn states(body: &Body) -> (&'static str, &'static str) {
         Body::Scheduler(SchedulerPhase::Failed) => ("error", "building"),
         Body::Scheduler(_) => ("building", "building"),
     }
-}
-
-fn flavor_index(type_id: u32) -> usize {
-    FLAVORS
-        .iter()
-        .position(|f| f.type_id == type_id)
-        .unwrap_or(0)
 }
 
 fn request_spec(event: &Event) -> serde_json::Value {

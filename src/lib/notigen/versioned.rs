@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::event::{Body, Event, Extra};
-use super::model::{Instance, FLAVORS};
+use super::model::{object_body, Flavor, Instance};
 use super::time::Micros;
 
 /// The versioned payload classes notigen sends, with their Nova 26 versions.
@@ -178,22 +178,7 @@ fn static_fields(instance: &Instance) -> Box<str> {
         "created_at": iso(instance.created_at),
         "display_description": "",
         "display_name": format!("Instance_{}", instance.name),
-        "flavor": object("FlavorPayload", "1.4", json!({
-            "description": null,
-            "disabled": false,
-            "ephemeral_gb": flavor.ephemeral_gb,
-            "extra_specs": {},
-            "flavorid": flavor.id,
-            "is_public": true,
-            "memory_mb": flavor.memory_mb,
-            "name": flavor.name,
-            "projects": null,
-            "root_gb": flavor.root_gb,
-            "rxtx_factor": 1.0,
-            "swap": 0,
-            "vcpu_weight": 0,
-            "vcpus": flavor.vcpus,
-        })),
+        "flavor": flavor_payload(flavor),
         "host": format!("host-{}", instance.host),
         "host_name": format!("server-{}", instance.name),
         "image_uuid": instance.image_id.hyphenated().to_string(),
@@ -220,10 +205,31 @@ fn static_fields(instance: &Instance) -> Box<str> {
         "user_id": instance.user_id.to_string(),
         "uuid": instance.id.hyphenated().to_string(),
     });
-    let mut text = serde_json::to_string(&fields).expect("static payloads always serialize");
-    text.pop();
-    text.remove(0);
-    text.into_boxed_str()
+    object_body(&fields).into_boxed_str()
+}
+
+/// A flavor as Nova's `FlavorPayload` 1.4.
+fn flavor_payload(flavor: &Flavor) -> Value {
+    object(
+        "FlavorPayload",
+        "1.4",
+        json!({
+            "description": null,
+            "disabled": false,
+            "ephemeral_gb": flavor.ephemeral_gb,
+            "extra_specs": {},
+            "flavorid": flavor.id,
+            "is_public": true,
+            "memory_mb": flavor.memory_mb,
+            "name": flavor.name,
+            "projects": null,
+            "root_gb": flavor.root_gb,
+            "rxtx_factor": 1.0,
+            "swap": 0,
+            "vcpu_weight": 0,
+            "vcpus": flavor.vcpus,
+        }),
+    )
 }
 
 /// Nova's power state for a vm state.
@@ -365,25 +371,9 @@ fn dynamic_fields(event: &Event, class: Class, out: &mut Vec<u8>) {
             );
         }
         Class::ResizePrep => {
-            let index = FLAVORS
-                .iter()
-                .position(|f| f.type_id == instance.flavor.type_id)
-                .unwrap_or(0);
-            let flavor = &FLAVORS[(index + 1) % FLAVORS.len()];
             fields.insert(
                 "new_flavor".into(),
-                object(
-                    "FlavorPayload",
-                    "1.4",
-                    json!({
-                        "description": null, "disabled": false,
-                        "ephemeral_gb": flavor.ephemeral_gb, "extra_specs": {},
-                        "flavorid": flavor.id, "is_public": true,
-                        "memory_mb": flavor.memory_mb, "name": flavor.name, "projects": null,
-                        "root_gb": flavor.root_gb, "rxtx_factor": 1.0, "swap": 0,
-                        "vcpu_weight": 0, "vcpus": flavor.vcpus,
-                    }),
-                ),
+                flavor_payload(instance.flavor.resized()),
             );
         }
         Class::Snapshot => {

@@ -321,13 +321,19 @@ fn ingest_against_sqlite() {
     }
 }
 
-/// Points in each ingest run, and per PUT or transaction.
-const INGEST_POINTS: usize = 200_000;
+/// Points in each ingest run (`MEASPIPE_BENCH_POINTS`, default 200,000), and per PUT or
+/// transaction.
+fn ingest_points() -> usize {
+    std::env::var("MEASPIPE_BENCH_POINTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000)
+}
 const INGEST_BATCH: usize = 1000;
 
 /// One esmond-serve ingest run: points/s.
 fn ingest_served(writers: usize) -> f64 {
-    let per_writer = INGEST_POINTS / writers;
+    let per_writer = ingest_points() / writers;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let key = store.add_token("bench", 0).unwrap();
@@ -367,7 +373,7 @@ fn ingest_served(writers: usize) -> f64 {
 
 /// One raw SQLite run of the same rows: points/s.
 fn ingest_raw(writers: usize) -> f64 {
-    let per_writer = INGEST_POINTS / writers;
+    let per_writer = ingest_points() / writers;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raw.sqlite");
     {

@@ -22,6 +22,8 @@ pub mod deliver;
 pub mod fetch;
 #[cfg(feature = "esmond-client")]
 pub mod keys;
+#[cfg(any(feature = "esmond-server", feature = "esmond-client"))]
+pub mod pscheduler;
 pub mod python;
 #[cfg(feature = "esmond-client")]
 pub mod query;

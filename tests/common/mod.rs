@@ -4,6 +4,8 @@
 //! Each integration test binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -82,6 +82,31 @@ pub struct Options {
     pub fixes: Fixes,
 }
 
+/// How an archive takes pScheduler results in (esmond-serve's `/logstash`).
+#[derive(Debug)]
+pub struct Ingest {
+    /// Resolves the tests' hosts.
+    pub resolver: Resolver,
+    /// The mapping's options.
+    pub options: Options,
+    /// Store only what esmond would have stored: event types the archiver sends without
+    /// registering them are dropped (quirks 1 and 2), as esmond dropped them.
+    pub strict_esmond: bool,
+    /// Bytes of each `diags` kept with a run.
+    pub max_diags: usize,
+}
+
+impl Default for Ingest {
+    fn default() -> Ingest {
+        Ingest {
+            resolver: Resolver::system(),
+            options: Options::default(),
+            strict_esmond: false,
+            max_diags: 4096,
+        }
+    }
+}
+
 /// Host name resolution as `getaddrinfo` gives it: the last IPv4 and the last IPv6
 /// address of a name (or the address itself, for a literal).
 pub trait Resolve {

@@ -13,7 +13,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, U
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::store::{Condition, Metadata, NewMetadata, Outcome, SeriesQuery, Store, SUBJECT_FIELDS};
+use super::pscheduler::{self, Ingest};
+use super::store::{
+    Condition, Metadata, NewMetadata, NewRun, Outcome, RunFilter, RunOutcome, SeriesQuery, Store,
+    StoredRun, SUBJECT_FIELDS,
+};
 use super::types::{self, Summary};
 use super::Failure;
 use super::{bulk, timefilter};
@@ -47,6 +51,8 @@ pub struct Config {
     pub retention_days: Option<u64>,
     /// Where notices go (where it listens, what retention deleted, what was refused).
     pub notice: fn(&str),
+    /// How pScheduler results sent to `/logstash` are taken in.
+    pub pscheduler: Arc<Ingest>,
 }
 
 struct App {
@@ -58,6 +64,8 @@ struct App {
     /// Body bytes that may be read at once, in KiB permits.
     bodies: Arc<tokio::sync::Semaphore>,
     request_timeout: Duration,
+    pscheduler: Arc<Ingest>,
+    notice: fn(&str),
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
@@ -86,6 +94,8 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
             config.body_budget.max(config.max_body),
         ))),
         request_timeout: config.limits.request_timeout,
+        pscheduler: config.pscheduler.clone(),
+        notice: config.notice,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -173,13 +183,22 @@ async fn respond(
         let app = app.clone();
         return blocking(move || health(&app)).await;
     }
-    let Some(root) = app
+    // pScheduler's http archiver (perfSONAR 5) PUTs or POSTs each result here.
+    let logstash = matches!(path, "/logstash" | "/logstash/");
+    if logstash && !matches!(method, Method::PUT | Method::POST) {
+        return Err(Failure {
+            status: 405,
+            detail: format!("Method \"{method}\" not allowed."),
+        });
+    }
+    let root = match app
         .roots
         .iter()
         .find(|root| path.starts_with(root.as_str()))
-        .cloned()
-    else {
-        return Err(Failure::not_found());
+    {
+        Some(root) => root.clone(),
+        None if logstash => String::new(),
+        None => return Err(Failure::not_found()),
     };
     if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
         in_place(|| authenticate(app, &headers, peer))?;
@@ -243,7 +262,9 @@ async fn respond(
         body,
         root,
     };
-    if matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if logstash {
+        in_place(|| ingest(app, &request))
+    } else if matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let app = app.clone();
         blocking(move || route(&app, &request)).await
     } else {
@@ -410,7 +431,12 @@ fn route(app: &App, request: &Request) -> Reply {
         return Err(Failure::not_found());
     };
     let trailing = rest.ends_with('/');
-    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let aliased;
+    if let Some(first) = parts.first_mut() {
+        aliased = metadata_key(app, first)?;
+        *first = &aliased;
+    }
     // HEAD is GET without the body (hyper sends none).
     let method = match request.method {
         Method::HEAD => &Method::GET,
@@ -420,6 +446,9 @@ fn route(app: &App, request: &Request) -> Reply {
         ([], &Method::GET) if !trailing => redirect(with_query(format!("{root}/"), request)),
         ([], &Method::GET) => list(app, request),
         ([], &Method::POST) => create(app, request),
+        (["runs"], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
+        (["runs"], &Method::GET) => runs(app, request),
+        (["runs", id], &Method::GET) => run(app, request, id),
         ([key], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
         ([key], &Method::GET) => {
             let metadata = app.store.metadata(key)?.ok_or_else(Failure::not_found)?;
@@ -491,6 +520,22 @@ fn authenticate(app: &App, headers: &HeaderMap, peer: IpAddr) -> Result<(), Fail
             Some(_) => Ok(()),
             None => Err(unauthorized("Invalid token.")),
         },
+        // A key as the password of HTTP Basic (pScheduler's http archiver sends the
+        // credentials that way): user is the key's owner.
+        Some(("Basic", encoded)) => {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok());
+            let Some((user, key)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+                return Err(unauthorized("Invalid basic header."));
+            };
+            match app.store.token_user(key)? {
+                Some(owner) if owner == user => Ok(()),
+                _ => Err(unauthorized("Invalid username/password.")),
+            }
+        }
         Some(("ApiKey", credentials)) => {
             let (user, key) = credentials
                 .trim()
@@ -727,12 +772,20 @@ fn parse_body(request: &Request) -> Result<Value, Failure> {
         .map_err(|e| Failure::bad_request(format!("JSON parse error - {e}")))
 }
 
-/// Text of a free-form parameter value, as esmond stored it.
+/// Text of a free-form parameter value, as esmond stored it: Python 2's `unicode()` of
+/// the decoded value (`19.0`, `True`, `None`, floats to 12 significant digits, lists and
+/// dicts as their repr).
 fn parameter_text(value: &Value) -> String {
+    let mut out = Vec::new();
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => return s.clone(),
+        Value::Number(n) if n.is_f64() => {
+            super::python::write_str(&mut out, n.as_f64().unwrap_or(f64::NAN))
+        }
+        Value::Number(n) => return n.to_string(),
+        other => super::python::write_value_repr(&mut out, other),
     }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn create(app: &App, request: &Request) -> Reply {
@@ -1254,6 +1307,186 @@ fn records(app: &App, request: &Request) -> Reply {
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// `PUT`/`POST /logstash`: one pScheduler result as perfSONAR 5's http archiver sends it
+/// (pscheduler.md §1.3, §4.1). It is stored as pScheduler's esmond archiver would have
+/// posted it (metadata, event types, summaries, the point; §2) in one transaction with the
+/// run itself (its hrefs, test checksum, observer and the body without the task), and
+/// answered `200 ok` (as Logstash answers) once on disk. A run already stored is answered
+/// 200 again and not written twice; a body that is not a pScheduler result is 400, one
+/// whose hosts cannot be resolved 422 (pScheduler retries neither, unless its archive spec
+/// has a retry-policy).
+fn ingest(app: &App, request: &Request) -> Reply {
+    let refusal = |run: &str, failure: Failure| {
+        (app.notice)(&format!(
+            "logstash: refused run {run}: {} ({})",
+            failure.detail, failure.status
+        ));
+        failure
+    };
+    let body: Value = serde_json::from_slice(&request.body)
+        .map_err(|e| refusal("?", Failure::bad_request(format!("JSON parse error - {e}"))))?;
+    let to_failure = |r: pscheduler::Refusal| Failure {
+        status: r.status,
+        detail: r.detail,
+    };
+    let id = body.get("id").and_then(Value::as_str).unwrap_or("?");
+    let ingest = &app.pscheduler;
+    let run = pscheduler::run_of(&body).map_err(|r| refusal(id, to_failure(r)))?;
+    let mapped = pscheduler::map(&body, &ingest.resolver, &ingest.options)
+        .map_err(|r| refusal(id, to_failure(r)))?;
+    let metadata =
+        new_metadata(&Value::Object(mapped.metadata.clone())).map_err(|f| refusal(id, f))?;
+    let extra = if ingest.strict_esmond {
+        Vec::new()
+    } else {
+        mapped
+            .unregistered()
+            .into_iter()
+            .filter(|et| types::storage(et).is_some())
+            .map(|et| (et, Vec::new()))
+            .collect()
+    };
+    let kept = pscheduler::kept(&body, ingest.max_diags).to_string();
+    let observer = request
+        .headers
+        .get("x-ps-observer")
+        .and_then(|v| v.to_str().ok());
+    let new = NewRun {
+        id: &run.id,
+        metadata,
+        extra,
+        ts: mapped.ts,
+        values: mapped.values,
+        received: now_seconds(),
+        test_type: &run.test_type,
+        tool: &run.tool,
+        succeeded: run.succeeded,
+        run_href: run.run_href.as_deref(),
+        task_href: run.task_href.as_deref(),
+        test_checksum: &run.test_checksum,
+        observer,
+        body: &kept,
+    };
+    match app.store.write_run(&new).map_err(|f| match f.status {
+        400 => refusal(&run.id, f),
+        _ => f,
+    })? {
+        RunOutcome::Stored(key, collided) if !collided.is_empty() => (app.notice)(&format!(
+            "logstash: run {} stored in {key}, but {} already held another value at {} (kept; the archiver's 409)",
+            run.id,
+            collided.join(", "),
+            mapped.ts
+        )),
+        _ => {}
+    }
+    let mut response = Response::new(Body::from("ok"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// A stored run as the API shows it (`body`: with what was kept of its body).
+fn run_json(root: &str, run: &StoredRun, body: bool) -> Value {
+    let mut object = json!({
+        "id": run.id,
+        "metadata-key": run.metadata_key,
+        "metadata-uri": metadata_uri(root, &run.metadata_key),
+        "uri": format!("{root}/runs/{}/", run.id),
+        "ts": run.ts,
+        "received": run.received,
+        "test-type": run.test_type,
+        "tool": run.tool,
+        "succeeded": run.succeeded,
+        "run-href": run.run_href,
+        "task-href": run.task_href,
+        "test-checksum": run.test_checksum,
+        "observer": run.observer,
+        "collided": run
+            .collided
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .unwrap_or(json!([])),
+    });
+    if body {
+        object["body"] = serde_json::from_str(&run.body).unwrap_or(Value::Null);
+    }
+    object
+}
+
+/// `GET {root}/runs/`: the pScheduler runs stored, newest first, by `run-href`,
+/// `test-checksum`, `metadata-key`, `id` or `time-start`; `limit` (default 1000) and
+/// `offset` page them.
+fn runs(app: &App, request: &Request) -> Reply {
+    let params = request.params();
+    let text = |name: &str| params.get(name).map(str::to_owned);
+    let since = match params.get("time-start") {
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| Failure::bad_request("time-start must be a unix timestamp"))?,
+        ),
+        None => None,
+    };
+    let filter = RunFilter {
+        id: text("id"),
+        run_href: text("run-href"),
+        test_checksum: text("test-checksum"),
+        metadata_key: text("metadata-key"),
+        since,
+    };
+    let (limit, offset) = (params.count("limit", 1000), params.count("offset", 0));
+    let (found, total) = app.store.runs(&filter, limit, offset)?;
+    let objects: Vec<Value> = found
+        .iter()
+        .map(|run| run_json(&request.root, run, false))
+        .collect();
+    let mut response = json_response(StatusCode::OK, Value::Array(objects).to_string());
+    let next = (offset + limit < total).then(|| page_url(request, limit, Some(offset + limit)));
+    let previous = (offset > 0).then(|| {
+        let back = offset.saturating_sub(limit);
+        page_url(request, limit, (back > 0).then_some(back))
+    });
+    link_header(&mut response, next, previous);
+    if let Ok(total) = HeaderValue::from_str(&total.to_string()) {
+        response.headers_mut().insert("x-total-count", total);
+    }
+    Ok(response)
+}
+
+/// `GET {root}/runs/ID/`: one stored run with what was kept of its body.
+fn run(app: &App, request: &Request, id: &str) -> Reply {
+    let filter = RunFilter {
+        id: Some(id.to_owned()),
+        ..RunFilter::default()
+    };
+    let (found, _) = app.store.runs(&filter, 1, 0)?;
+    let run = found.first().ok_or_else(Failure::not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        run_json(&request.root, run, true).to_string(),
+    ))
+}
+
+/// A metadata key in a path: perfSONAR Logstash's 64-hex test checksum (elmond's
+/// metadata key) stands for the metadata of the newest run with it.
+fn metadata_key<'k>(app: &App, key: &'k str) -> Result<std::borrow::Cow<'k, str>, Failure> {
+    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(std::borrow::Cow::Borrowed(key));
+    }
+    let filter = RunFilter {
+        test_checksum: Some(key.to_ascii_lowercase()),
+        ..RunFilter::default()
+    };
+    let (found, _) = app.store.runs(&filter, 1, 0)?;
+    Ok(found
+        .into_iter()
+        .next()
+        .map_or(std::borrow::Cow::Borrowed(key), |run| {
+            std::borrow::Cow::Owned(run.metadata_key)
+        }))
 }
 
 fn summary_list(app: &App, root: &str, key: &str, event_type: &str, summaries: &str) -> Reply {

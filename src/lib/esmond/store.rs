@@ -72,6 +72,15 @@ CREATE INDEX IF NOT EXISTS series_lookup ON series(event_type, summary, win, upd
 CREATE TABLE IF NOT EXISTS point (
     series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT,
     PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run (
+    id TEXT PRIMARY KEY, metadata_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+    received INTEGER NOT NULL, test_type TEXT NOT NULL, tool TEXT NOT NULL,
+    succeeded INTEGER NOT NULL, run_href TEXT, task_href TEXT,
+    test_checksum TEXT NOT NULL, observer TEXT, collided TEXT, body TEXT NOT NULL)
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_by_checksum ON run(test_checksum, ts);
+CREATE INDEX IF NOT EXISTS run_by_href ON run(run_href);
+CREATE INDEX IF NOT EXISTS run_by_metadata ON run(metadata_id, ts);
 CREATE TABLE IF NOT EXISTS token (
     user TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
 ";
@@ -117,6 +126,97 @@ pub enum Outcome {
     /// The record is invalid: which part (`record`, `metadata` or `point`) and esmond's
     /// message. It was not stored.
     Refused(&'static str, String),
+}
+
+/// A pScheduler run to archive ([`Store::write_run`]): its metadata and point as the
+/// esmond archiver would have posted them, and what is kept of the run itself.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// The run's UUID: a run is stored once.
+    pub id: &'a str,
+    /// The metadata, as posted.
+    pub metadata: NewMetadata,
+    /// Event types registered beside the metadata's own (not part of its identity): what
+    /// the archiver sends without registering it.
+    pub extra: Vec<(String, Vec<(Summary, i64)>)>,
+    /// The point's time.
+    pub ts: i64,
+    /// The point's values.
+    pub values: Vec<(String, Value)>,
+    /// When it arrived, epoch seconds.
+    pub received: i64,
+    /// Test type, tool, and whether it succeeded.
+    pub test_type: &'a str,
+    /// The tool's name.
+    pub tool: &'a str,
+    /// Whether the run succeeded.
+    pub succeeded: bool,
+    /// `run.href` and `task.href`.
+    pub run_href: Option<&'a str>,
+    /// The task's href.
+    pub task_href: Option<&'a str>,
+    /// Logstash's test checksum.
+    pub test_checksum: &'a str,
+    /// The `x-ps-observer` header.
+    pub observer: Option<&'a str>,
+    /// The body as kept (JSON).
+    pub body: &'a str,
+}
+
+/// What [`Store::write_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Stored in the metadata with this key; the event types whose time already held
+    /// another value (those values were kept, as esmond's 409 kept them).
+    Stored(String, Vec<String>),
+    /// The run was stored before (in the metadata with this key): nothing written.
+    Repeat(String),
+}
+
+/// A stored run, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRun {
+    /// The run's UUID.
+    pub id: String,
+    /// Its metadata's key.
+    pub metadata_key: String,
+    /// The point's time.
+    pub ts: i64,
+    /// When it arrived.
+    pub received: i64,
+    /// Test type.
+    pub test_type: String,
+    /// Tool.
+    pub tool: String,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// Its run href.
+    pub run_href: Option<String>,
+    /// Its task href.
+    pub task_href: Option<String>,
+    /// Logstash's test checksum.
+    pub test_checksum: String,
+    /// The `x-ps-observer` header it came with.
+    pub observer: Option<String>,
+    /// Event types whose time held another value (JSON list), if any.
+    pub collided: Option<String>,
+    /// The body as kept (JSON).
+    pub body: String,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// This run UUID.
+    pub id: Option<String>,
+    /// This run href.
+    pub run_href: Option<String>,
+    /// This test checksum.
+    pub test_checksum: Option<String>,
+    /// Of the metadata with this key.
+    pub metadata_key: Option<String>,
+    /// Runs at or after this time.
+    pub since: Option<i64>,
 }
 
 /// The writer connection and its group-commit bookkeeping.
@@ -1257,6 +1357,137 @@ impl Store {
             }
             writer.finish(tx)?;
             Ok(outcomes)
+        })
+    }
+
+    /// Archives a pScheduler run in one transaction: its metadata found (by the
+    /// archiver's identity) or created, the extra event types registered, its point
+    /// written as the archiver's PUT would (a time that holds another value keeps it, and
+    /// is reported), and the run kept. A run already stored is a [`RunOutcome::Repeat`].
+    pub fn write_run(&self, run: &NewRun) -> Result<RunOutcome, Failure> {
+        // Checked before anything is written: a refused value refuses the run.
+        let mut valid = Vec::with_capacity(run.values.len());
+        for (event_type, value) in &run.values {
+            if value.is_null() {
+                continue;
+            }
+            let storage = types::storage(event_type)
+                .ok_or_else(|| Failure::bad_request(format!("Invalid event type {event_type}")))?;
+            let stored = types::validate(storage, value)
+                .map_err(|e| Failure::bad_request(format!("{event_type}: {e}")))?;
+            valid.push((event_type.as_str(), storage, stored));
+        }
+        self.write(|tx| {
+            let repeat: Option<String> = tx
+                .prepare_cached(
+                    "SELECT m.key FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE r.id = ?1",
+                )?
+                .query_row([run.id], |r| r.get(0))
+                .optional()?;
+            if let Some(key) = repeat {
+                return Ok(RunOutcome::Repeat(key));
+            }
+            let (id, key, _) = insert_metadata(tx, &run.metadata)?;
+            let mut series = tx.prepare_cached(
+                "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, NULL)",
+            )?;
+            for (event_type, summaries) in &run.extra {
+                let rows = std::iter::once((Summary::Base, 0)).chain(summaries.iter().copied());
+                for (summary, window) in rows {
+                    series.execute(params![id, event_type, summary.name(), window])?;
+                }
+            }
+            let mut writer = Writer::default();
+            let mut collided = Vec::new();
+            for (event_type, storage, stored) in valid {
+                if writer
+                    .held(tx, id, event_type, storage, run.ts, &stored)?
+                    .is_some()
+                {
+                    collided.push(event_type.to_owned());
+                    continue;
+                }
+                writer.write(tx, id, run.ts, event_type, storage, stored)?;
+            }
+            writer.finish(tx)?;
+            let collided_json = (!collided.is_empty())
+                .then(|| serde_json::to_string(&collided).unwrap_or_default());
+            tx.prepare_cached(
+                "INSERT INTO run (id, metadata_id, ts, received, test_type, tool, succeeded, run_href, task_href, test_checksum, observer, collided, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                run.id,
+                id,
+                run.ts,
+                run.received,
+                run.test_type,
+                run.tool,
+                run.succeeded,
+                run.run_href,
+                run.task_href,
+                run.test_checksum,
+                run.observer,
+                collided_json,
+                run.body,
+            ])?;
+            Ok(RunOutcome::Stored(key, collided))
+        })
+    }
+
+    /// Stored runs matching `filter`, newest first: one page and the total count.
+    pub fn runs(
+        &self,
+        filter: &RunFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<StoredRun>, u64), Failure> {
+        let mut sql = String::from(" FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE 1");
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        for (column, value) in [
+            ("r.id", &filter.id),
+            ("r.run_href", &filter.run_href),
+            ("r.test_checksum", &filter.test_checksum),
+            ("m.key", &filter.metadata_key),
+        ] {
+            if let Some(value) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                values.push(value.clone().into());
+            }
+        }
+        if let Some(since) = filter.since {
+            sql.push_str(" AND r.ts >= ?");
+            values.push(since.into());
+        }
+        self.read(|c| {
+            let total: i64 = c
+                .prepare(&format!("SELECT count(*){sql}"))?
+                .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
+            let mut paged = values.clone();
+            paged.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+            paged.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+            let mut statement = c.prepare(&format!(
+                "SELECT r.id, m.key, r.ts, r.received, r.test_type, r.tool, r.succeeded, r.run_href, r.task_href, r.test_checksum, r.observer, r.collided, r.body{sql} ORDER BY r.ts DESC, r.id LIMIT ? OFFSET ?"
+            ))?;
+            let runs = statement
+                .query_map(params_from_iter(paged.iter()), |r| {
+                    Ok(StoredRun {
+                        id: r.get(0)?,
+                        metadata_key: r.get(1)?,
+                        ts: r.get(2)?,
+                        received: r.get(3)?,
+                        test_type: r.get(4)?,
+                        tool: r.get(5)?,
+                        succeeded: r.get(6)?,
+                        run_href: r.get(7)?,
+                        task_href: r.get(8)?,
+                        test_checksum: r.get(9)?,
+                        observer: r.get(10)?,
+                        collided: r.get(11)?,
+                        body: r.get(12)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((runs, total as u64))
         })
     }
 

@@ -354,6 +354,58 @@ fn every_fixture_posted_as_the_http_archiver_posts_it_reads_back_as_esmond_serve
     );
     assert_eq!(of_bg.as_array().unwrap().len(), 2);
 
+    // measpipe's esmond-get reads them as any esmond data (the metadata's
+    // pscheduler-run-href, which broke esmond-ps-get-bulk, is no obstacle).
+    let out = Command::new(bin_path("esmond-get"))
+        .args(["-u", &format!("http://{}", serve.addr())])
+        .args([
+            "-s",
+            "198.51.100.10",
+            "-d",
+            "203.0.113.20",
+            "-e",
+            "throughput",
+        ])
+        .args(["-S", "@1796090000", "-E", "@1796100000", "-o", "ndjson"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let mut got: Vec<(i64, f64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            (
+                record["ts"].as_i64().unwrap(),
+                record["values"]["throughput"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|a| a.0);
+    let mut want: Vec<(i64, f64)> = [
+        "throughput_tcp_4streams",
+        "throughput_tcp_reverse",
+        "throughput_udp",
+    ]
+    .iter()
+    .map(|case| {
+        let sent = fixture(&format!("{case}.esmond.json"));
+        let point = &sent["data"]["data"][0];
+        let value = point["val"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["event-type"] == "throughput")
+            .unwrap();
+        (
+            point["ts"].as_i64().unwrap(),
+            value["val"].as_f64().unwrap().trunc(),
+        )
+    })
+    .collect();
+    want.sort_by_key(|a| a.0);
+    assert_eq!(got, want);
+
     // Sent again (pScheduler re-sends after a lost answer): 200, nothing written twice.
     let again = put_all(&serve, Some(&format!("Basic {basic}")), &bodies);
     assert!(again.iter().all(|a| a.0 == 200 && a.2 == "ok"), "{again:?}");
@@ -382,13 +434,13 @@ fn logstash_writes_are_authenticated_and_bad_bodies_refused_with_the_reason() {
     let body = fixture_text("rtt_ping.json");
     use base64::Engine;
     let wrong = base64::engine::general_purpose::STANDARD.encode("pscheduler_logstash:nope");
-    let answers = put_all(&serve, None, &[body.clone()]);
+    let answers = put_all(&serve, None, std::slice::from_ref(&body));
     assert_eq!(answers[0].0, 401);
     assert_eq!(
         answers[0].2,
         r#"{"detail":"Authentication credentials were not provided."}"#
     );
-    let answers = put_all(&serve, Some(&format!("Basic {wrong}")), &[body.clone()]);
+    let answers = put_all(&serve, Some(&format!("Basic {wrong}")), std::slice::from_ref(&body));
     assert_eq!(answers[0].0, 401);
     assert_eq!(answers[0].2, r#"{"detail":"Invalid username/password."}"#);
     assert_eq!(get(&serve, &format!("{ROOT}/runs/")), json!([]));
@@ -474,4 +526,185 @@ fn strict_esmond_drops_what_the_archiver_never_registered() {
             .len()
     );
     assert!(!types.contains(&"streams-packet-rtt"), "{types:?}");
+}
+
+/// esmond-audit finds exactly the runs removed from an archive, says why for the one it
+/// refused and for one it never received, and checks measurement records value by value.
+#[test]
+fn the_audit_finds_exactly_the_runs_removed_from_an_archive() {
+    let (serve, basic) = archive(&[]);
+    let template = fixture("rtt_ping.json");
+    let mut bodies = Vec::new();
+    let mut hrefs = Vec::new();
+    for i in 0..40 {
+        let mut body = template.clone();
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        let href = format!("https://ps-a.example.net/pscheduler/tasks/t/runs/{id}");
+        body["id"] = json!(id);
+        body["run"]["href"] = json!(href);
+        body["schedule"]["start"] = json!(format!("2026-12-01T03:{:02}:00+00:00", i));
+        bodies.push(body.to_string());
+        hrefs.push(href);
+    }
+    let mut refused = template.clone();
+    refused["id"] = json!("00000000-0000-4000-8000-999999999999");
+    refused["run"]["href"] = json!(
+        "https://ps-a.example.net/pscheduler/tasks/t/runs/00000000-0000-4000-8000-999999999999"
+    );
+    refused["test"]["spec"]["dest"] = json!("nowhere.invalid");
+    bodies.push(refused.to_string());
+    let answers = put_all(&serve, Some(&format!("Basic {basic}")), &bodies);
+    assert!(answers[..40].iter().all(|a| a.0 == 200), "{answers:?}");
+    assert_eq!(answers[40].0, 422);
+
+    // Five runs disappear from the archive (by hand, as a lost disk block or an operator
+    // would lose them).
+    let removed = [3usize, 7, 19, 20, 39];
+    {
+        let db = rusqlite::Connection::open(serve.data.join("archive.sqlite")).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        for i in removed {
+            let n = db
+                .execute("DELETE FROM run WHERE run_href = ?1", [&hrefs[i]])
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+    }
+    let never =
+        "https://ps-a.example.net/pscheduler/tasks/t/runs/00000000-0000-4000-8000-888888888888";
+    let mut expected: Vec<String> = hrefs.clone();
+    expected.push(refused["run"]["href"].as_str().unwrap().to_owned());
+    expected.push(never.to_owned());
+    let list = serve.dir.path().join("expected.txt");
+    std::fs::write(&list, expected.join("\n") + "\n").unwrap();
+    let out = Command::new(bin_path("esmond-audit"))
+        .args(["-U", &format!("http://{}", serve.addr())])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let found: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut want: Vec<Value> = removed
+        .iter()
+        .map(|&i| {
+            json!({"line": format!("{}:{}", list.display(), i + 1), "status": "missing", "run": hrefs[i], "detail": "never received"})
+        })
+        .collect();
+    let at = |n: usize| format!("{}:{n}", list.display());
+    let refusal = &found[found.len() - 2]["detail"];
+    let refusal = refusal.as_str().unwrap();
+    assert!(refusal.starts_with("refused (422) at 20"), "{refusal}");
+    assert!(
+        refusal.ends_with(": cannot resolve the destination nowhere.invalid: add it to the archive's host map (--hosts)"),
+        "{refusal}"
+    );
+    want.push(json!({"line": at(41), "status": "missing", "run": expected[40], "detail": refusal}));
+    want.push(
+        json!({"line": at(42), "status": "missing", "run": never, "detail": "never received"}),
+    );
+    assert_eq!(found, want);
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "esmond-audit: error: 42 expected: 35 present, 7 missing, 0 different\n"
+    );
+
+    // Measurement records, as esmond-get writes them: present, then one point lost and one
+    // value changed.
+    let records = Command::new(bin_path("esmond-get"))
+        .args(["-u", &format!("http://{}", serve.addr())])
+        .args([
+            "-s",
+            "198.51.100.10",
+            "-d",
+            "203.0.113.20",
+            "-e",
+            "packet-count-sent",
+        ])
+        .args(["-S", "@1796090000", "-E", "@1796100000", "-o", "ndjson"])
+        .output()
+        .unwrap();
+    assert_success(&records);
+    let records: Vec<Value> = String::from_utf8(records.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The removed runs' points are still there: 40.
+    assert_eq!(records.len(), 40);
+    let file = serve.dir.path().join("records.ndjson");
+    let write = |records: &[Value]| {
+        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&file, text).unwrap();
+    };
+    write(&records);
+    let audit = || {
+        Command::new(bin_path("esmond-audit"))
+            .args(["-U", &format!("http://{}", serve.addr()), "-k", &serve.key])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = audit();
+    assert_success(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "esmond-audit: 40 expected: 40 present, 0 missing, 0 different\n"
+    );
+    let mut changed = records.clone();
+    changed[4]["values"]["packet-count-sent"] = json!(11);
+    write(&changed);
+    let lost_ts = records[9]["ts"].as_i64().unwrap();
+    {
+        let db = rusqlite::Connection::open(serve.data.join("archive.sqlite")).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let n = db
+            .execute(
+                "DELETE FROM point WHERE ts = ?1 AND series_id IN (SELECT id FROM series WHERE event_type = 'packet-count-sent' AND summary = 'base')",
+                [lost_ts],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    let found: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<(String, String, String)> = found
+        .iter()
+        .map(|f| {
+            (
+                f["line"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+                f["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 2, "{found:?}");
+    assert_eq!(statuses[0].0, format!("{}:5", file.display()));
+    assert_eq!(statuses[0].1, "different");
+    assert!(
+        statuses[0].2.ends_with(&format!(
+            "holds another packet-count-sent at {}: 10.0, not 11",
+            records[4]["ts"]
+        )),
+        "{}",
+        statuses[0].2
+    );
+    assert_eq!(statuses[1].0, format!("{}:10", file.display()));
+    assert_eq!(statuses[1].1, "missing");
+    assert!(
+        statuses[1]
+            .2
+            .ends_with(&format!("has no packet-count-sent at {lost_ts}")),
+        "{}",
+        statuses[1].2
+    );
 }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_esmond_serve_global_optspecs
-    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= h/help V/version
+    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= hosts= measurement-agent= data-policy= strict-esmond fix-streams fix-spec-map udp-loss-from-streams keep-diags= h/help V/version
 end
 
 function __fish_esmond_serve_needs_command
@@ -34,6 +34,17 @@ complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-connectio
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l request-timeout -d 'Seconds for a request\'s headers to arrive, and again for its body (then 408 or the connection is closed)' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l idle-timeout -d 'Seconds an idle keep-alive connection is kept open' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l retention -d 'Delete points older than DAYS (checked hourly) and give the space back' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l hosts -d 'Host names for the tests\' hosts, in /etc/hosts form (ADDRESS NAME...), looked up before the system resolver. A result whose hosts resolve nowhere is refused (422)' -r -F
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l measurement-agent -d 'The esmond archiver\'s measurement-agent option: this host (in the source\'s address family) instead of each result\'s lead participant' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data-policy -d 'The esmond archiver\'s data-formatting-policy' -r -f -a "prefer-mapped\t''
+mapped-and-raw\t''
+mapped-only\t''
+raw-only\t''"
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l keep-diags -d 'Bytes of each result\'s diags kept with the run (the tool\'s whole output otherwise)' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l strict-esmond -d 'Store only what esmond stored: drop the event types the archiver sends without registering them (packet-rtt, tcp-windowsize, their stream and subinterval forms, and failures of unmapped test types). By default they are registered and kept'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l fix-streams -d 'Keep zeros in the per-stream lists (the archiver drops them, misaligning the list with the streams)'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l fix-spec-map -d 'Also map spec ip-tos to ip-tos and flow-label to ip-packet-flowlabel (the archiver looks for names the tests do not use). Changes the metadata of those tests'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l udp-loss-from-streams -d 'UDP packet-count-lost and packet-loss-rate from the streams\' losses (iperf3\'s summary says 0 for the sender side)'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s V -l version -d 'Print version'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "token" -d 'Manage the API keys writers use'

@@ -11,6 +11,8 @@
 //! a bulk PUT is one transaction, re-sending identical data is a no-op, subject addresses
 //! must be IP literals (esmond answered 500), and `--retention` really frees space.
 
+#[cfg(feature = "esmond-client")]
+pub mod audit;
 pub mod bulk;
 #[cfg(feature = "esmond-client")]
 pub mod client;

@@ -114,12 +114,15 @@ pub trait Resolve {
     fn resolve(&self, host: &str) -> (Option<IpAddr>, Option<IpAddr>);
 }
 
+/// A host's last IPv4 and last IPv6 address.
+type Addresses = (Option<IpAddr>, Option<IpAddr>);
+
 /// A static host map (`/etc/hosts` lines), consulted before the system resolver, whose
 /// answers are kept for five minutes.
 #[derive(Debug, Default)]
 pub struct Resolver {
     hosts: HashMap<String, (Option<IpAddr>, Option<IpAddr>)>,
-    cache: std::sync::Mutex<HashMap<String, (std::time::Instant, Option<IpAddr>, Option<IpAddr>)>>,
+    cache: std::sync::Mutex<HashMap<String, (std::time::Instant, Addresses)>>,
     /// Whether names not in the map go to the system resolver.
     pub system: bool,
 }
@@ -177,9 +180,9 @@ impl Resolve for Resolver {
         }
         const KEEP: std::time::Duration = std::time::Duration::from_secs(300);
         let now = std::time::Instant::now();
-        if let Some((at, v4, v6)) = crate::sync::lock(&self.cache).get(host) {
+        if let Some((at, found)) = crate::sync::lock(&self.cache).get(host) {
             if now.duration_since(*at) < KEEP {
-                return (*v4, *v6);
+                return *found;
             }
         }
         let (mut v4, mut v6) = (None, None);
@@ -195,7 +198,7 @@ impl Resolve for Resolver {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(host.to_owned(), (now, v4, v6));
+        cache.insert(host.to_owned(), (now, (v4, v6)));
         (v4, v6)
     }
 }
@@ -1609,10 +1612,13 @@ mod tests {
         }
     }
 
+    /// A change to a body, and the status and message it is refused with.
+    type Case = (fn(&mut Value), u16, &'static str);
+
     #[test]
     fn unusable_bodies_are_refused_with_the_reason() {
         let good = fixture("rtt_ping.json");
-        let cases: Vec<(fn(&mut Value), u16, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (|b| { b["test"] = Value::Null; b["task"] = Value::Null }, 400, "test (or task.test) is missing"),
             (|b| b["tool"] = json!({}), 400, "tool.name is missing or not a string"),
             (|b| b["schedule"]["start"] = json!("soon"), 400, "schedule.start is not an ISO 8601 time: soon"),
@@ -1631,7 +1637,7 @@ mod tests {
         resolver
             .add_hosts("2001:db8:c::1 v6only.example\n")
             .unwrap();
-        let more: Vec<(fn(&mut Value), u16, &str)> = vec![
+        let more: Vec<Case> = vec![
             (
                 |b| b["test"]["spec"]["dest"] = json!("v6only.example"),
                 422,

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 
 use super::pscheduler::{self, Ingest};
 use super::store::{
-    Condition, Metadata, NewMetadata, NewRun, Outcome, RunFilter, RunOutcome, SeriesQuery, Store,
-    StoredRun, SUBJECT_FIELDS,
+    Check, Condition, Metadata, NewMetadata, NewRun, Outcome, RunFilter, RunOutcome, SeriesQuery,
+    Store, StoredRun, SUBJECT_FIELDS,
 };
 use super::types::{self, Summary};
 use super::Failure;
@@ -448,6 +448,7 @@ fn route(app: &App, request: &Request) -> Reply {
         ([], &Method::POST) => create(app, request),
         (["runs"], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
         (["runs"], &Method::GET) => runs(app, request),
+        (["runs", "refused"], &Method::GET) => refused(app, request),
         (["runs", id], &Method::GET) => run(app, request, id),
         ([key], &Method::GET) if !trailing => redirect(with_query(format!("{path}/"), request)),
         ([key], &Method::GET) => {
@@ -456,6 +457,7 @@ fn route(app: &App, request: &Request) -> Reply {
             Ok(json_response(StatusCode::OK, body))
         }
         (["records"], &Method::POST) => records(app, request),
+        (["records", "check"], &Method::POST) => check_records(app, request),
         ([key], &Method::PUT) => bulk(app, key, request),
         ([_], &Method::PATCH) => Err(Failure {
             status: 405,
@@ -1229,6 +1231,82 @@ fn item_points<'a>(
         .collect()
 }
 
+/// One measurement record of a `records` body: its metadata and points, or which part
+/// is refused and why.
+type ParsedRecord<'a> =
+    Result<(NewMetadata, Vec<super::store::Point<'a>>), (&'static str, Failure)>;
+
+/// The records of a `records` body (one per non-blank line).
+fn parse_records(body: &[u8]) -> Vec<ParsedRecord<'_>> {
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    lines
+        .iter()
+        .map(|line| {
+            let record: crate::record::RawMeasurement =
+                serde_json::from_slice(line).map_err(|e| {
+                    (
+                        "record",
+                        Failure::bad_request(format!("not a measurement record: {e}")),
+                    )
+                })?;
+            let metadata: Value = serde_json::from_str(record.metadata.get()).map_err(|e| {
+                (
+                    "metadata",
+                    Failure::bad_request(format!("JSON parse error - {e}")),
+                )
+            })?;
+            let new = new_metadata(&metadata).map_err(|f| ("metadata", f))?;
+            let points = record
+                .values
+                .iter()
+                .map(|(event_type, val)| {
+                    let val: Value = serde_json::from_str(val.get()).map_err(|e| {
+                        (
+                            "point",
+                            Failure::bad_request(format!("JSON parse error - {e}")),
+                        )
+                    })?;
+                    Ok((record.ts, event_type.0.clone(), val))
+                })
+                .collect::<Result<Vec<_>, (&'static str, Failure)>>()?;
+            Ok((new, points))
+        })
+        .collect()
+}
+
+/// `POST {root}/records/check/`: whether each measurement record (one per line, as
+/// `records` takes them) is in the archive, writing nothing. One NDJSON line per record:
+/// `{"line": N, "status": "present" | "missing" | "different" | "refused",
+/// "metadata-key": K, "detail": D}`.
+fn check_records(app: &App, request: &Request) -> Reply {
+    let checks = app.store.check_records(parse_records(&request.body))?;
+    let mut answer = String::with_capacity(checks.len() * 64);
+    for (i, check) in checks.iter().enumerate() {
+        let line = i + 1;
+        let object = match check {
+            Check::Present(key) => json!({"line": line, "status": "present", "metadata-key": key}),
+            Check::Missing(detail) => json!({"line": line, "status": "missing", "detail": detail}),
+            Check::Different(detail) => {
+                json!({"line": line, "status": "different", "detail": detail})
+            }
+            Check::Refused(part, detail) => {
+                json!({"line": line, "status": "refused", "part": part, "detail": detail})
+            }
+        };
+        answer.push_str(&object.to_string());
+        answer.push('\n');
+    }
+    let mut response = json_response(StatusCode::OK, answer);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
 /// `POST {root}/records/`, measpipe's batch write: measurement records (records.md, one
 /// per line) of any metadata, in one transaction. Each metadata is found or created as a
 /// metadata POST would, each record's points written as a bulk PUT would. The answer is
@@ -1238,42 +1316,8 @@ fn item_points<'a>(
 /// conflicting record is not stored, and does not stop the others). Sending the same
 /// records again answers `duplicate`.
 fn records(app: &App, request: &Request) -> Reply {
-    let body = request.body.as_ref();
-    let lines: Vec<&[u8]> = body
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    let parsed = lines.iter().map(|line| {
-        let record: crate::record::RawMeasurement = serde_json::from_slice(line).map_err(|e| {
-            (
-                "record",
-                Failure::bad_request(format!("not a measurement record: {e}")),
-            )
-        })?;
-        let metadata: Value = serde_json::from_str(record.metadata.get()).map_err(|e| {
-            (
-                "metadata",
-                Failure::bad_request(format!("JSON parse error - {e}")),
-            )
-        })?;
-        let new = new_metadata(&metadata).map_err(|f| ("metadata", f))?;
-        let points = record
-            .values
-            .iter()
-            .map(|(event_type, val)| {
-                let val: Value = serde_json::from_str(val.get()).map_err(|e| {
-                    (
-                        "point",
-                        Failure::bad_request(format!("JSON parse error - {e}")),
-                    )
-                })?;
-                Ok((record.ts, event_type.0.clone(), val))
-            })
-            .collect::<Result<Vec<_>, (&'static str, Failure)>>()?;
-        Ok((new, points))
-    });
+    let parsed = parse_records(&request.body);
     // Parsed before the writer is taken: another request's records are written meanwhile.
-    let parsed: Vec<_> = parsed.collect();
     let outcomes = app.store.write_records(parsed)?;
     let mut answer = String::with_capacity(outcomes.len() * 64);
     for (i, outcome) in outcomes.iter().enumerate() {
@@ -1318,15 +1362,36 @@ fn records(app: &App, request: &Request) -> Reply {
 /// whose hosts cannot be resolved 422 (pScheduler retries neither, unless its archive spec
 /// has a retry-policy).
 fn ingest(app: &App, request: &Request) -> Reply {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let href = body
+        .get("run")
+        .and_then(|r| r.get("href"))
+        .and_then(Value::as_str);
+    // Refusals are logged, and noted for esmond-audit when the run can be named.
     let refusal = |run: &str, failure: Failure| {
         (app.notice)(&format!(
             "logstash: refused run {run}: {} ({})",
             failure.detail, failure.status
         ));
+        if run != "?" {
+            if let Err(e) = app.store.note_refusal(run, href, now_seconds(), &failure) {
+                (app.notice)(&format!(
+                    "warning: noting the refusal of {run}: {}",
+                    e.detail
+                ));
+            }
+        }
         failure
     };
-    let body: Value = serde_json::from_slice(&request.body)
-        .map_err(|e| refusal("?", Failure::bad_request(format!("JSON parse error - {e}"))))?;
+    if body.is_null() {
+        let e = serde_json::from_slice::<Value>(&request.body)
+            .err()
+            .map_or_else(|| "the body is null".to_owned(), |e| e.to_string());
+        return Err(refusal(
+            "?",
+            Failure::bad_request(format!("JSON parse error - {e}")),
+        ));
+    }
     let to_failure = |r: pscheduler::Refusal| Failure {
         status: r.status,
         detail: r.detail,
@@ -1387,6 +1452,26 @@ fn ingest(app: &App, request: &Request) -> Reply {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// `GET {root}/runs/refused/?run=HREF-OR-ID`: why that run was refused, when it was
+/// (`[{"run", "status", "detail", "received"}]`), else `[]`.
+fn refused(app: &App, request: &Request) -> Reply {
+    let params = request.params();
+    let run = params
+        .get("run")
+        .ok_or_else(|| Failure::bad_request("run (a run href or id) is required"))?;
+    let found = app.store.refusal(run)?;
+    let objects: Vec<Value> = found
+        .into_iter()
+        .map(|(status, detail, received)| {
+            json!({"run": run, "status": status, "detail": detail, "received": received})
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Array(objects).to_string(),
+    ))
 }
 
 /// A stored run as the API shows it (`body`: with what was kept of its body).

@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS run (
 CREATE INDEX IF NOT EXISTS run_by_checksum ON run(test_checksum, ts);
 CREATE INDEX IF NOT EXISTS run_by_href ON run(run_href);
 CREATE INDEX IF NOT EXISTS run_by_metadata ON run(metadata_id, ts);
+CREATE TABLE IF NOT EXISTS refusal (
+    id TEXT PRIMARY KEY, run_href TEXT, received INTEGER NOT NULL, status INTEGER NOT NULL,
+    detail TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refusal_by_href ON refusal(run_href);
 CREATE TABLE IF NOT EXISTS token (
     user TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
 ";
@@ -202,6 +206,19 @@ pub struct StoredRun {
     pub collided: Option<String>,
     /// The body as kept (JSON).
     pub body: String,
+}
+
+/// What [`Store::check_records`] found of one expected record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Every value is there, in the metadata with this key.
+    Present(String),
+    /// Not there: why.
+    Missing(String),
+    /// A value's time holds another value: which.
+    Different(String),
+    /// The record itself is invalid: which part and why.
+    Refused(&'static str, String),
 }
 
 /// Which runs to list.
@@ -1431,6 +1448,104 @@ impl Store {
                 run.body,
             ])?;
             Ok(RunOutcome::Stored(key, collided))
+        })
+    }
+
+    /// Whether each measurement record (metadata and points, as [`Store::write_records`]
+    /// takes them) is in the archive, reading only.
+    pub fn check_records<'p, I>(&self, records: I) -> Result<Vec<Check>, Failure>
+    where
+        I: IntoIterator<Item = Result<(NewMetadata, Vec<Point<'p>>), (&'static str, Failure)>>,
+    {
+        self.read(|c| {
+            let mut checks = Vec::new();
+            'records: for record in records {
+                let (new, points) = match record {
+                    Ok(record) => record,
+                    Err((part, failure)) => {
+                        checks.push(Check::Refused(part, failure.detail));
+                        continue;
+                    }
+                };
+                let Some((id, key)) = find_metadata(c, &checksum(&new))? else {
+                    checks.push(Check::Missing("no metadata with these fields".into()));
+                    continue;
+                };
+                for (ts, event_type, value) in &points {
+                    let Some(storage) = types::storage(event_type) else {
+                        checks.push(Check::Refused("point", format!("Invalid event type {event_type}")));
+                        continue 'records;
+                    };
+                    let stored = match types::validate(storage, value) {
+                        Ok(stored) => stored,
+                        Err(detail) => {
+                            checks.push(Check::Refused("point", detail));
+                            continue 'records;
+                        }
+                    };
+                    let base: Option<i64> = c
+                        .prepare_cached(
+                            "SELECT id FROM series WHERE metadata_id = ?1 AND event_type = ?2 AND summary = 'base' AND win = 0",
+                        )?
+                        .query_row(params![id, &**event_type], |r| r.get(0))
+                        .optional()?;
+                    let Some(base) = base else {
+                        checks.push(Check::Missing(format!(
+                            "metadata {key} has no {event_type}"
+                        )));
+                        continue 'records;
+                    };
+                    let held: Option<String> = c
+                        .prepare_cached("SELECT value FROM point WHERE series_id = ?1 AND ts = ?2")?
+                        .query_row(params![base, ts], |r| r.get(0))
+                        .optional()?;
+                    match held {
+                        None => {
+                            checks.push(Check::Missing(format!(
+                                "metadata {key} has no {event_type} at {ts}"
+                            )));
+                            continue 'records;
+                        }
+                        Some(held) if !storage.is_raw() && held != stored.to_json() => {
+                            checks.push(Check::Different(format!(
+                                "metadata {key} holds another {event_type} at {ts}: {held}, not {value}"
+                            )));
+                            continue 'records;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                checks.push(Check::Present(key));
+            }
+            Ok(checks)
+        })
+    }
+
+    /// Notes why a pScheduler run was refused (the latest reason per run), for an audit.
+    pub fn note_refusal(
+        &self,
+        id: &str,
+        run_href: Option<&str>,
+        received: i64,
+        failure: &Failure,
+    ) -> Result<(), Failure> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO refusal (id, run_href, received, status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, run_href, received, failure.status, failure.detail])?;
+            Ok(())
+        })
+    }
+
+    /// Why the run with this href (or id) was refused, and when: (status, detail, received).
+    pub fn refusal(&self, run: &str) -> Result<Option<(u16, String, i64)>, Failure> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT status, detail, received FROM refusal WHERE run_href = ?1 OR id = ?1 ORDER BY received DESC LIMIT 1",
+            )?
+            .query_row([run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
         })
     }
 

@@ -9,6 +9,7 @@ use clap::CommandFactory;
 pub mod amqp_publish;
 pub mod amqp_tap;
 pub mod bwctl_extract;
+pub mod esmond_audit;
 pub mod esmond_bulk_fetch;
 pub mod esmond_endpoints;
 pub mod esmond_get;
@@ -52,6 +53,10 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "bwctl-extract",
         command: bwctl_extract::Args::command,
+    },
+    Tool {
+        name: "esmond-audit",
+        command: esmond_audit::Args::command,
     },
     Tool {
         name: "esmond-bulk-fetch",

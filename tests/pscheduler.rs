@@ -440,7 +440,11 @@ fn logstash_writes_are_authenticated_and_bad_bodies_refused_with_the_reason() {
         answers[0].2,
         r#"{"detail":"Authentication credentials were not provided."}"#
     );
-    let answers = put_all(&serve, Some(&format!("Basic {wrong}")), std::slice::from_ref(&body));
+    let answers = put_all(
+        &serve,
+        Some(&format!("Basic {wrong}")),
+        std::slice::from_ref(&body),
+    );
     assert_eq!(answers[0].0, 401);
     assert_eq!(answers[0].2, r#"{"detail":"Invalid username/password."}"#);
     assert_eq!(get(&serve, &format!("{ROOT}/runs/")), json!([]));

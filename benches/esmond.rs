@@ -525,8 +525,128 @@ fn mixed_load() {
     );
 }
 
+/// CPU seconds (user + system) the process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 12th and 13th fields after the command.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// pScheduler results into esmond-serve (issue 18: ≥ 5,000 results/s): the same results
+/// PUT to /logstash as perfSONAR 5's http archiver sends them, against the way a
+/// perfSONAR 4 host's esmond archiver stored them (a metadata POST and a data PUT per
+/// result, mapped beforehand, not timed). `MEASPIPE_BENCH_RESULTS` results (default
+/// 20,000) of 100 tests (the rtt fixture with 100 destinations, one start second each),
+/// by 1 and 4 writers (`MEASPIPE_BENCH_WRITERS`).
+fn pscheduler_ingest() {
+    let results: usize = std::env::var("MEASPIPE_BENCH_RESULTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let writers: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
+        .ok()
+        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4]);
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pscheduler/rtt_ping.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let bodies: Vec<Value> = (0..results)
+        .map(|i| {
+            let mut body = fixture.clone();
+            let id = format!("00000000-0000-4000-8000-{i:012}");
+            body["id"] = json!(id);
+            body["run"]["href"] = json!(format!(
+                "https://ps-a.example.net/pscheduler/tasks/t{}/runs/{id}",
+                i % 100
+            ));
+            body["test"]["spec"]["dest"] = json!(format!("10.1.0.{}", i % 100));
+            let start = chrono::DateTime::from_timestamp(1_796_000_000 + i as i64, 0).unwrap();
+            body["schedule"]["start"] = json!(start.to_rfc3339());
+            body
+        })
+        .collect();
+    let texts: Vec<String> = bodies.iter().map(Value::to_string).collect();
+    let resolver = measpipe::esmond::pscheduler::Resolver::default();
+    let options = measpipe::esmond::pscheduler::Options::default();
+    let archiver: Vec<(String, String)> = bodies
+        .iter()
+        .map(|body| {
+            let mapped = measpipe::esmond::pscheduler::map(body, &resolver, &options).unwrap();
+            let data = mapped.to_json()["data"].to_string();
+            (Value::Object(mapped.metadata).to_string(), data)
+        })
+        .collect();
+    for &n in &writers {
+        let run = |http_archiver: bool| -> (f64, f64) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let key = store.add_token("bench", 0).unwrap();
+            drop(store);
+            let server = Server::start(dir.path());
+            let pid = server.child.id();
+            let cpu = cpu_seconds(pid);
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for w in 0..n {
+                    let (server, key, texts, archiver) = (&server, &key, &texts, &archiver);
+                    scope.spawn(move || {
+                        let agent = agent();
+                        let logstash = format!("http://127.0.0.1:{}/logstash", server.port);
+                        for i in (w..results).step_by(n) {
+                            if http_archiver {
+                                assert_eq!(put(&agent, &logstash, key, &texts[i]), 200);
+                                continue;
+                            }
+                            let (metadata, data) = &archiver[i];
+                            let mut reply = agent
+                                .post(&server.url(""))
+                                .header("Authorization", &format!("Token {key}"))
+                                .header("Content-Type", "application/json")
+                                .send(metadata.as_bytes())
+                                .unwrap();
+                            assert_eq!(reply.status().as_u16(), 201);
+                            let created: Value =
+                                serde_json::from_str(&reply.body_mut().read_to_string().unwrap())
+                                    .unwrap();
+                            let mk = created["metadata-key"].as_str().unwrap();
+                            assert_eq!(put(&agent, &server.url(&format!("{mk}/")), key, data), 201);
+                        }
+                    });
+                }
+            });
+            let elapsed = started.elapsed().as_secs_f64();
+            (results as f64 / elapsed, cpu_seconds(pid) - cpu)
+        };
+        let (logstash, logstash_cpu) = run(true);
+        let (archiver_rate, archiver_cpu) = run(false);
+        println!(
+            "pScheduler results, {n} writer(s), {results} results: /logstash {logstash:.0}/s (server CPU {:.0} µs/result), esmond archiver's POST+PUT {archiver_rate:.0}/s (server CPU {:.0} µs/result): ratio {:.2}",
+            logstash_cpu / results as f64 * 1e6,
+            archiver_cpu / results as f64 * 1e6,
+            logstash / archiver_rate
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    if only.as_deref().is_none_or(|o| o == "pscheduler") {
+        pscheduler_ingest();
+    }
     if only.as_deref().is_none_or(|o| o == "ingest") {
         ingest_against_sqlite();
     }

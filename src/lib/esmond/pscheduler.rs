@@ -167,6 +167,22 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// The system resolver behind the host map in `path` (`/etc/hosts` form), if any; an
+    /// error names the file and the line (or why the file could not be read).
+    pub fn with_hosts_file(path: Option<&std::path::Path>) -> Result<Resolver, String> {
+        let mut resolver = Resolver::system();
+        if let Some(path) = path {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            resolver
+                .add_hosts(&text)
+                .map_err(|(line, cause)| format!("{}:{line}: {cause}", path.display()))?;
+        }
+        Ok(resolver)
+    }
+}
+
 impl Resolve for Resolver {
     fn resolve(&self, host: &str) -> (Option<IpAddr>, Option<IpAddr>) {
         if let Ok(ip) = host.parse::<IpAddr>() {
@@ -234,10 +250,10 @@ fn normalize(
 /// the one point it PUTs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapped {
+    /// The run the body reports (its `ts` is the point's time).
+    pub run: Run,
     /// The metadata POST body, keys in the archiver's order.
     pub metadata: Map<String, Value>,
-    /// The point's time (the run's scheduled start, whole seconds).
-    pub ts: i64,
     /// The point's values: event type and value, in the archiver's order.
     pub values: Vec<(String, Value)>,
 }
@@ -253,7 +269,7 @@ impl Mapped {
             .collect();
         json!({
             "metadata": self.metadata,
-            "data": {"data": [{"ts": self.ts, "val": val}]},
+            "data": {"data": [{"ts": self.run.ts, "val": val}]},
         })
     }
 
@@ -406,8 +422,8 @@ pub fn run_of(body: &Value) -> Result<Run, Refusal> {
     })
 }
 
-/// Maps a body as pScheduler's esmond archiver does (pscheduler.md §2). `body` must have
-/// passed [`run_of`].
+/// Maps a body as pScheduler's esmond archiver does (pscheduler.md §2), after checking
+/// it with [`run_of`].
 pub fn map(body: &Value, resolver: &dyn Resolve, options: &Options) -> Result<Mapped, Refusal> {
     let run = run_of(body)?;
     let test = test_of(body).unwrap_or(&Value::Null);
@@ -506,8 +522,8 @@ pub fn map(body: &Value, resolver: &dyn Resolve, options: &Options) -> Result<Ma
         values.push(("pscheduler-raw".into(), result.clone()));
     }
     Ok(Mapped {
+        run,
         metadata,
-        ts: run.ts,
         values,
     })
 }
@@ -1501,9 +1517,8 @@ fn ruby_string(out: &mut String, text: &str) {
 /// hold secrets, §1.5), the raw per-participant results and the merged copy in `run`, and
 /// with each `diags` longer than `max_diags` bytes cut to that (they are most of a
 /// throughput body: the tool's whole output).
-pub fn kept(body: &Value, max_diags: usize) -> Value {
-    let mut kept = body.clone();
-    if let Some(object) = kept.as_object_mut() {
+pub fn kept(mut body: Value, max_diags: usize) -> Value {
+    if let Some(object) = body.as_object_mut() {
         object.remove("task");
         if let Some(Value::Object(run)) = object.get_mut("run") {
             run.remove("result-full");
@@ -1513,7 +1528,7 @@ pub fn kept(body: &Value, max_diags: usize) -> Value {
             cut_diags(result, max_diags);
         }
     }
-    kept
+    body
 }
 
 fn cut_diags(value: &mut Value, max: usize) {

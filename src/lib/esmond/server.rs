@@ -1366,7 +1366,8 @@ fn ingest(app: &App, request: &Request) -> Reply {
     let href = body
         .get("run")
         .and_then(|r| r.get("href"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     // Refusals are logged, and noted for esmond-audit when the run can be named.
     let refusal = |run: &str, failure: Failure| {
         (app.notice)(&format!(
@@ -1374,7 +1375,10 @@ fn ingest(app: &App, request: &Request) -> Reply {
             failure.detail, failure.status
         ));
         if run != "?" {
-            if let Err(e) = app.store.note_refusal(run, href, now_seconds(), &failure) {
+            if let Err(e) = app
+                .store
+                .note_refusal(run, href.as_deref(), now_seconds(), &failure)
+            {
                 (app.notice)(&format!(
                     "warning: noting the refusal of {run}: {}",
                     e.detail
@@ -1398,11 +1402,8 @@ fn ingest(app: &App, request: &Request) -> Reply {
     };
     let id = body.get("id").and_then(Value::as_str).unwrap_or("?");
     let ingest = &app.pscheduler;
-    let run = pscheduler::run_of(&body).map_err(|r| refusal(id, to_failure(r)))?;
     let mapped = pscheduler::map(&body, &ingest.resolver, &ingest.options)
         .map_err(|r| refusal(id, to_failure(r)))?;
-    let metadata =
-        new_metadata(&Value::Object(mapped.metadata.clone())).map_err(|f| refusal(id, f))?;
     let extra = if ingest.strict_esmond {
         Vec::new()
     } else {
@@ -1413,7 +1414,13 @@ fn ingest(app: &App, request: &Request) -> Reply {
             .map(|et| (et, Vec::new()))
             .collect()
     };
-    let kept = pscheduler::kept(&body, ingest.max_diags).to_string();
+    let pscheduler::Mapped {
+        run,
+        metadata,
+        values,
+    } = mapped;
+    let metadata = new_metadata(&Value::Object(metadata)).map_err(|f| refusal(&run.id, f))?;
+    let kept = pscheduler::kept(body, ingest.max_diags).to_string();
     let observer = request
         .headers
         .get("x-ps-observer")
@@ -1422,8 +1429,8 @@ fn ingest(app: &App, request: &Request) -> Reply {
         id: &run.id,
         metadata,
         extra,
-        ts: mapped.ts,
-        values: mapped.values,
+        ts: run.ts,
+        values,
         received: now_seconds(),
         test_type: &run.test_type,
         tool: &run.tool,
@@ -1442,7 +1449,7 @@ fn ingest(app: &App, request: &Request) -> Reply {
             "logstash: run {} stored in {key}, but {} already held another value at {} (kept; the archiver's 409)",
             run.id,
             collided.join(", "),
-            mapped.ts
+            run.ts
         )),
         _ => {}
     }

@@ -73,11 +73,10 @@ CREATE TABLE IF NOT EXISTS point (
     series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value TEXT NOT NULL, state TEXT,
     PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run (
-    id TEXT PRIMARY KEY, metadata_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE, metadata_id INTEGER NOT NULL, ts INTEGER NOT NULL,
     received INTEGER NOT NULL, test_type TEXT NOT NULL, tool TEXT NOT NULL,
     succeeded INTEGER NOT NULL, run_href TEXT, task_href TEXT,
-    test_checksum TEXT NOT NULL, observer TEXT, collided TEXT, body TEXT NOT NULL)
-    WITHOUT ROWID;
+    test_checksum TEXT NOT NULL, observer TEXT, collided TEXT, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS run_by_checksum ON run(test_checksum, ts);
 CREATE INDEX IF NOT EXISTS run_by_href ON run(run_href);
 CREATE INDEX IF NOT EXISTS run_by_metadata ON run(metadata_id, ts);

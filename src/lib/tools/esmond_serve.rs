@@ -134,14 +134,7 @@ struct PschedulerArgs {
 
 impl PschedulerArgs {
     fn ingest(&self) -> Result<Ingest, Error> {
-        let mut resolver = Resolver::system();
-        if let Some(path) = &self.hosts {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io(path.display().to_string(), e))?;
-            resolver.add_hosts(&text).map_err(|(line, cause)| {
-                Error::Usage(format!("{}:{line}: {cause}", path.display()))
-            })?;
-        }
+        let resolver = Resolver::with_hosts_file(self.hosts.as_deref()).map_err(Error::Usage)?;
         Ok(Ingest {
             resolver,
             options: Options {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,11 +108,7 @@ fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
         "--idle-timeout",
         "3",
     ]);
-    // The start-up probe's connection may still hold a slot: wait for the idle timeout.
-    std::thread::sleep(Duration::from_millis(3500));
-    let held: Vec<TcpStream> = (0..8).map(|_| serve.connect()).collect();
-    // Give the server a moment to accept all eight (they are idle, so nothing to read).
-    std::thread::sleep(Duration::from_millis(300));
+    let held = common::held_connections(serve.addr(), 8);
     let (got, took) = common::until_closed(serve.connect());
     assert_eq!(got, "");
     assert!(took < Duration::from_secs(1), "{took:?}");

@@ -724,9 +724,7 @@ fn silent_and_idle_clients_are_bounded_and_the_cap_refuses_the_rest() {
         ],
     );
     // Two clients that say nothing hold the cap; a third is closed at once.
-    let held: Vec<_> = (0..2)
-        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
-        .collect();
+    let held = common::held_connections(server.addr, 2);
     let refused = common::until_closed(std::net::TcpStream::connect(server.addr).unwrap()).1;
     assert!(refused < Duration::from_millis(900), "{refused:?}");
     // Each silent client is cut off after the request timeout.

@@ -281,3 +281,29 @@ pub fn until_closed(mut stream: TcpStream) -> (String, Duration) {
         started.elapsed(),
     )
 }
+
+/// Opens `n` connections that the server holds (accepted within its connection cap), for
+/// tests of the cap. A connection the server refuses is closed at once; that happens while
+/// an earlier client's slot is still being given back (the start-up probe's, say), so such
+/// a set is dropped and opened again until all `n` stay open.
+pub fn held_connections(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    use std::io::Read;
+    for _ in 0..50 {
+        let streams: Vec<TcpStream> = (0..n)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        let all_open = streams.iter().all(|stream| {
+            stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .expect("set a read timeout");
+            let mut byte = [0u8; 1];
+            // A held, silent connection has nothing to read: the read times out.
+            matches!((&*stream).read(&mut byte), Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+        });
+        if all_open {
+            return streams;
+        }
+    }
+    panic!("the server never held {n} connections at once");
+}

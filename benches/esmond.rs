@@ -642,6 +642,153 @@ fn pscheduler_ingest() {
     }
 }
 
+/// Operations at scale (issue 18). An archive of 20,000 metadata and 10,000,000 throughput
+/// points (`MEASPIPE_BENCH_OPS_POINTS`): the server's cold start (spawn to accepting
+/// connections, polled every 20 ms) and its peak RSS after 1,000 reads. Then the archive grown past
+/// 1 GiB (`MEASPIPE_BENCH_OPS_BYTES`): `esmond-serve backup` of it while the server runs,
+/// beside `cp` of the same file, wall and CPU time of each.
+fn operations() {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (points, bytes) = (
+        env("MEASPIPE_BENCH_OPS_POINTS", 10_000_000),
+        env("MEASPIPE_BENCH_OPS_BYTES", 1 << 30),
+    );
+    let n_metadata = 20_000usize;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("archive");
+    let store = Store::open(&data).unwrap();
+    let started = Instant::now();
+    let mut keys = Vec::new();
+    for chunk in (0..n_metadata).collect::<Vec<_>>().chunks(10_000) {
+        let batch: Vec<NewMetadata> = chunk.iter().map(|&i| metadata(i)).collect();
+        keys.extend(
+            store
+                .create_metadata_batch(&batch)
+                .unwrap()
+                .into_iter()
+                .map(|k| k.0),
+        );
+    }
+    // Each metadata a run of points a minute apart; several metadata per transaction.
+    let per = points / n_metadata as u64;
+    let load = |store: &Store, from: i64, per: u64| {
+        for key in &keys {
+            let items = (0..per).map(|i| {
+                Ok(vec![(
+                    from + i as i64 * 60,
+                    std::borrow::Cow::Borrowed("throughput"),
+                    json!(9_000_000_000u64 + i),
+                )])
+            });
+            store.write_points(key, items).unwrap();
+        }
+    };
+    load(&store, 1_700_000_000, per);
+    drop(store);
+    let file = data.join("archive.sqlite");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    println!(
+        "ops: {n_metadata} metadata, {} points loaded in {:.0} s: {:.0} MB",
+        per * n_metadata as u64,
+        started.elapsed().as_secs_f64(),
+        size() as f64 / 1e6
+    );
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let server = Server::start(&data);
+        starts.push(started.elapsed());
+        drop(server);
+    }
+    starts.sort();
+    let server = Server::start(&data);
+    let agent = agent();
+    for n in 0..1000 {
+        let key = &keys[(n * 7919) % keys.len()];
+        let url = server.url(&format!(
+            "{key}/throughput/base?time-start=0&time-end=2000000000"
+        ));
+        let body = agent
+            .get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(body.len() > 2);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0)
+            .unwrap()
+    };
+    println!(
+        "ops: cold start median {:.0} ms (max {:.0} ms over 5); after 1,000 reads RSS {:.1} MB, peak {:.1} MB (goals: 1 s, 64 MB)",
+        starts[2].as_secs_f64() * 1e3,
+        starts[4].as_secs_f64() * 1e3,
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
+    drop(server);
+
+    // Grown past `bytes`, offline (faster), then backed up while a server holds it open.
+    let store = Store::open(&data).unwrap();
+    let mut from = 1_800_000_000;
+    while size() < bytes {
+        load(&store, from, per);
+        from += per as i64 * 60;
+    }
+    drop(store);
+    let _server = Server::start(&data);
+    let timed = |command: &mut Command| {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%e %U %S"])
+            .arg(command.get_program())
+            .args(command.get_args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let said = String::from_utf8(out.stderr).unwrap();
+        let figures: Vec<f64> = said
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        (figures[0], figures[1] + figures[2])
+    };
+    for round in 0..3 {
+        let copy = dir.path().join(format!("cp{round}"));
+        std::fs::create_dir_all(&copy).unwrap();
+        let (cp_wall, cp_cpu) = timed(Command::new("cp").arg(&file).arg(&copy));
+        std::fs::remove_dir_all(&copy).unwrap();
+        let dest = dir.path().join(format!("backup{round}"));
+        let binary = env!("CARGO_BIN_EXE_esmond-serve");
+        let (wall, cpu) = timed(
+            Command::new(binary)
+                .arg("--data")
+                .arg(&data)
+                .arg("backup")
+                .arg(&dest),
+        );
+        std::fs::remove_dir_all(&dest).unwrap();
+        println!(
+            "ops: backup of {:.2} GB: esmond-serve backup {wall:.2} s (CPU {cpu:.2} s), cp {cp_wall:.2} s (CPU {cp_cpu:.2} s): ratio {:.2} (goal 10 s)",
+            size() as f64 / 1e9,
+            wall / cp_wall
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     if only.as_deref().is_none_or(|o| o == "pscheduler") {
@@ -652,6 +799,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "mixed") {
         mixed_load();
+    }
+    if only.as_deref() == Some("ops") {
+        operations();
     }
     if only.as_deref().is_none_or(|o| o == "search") {
         metadata_search();

@@ -189,7 +189,7 @@ value_enum!(OnError {
 });
 
 /// Output options every record-writing tool accepts.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
     /// Flush after every record (the default when stdout is a terminal); use it behind
     /// `tail -f` so each record reaches the next filter at once.
@@ -453,6 +453,25 @@ pub fn seconds(text: &str) -> Result<Duration, String> {
         Ok(_) => Err(format!("{text:?} is not between 0 and {MAX} seconds")),
         Err(_) => Err(format!("{text:?} is not a number of seconds")),
     }
+}
+
+/// Parses a network as ADDRESS/PREFIX (CIDR), or a single address (its whole length).
+pub fn cidr(text: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let address: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address or CIDR network"))?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = if prefix.is_empty() {
+        max
+    } else {
+        prefix
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("{text:?}: bad prefix length"))?
+    };
+    Ok((address, prefix))
 }
 
 // The command-line names of the library's enums (the domains know no clap).

@@ -13,6 +13,8 @@
 
 #[cfg(feature = "esmond-client")]
 pub mod audit;
+#[cfg(feature = "esmond-server")]
+pub mod backup;
 pub mod bulk;
 #[cfg(feature = "esmond-client")]
 pub mod client;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
+use crate::esmond::backup;
 use crate::esmond::pscheduler::{Fixes, Ingest, Options, Policy, Resolver};
 use crate::esmond::server::{self, Config};
 use crate::esmond::store::Store;
@@ -61,7 +62,7 @@ pub struct Args {
     script_alias: String,
 
     /// A network (CIDR) whose clients may write without a key; repeatable.
-    #[arg(long, value_name = "CIDR", value_parser = parse_network)]
+    #[arg(long, value_name = "CIDR", value_parser = crate::cli::cidr)]
     trust: Vec<(IpAddr, u8)>,
 
     /// Largest request body accepted, bytes (a larger one gets 413 unread).
@@ -160,6 +161,13 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Copy the live archive into DEST/archive.sqlite: consistent as of one commit, made
+    /// while the server goes on writing (every write answered before it began is in it).
+    /// To restore, start a server on it: `esmond-serve --data DEST`.
+    Backup {
+        /// The directory to copy into (must not hold an archive already).
+        dest: PathBuf,
+    },
 }
 
 /// What to do with keys.
@@ -179,36 +187,28 @@ enum TokenAction {
     },
 }
 
-fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
-    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
-    let address: IpAddr = address
-        .parse()
-        .map_err(|_| format!("{text:?} is not an address or CIDR network"))?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    let prefix = if prefix.is_empty() {
-        max
-    } else {
-        prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|p| *p <= max)
-            .ok_or_else(|| format!("{text:?}: bad prefix length"))?
-    };
-    Ok((address, prefix))
-}
-
 /// Runs `esmond-serve`.
 pub fn run(args: Args) -> Result<(), Error> {
-    let store = Store::open(&args.data).map_err(|e| Error::from(e).context(args.data.display()))?;
-    let now = crate::clock::now_seconds();
+    let data = args.data.as_path();
+    let open = || Store::open(data).map_err(|e| Error::from(e).context(data.display()));
     match args.command {
+        Some(Command::Backup { dest }) => {
+            std::fs::create_dir_all(&dest).map_err(|e| Error::io(dest.display().to_string(), e))?;
+            let _lock = crate::state::lock(&dest.join(backup::FILE), false)?;
+            let mut status = crate::cli::Status::new(false);
+            let copied = backup::backup(data, &dest, |done, total| {
+                status.update(|| format!("{done} of {total} pages copied"))
+            })
+            .map_err(|failure| Error::failed(failure.detail))?;
+            crate::cli::notice(&format!("backup: {copied}"));
+            Ok(())
+        }
         Some(Command::Token { action }) => {
-            let mut out = crate::cli::stdout(&crate::cli::OutputArgs {
-                line_buffered: true,
-            });
+            let store = open()?;
+            let mut out = crate::cli::stdout(&crate::cli::OutputArgs::default());
             match action {
                 TokenAction::Add { user } => {
-                    let key = store.add_token(&user, now)?;
+                    let key = store.add_token(&user, crate::clock::now_seconds())?;
                     out.write_line(key.as_bytes())?;
                 }
                 TokenAction::List => {
@@ -227,6 +227,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             Ok(())
         }
         None => {
+            let store = open()?;
             // The server shuts down gracefully itself; the shared handler only notes it.
             let pscheduler = std::sync::Arc::new(args.pscheduler.ingest()?);
             crate::cli::stop_on_signal();

@@ -320,3 +320,98 @@ fn the_systemd_units_verify_are_sandboxed_and_their_command_serves() {
     assert_eq!(server.stop().code(), Some(0));
     assert!(data.join("archive.sqlite").is_file());
 }
+
+#[test]
+fn metrics_count_requests_points_and_the_database_and_pass_promtool() {
+    let serve = Serve::start(&[]);
+    let key = create(&serve, "10.0.0.1");
+    let put = |stamps: std::ops::Range<u64>| {
+        serve.call(
+            "PUT",
+            &format!("/esmond/perfsonar/archive/{key}/"),
+            Some(&body(stamps)),
+            true,
+        )
+    };
+    assert_eq!(put(100..103).0, 201);
+    // Two new points, one the same again: 2 more written, not 3.
+    assert_eq!(put(102..105).0, 201);
+    assert_eq!(
+        serve
+            .call("GET", "/esmond/perfsonar/archive/nothing/", None, false)
+            .0,
+        404
+    );
+    assert_eq!(stored(&serve, &key).len(), 5);
+    let (status, text) = serve.call("GET", "/metrics", None, false);
+    assert_eq!(status, 200);
+    let samples: BTreeMap<&str, f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name, value.parse().unwrap())
+        })
+        .collect();
+    let get = |name: &str| {
+        *samples
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(get("esmond_serve_points_written_total"), 5.0);
+    assert_eq!(
+        get(r#"esmond_serve_requests_total{method="POST",status="201"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"esmond_serve_requests_total{method="PUT",status="201"}"#),
+        2.0
+    );
+    assert_eq!(
+        get(r#"esmond_serve_requests_total{method="GET",status="404"}"#),
+        1.0
+    );
+    // stored() reads 30 windows; the health probe of the start is a GET 200 as well.
+    let reads = get(r#"esmond_serve_requests_total{method="GET",status="200"}"#);
+    assert!(reads >= 30.0, "{reads}");
+    assert_eq!(
+        get(r#"esmond_serve_request_duration_seconds_count{method="PUT"}"#),
+        2.0
+    );
+    assert_eq!(
+        get(r#"esmond_serve_request_duration_seconds_bucket{method="PUT",le="+Inf"}"#),
+        2.0
+    );
+    let size = std::fs::metadata(serve.data.join("archive.sqlite"))
+        .unwrap()
+        .len() as f64;
+    assert!(get(r#"esmond_serve_database_bytes{file="database"}"#) > 0.0);
+    assert!(get(r#"esmond_serve_database_bytes{file="database"}"#) <= size);
+    assert!(text.contains("# TYPE esmond_serve_request_duration_seconds histogram\n"));
+    // Prometheus' own linter accepts it as it is.
+    if common::have("promtool", "checking /metrics") {
+        let mut check = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{text}"
+        );
+    }
+}

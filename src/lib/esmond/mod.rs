@@ -26,6 +26,8 @@ pub mod deliver;
 pub mod fetch;
 #[cfg(feature = "esmond-client")]
 pub mod keys;
+#[cfg(feature = "esmond-server")]
+pub mod meters;
 #[cfg(any(feature = "esmond-server", feature = "esmond-client"))]
 pub mod pscheduler;
 pub mod python;

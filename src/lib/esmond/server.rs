@@ -66,6 +66,8 @@ struct App {
     request_timeout: Duration,
     pscheduler: Arc<Ingest>,
     notice: fn(&str),
+    /// The server's own metrics (`GET /metrics`).
+    meters: super::meters::Meters,
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
@@ -85,7 +87,9 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
             "warning: the archive's disk is full: serving reads; writes are refused (507) until space is freed",
         );
     }
+    let meters = super::meters::Meters::new(store.dir());
     let app = Arc::new(App {
+        meters,
         store,
         roots,
         trusted: config.trusted.clone(),
@@ -107,6 +111,13 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         if let Some(days) = config.retention_days {
             tokio::spawn(retention(app.clone(), days, config.notice));
         }
+        let kept = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                kept.meters.upkeep();
+            }
+        });
         // Bodies are read (and limited) by the handler, after authentication.
         let router = Router::new()
             .fallback(handle)
@@ -159,12 +170,16 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
-    crate::http::logged(peer.ip(), method, uri, |method, uri, target| async move {
+    let (started, counted, meters) = (std::time::Instant::now(), method.clone(), app.clone());
+    let response = crate::http::logged(peer.ip(), method, uri, |method, uri, target| async move {
         respond(&app, peer.ip(), method, uri, headers, body)
             .await
             .unwrap_or_else(|failure| failure_response(&public(failure, &target)))
     })
-    .await
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    meters.meters.request(&counted, response.status(), took);
+    response
 }
 
 /// Routes a request: the health check; else credentials (for a write) before a byte of
@@ -182,6 +197,14 @@ async fn respond(
     if path == "/health" || path == "/health/" {
         let app = app.clone();
         return blocking(move || health(&app)).await;
+    }
+    if path == "/metrics" && matches!(method, Method::GET | Method::HEAD) {
+        let mut response = Response::new(Body::from(app.meters.render(app.store.points_written())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(response);
     }
     // pScheduler's http archiver (perfSONAR 5) PUTs or POSTs each result here.
     let logstash = matches!(path, "/logstash" | "/logstash/");

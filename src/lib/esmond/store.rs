@@ -110,6 +110,10 @@ pub struct Store {
     next: AtomicUsize,
     /// Bumped after every committed write.
     generation: AtomicU64,
+    /// New points written since the archive opened (see [`Store::points_written`]).
+    written: AtomicU64,
+    /// The data directory.
+    dir: std::path::PathBuf,
     /// Search results (matching ids in key order) of the current generation: a client
     /// paging through a search repeats it for every page, and finding and counting every
     /// match is the costly part.
@@ -537,8 +541,8 @@ impl Writer {
     }
 
     /// Writes what is held back and sets each written series' `updated` to its newest
-    /// time.
-    fn finish(mut self, tx: &Connection) -> Result<(), Failure> {
+    /// time; how many new points the writer wrote.
+    fn finish(mut self, tx: &Connection) -> Result<usize, Failure> {
         self.flush(tx)?;
         let mut touch = tx.prepare_cached(
             "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",
@@ -553,7 +557,7 @@ impl Writer {
             }
             touch.execute(params![newest, id, self.names[name]])?;
         }
-        Ok(())
+        Ok(self.new_points)
     }
 }
 
@@ -954,6 +958,8 @@ impl Store {
             readers,
             next: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dir: dir.to_owned(),
             searches: Mutex::new((0, HashMap::new())),
         })
     }
@@ -1275,7 +1281,7 @@ impl Store {
     where
         I: IntoIterator<Item = Result<Vec<Point<'p>>, Failure>>,
     {
-        self.write(|tx| {
+        let written = self.write(|tx| {
             let id: Option<i64> = tx
                 .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| {
                     r.get(0)
@@ -1291,7 +1297,19 @@ impl Store {
                 }
             }
             writer.finish(tx)
-        })
+        })?;
+        self.written.fetch_add(written as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The data directory the archive is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// New points written since the archive opened (by writes that were answered).
+    pub fn points_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Writes measurement records, each its metadata (found or created) and its points, in
@@ -1371,8 +1389,12 @@ impl Store {
                     Outcome::Duplicate(key)
                 });
             }
-            writer.finish(tx)?;
-            Ok(outcomes)
+            let written = writer.finish(tx)?;
+            Ok((outcomes, written))
+        })
+        .map(|(outcomes, written)| {
+            self.written.fetch_add(written as u64, Ordering::Relaxed);
+            outcomes
         })
     }
 
@@ -1393,7 +1415,8 @@ impl Store {
                 .map_err(|e| Failure::bad_request(format!("{event_type}: {e}")))?;
             valid.push((event_type.as_str(), storage, stored));
         }
-        self.write(|tx| {
+        let written = std::cell::Cell::new(0);
+        let outcome = self.write(|tx| {
             let repeat: Option<String> = tx
                 .prepare_cached(
                     "SELECT m.key FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE r.id = ?1",
@@ -1425,7 +1448,7 @@ impl Store {
                 }
                 writer.write(tx, id, run.ts, event_type, storage, stored)?;
             }
-            writer.finish(tx)?;
+            written.set(writer.finish(tx)?);
             let collided_json = (!collided.is_empty())
                 .then(|| serde_json::to_string(&collided).unwrap_or_default());
             tx.prepare_cached(
@@ -1447,7 +1470,10 @@ impl Store {
                 run.body,
             ])?;
             Ok(RunOutcome::Stored(key, collided))
-        })
+        })?;
+        self.written
+            .fetch_add(written.get() as u64, Ordering::Relaxed);
+        Ok(outcome)
     }
 
     /// Whether each measurement record (metadata and points, as [`Store::write_records`]

@@ -29,12 +29,11 @@ Examples:
 /// of the body is read. The API is served under /ALIAS/perfsonar/archive/ and
 /// /perfsonar/archive/ (each answer's URIs name the root it was asked under); HEAD is
 /// answered as GET without the body; GET /health answers {"status": "ok"} for service
-/// managers. Every request is logged on stderr; a server-side error's cause is logged,
-/// never sent.
-///
-/// Slow and idle clients are bounded: headers and then the body must arrive within
-/// --request-timeout, an idle connection is closed after --idle-timeout, and at most
-/// --max-connections are served (more are closed at once, logged).
+/// managers, GET /metrics the server's requests, latency, points written and database
+/// size for Prometheus. Every request is logged on stderr; a server-side error's cause is
+/// logged, never sent. Slow and idle clients are bounded: headers and then the body must
+/// arrive within --request-timeout, an idle connection is closed after --idle-timeout,
+/// and at most --max-connections are served (more are closed at once, logged).
 ///
 /// A bulk PUT is one transaction, and a write answered 201 is on disk. Sending an
 /// identical point again is a no-op answered 201 (esmond answered 409), so a client that
@@ -45,7 +44,7 @@ Examples:
 ///
 /// Metadata keys are 32 hex digits, as esmond's, ordered by creation time. An archive
 /// written by an earlier measpipe is migrated to the current schema when it opens, in one
-/// transaction that rebuilds the metadata tables (keep a copy of the archive first).
+/// transaction that rebuilds the metadata tables (keep a backup of the archive first).
 #[derive(Debug, Parser)]
 #[command(name = "esmond-serve", version, after_help = EXAMPLES)]
 pub struct Args {

@@ -415,3 +415,111 @@ fn metrics_count_requests_points_and_the_database_and_pass_promtool() {
         );
     }
 }
+
+#[test]
+fn retention_rules_keep_each_series_its_time_and_shrink_the_file() {
+    let mut serve = Serve::start(&[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let day = 86_400;
+    let put = |key: &str, points: Vec<Value>| {
+        let (status, text) = serve.call(
+            "PUT",
+            &format!("/esmond/perfsonar/archive/{key}/"),
+            Some(&json!({ "data": points }).to_string()),
+            true,
+        );
+        assert_eq!(status, 201, "{text}");
+    };
+    let throughput = |from: u64| -> Vec<Value> {
+        (0..100)
+            .map(|i| json!({"ts": from + i * 60, "val": [{"event-type": "throughput", "val": i}]}))
+            .collect()
+    };
+    // A: kept forever by its rule; B: the default, 30 days; C: its rule, 200 days.
+    let a = create(&serve, "10.0.0.1");
+    put(&a, throughput(now - 100 * day));
+    put(&a, throughput(now - day));
+    let b_metadata = metadata("10.0.0.2").replace(
+        r#"[{"event-type":"throughput","summaries":[]}]"#,
+        r#"[{"event-type":"throughput","summaries":[]},{"event-type":"failures","summaries":[]}]"#,
+    );
+    let (status, created) = serve.call(
+        "POST",
+        "/esmond/perfsonar/archive/",
+        Some(&b_metadata),
+        true,
+    );
+    assert_eq!(status, 201, "{created}");
+    let b = serde_json::from_str::<Value>(&created).unwrap()["metadata-key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    put(&b, throughput(now - 100 * day));
+    put(&b, throughput(now - day));
+    let failures: Vec<Value> = (0..20_000)
+        .map(|i| json!({"ts": now - 90 * day + i, "val": [{"event-type": "failures", "val": {"error": "x".repeat(200)}}]}))
+        .collect();
+    put(&b, failures);
+    let c = create(&serve, "10.0.0.3");
+    put(&c, throughput(now - 250 * day));
+    put(&c, throughput(now - 100 * day));
+
+    serve.server.take().unwrap().stop();
+    let file = serve.data.join("archive.sqlite");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    serve.launch(&[
+        "--retention",
+        "30",
+        "--keep",
+        "source=10.0.0.1:forever",
+        "--keep",
+        "source=10.0.0.3:200",
+    ]);
+    // The first pass runs at start: wait for its line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done =
+        "esmond-serve: retention: deleted 20200 points, 0 runs and 0 refusals past their time";
+    while !serve
+        .log_text()
+        .lines()
+        .any(|l| l.starts_with("esmond-serve: retention: deleted"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", serve.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = serve.log_text();
+    assert!(log.lines().any(|l| l == done), "{log}");
+    assert!(
+        log.lines().any(|l| l
+            == "esmond-serve: retention: source=10.0.0.1: forever; source=10.0.0.3: 200 days; everything else: 30 days"),
+        "{log}"
+    );
+    let times = |key: &str, event_type: &str| -> Vec<u64> {
+        let (status, text) = serve.call(
+            "GET",
+            &format!("/esmond/perfsonar/archive/{key}/{event_type}/base?time-start=0&time-end={}&limit=100000", now + day),
+            None,
+            false,
+        );
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Vec<Value>>(&text)
+            .unwrap()
+            .iter()
+            .map(|p| p["ts"].as_u64().unwrap())
+            .collect()
+    };
+    let from = |start: u64| (0..100).map(|i| start + i * 60).collect::<Vec<u64>>();
+    assert_eq!(
+        times(&a, "throughput"),
+        [from(now - 100 * day), from(now - day)].concat()
+    );
+    assert_eq!(times(&b, "throughput"), from(now - day));
+    assert_eq!(times(&b, "failures"), Vec::<u64>::new());
+    assert_eq!(times(&c, "throughput"), from(now - 100 * day));
+    let after = size();
+    assert!(after < before / 2, "{before} → {after} bytes");
+}

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_esmond_serve_global_optspecs
-    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= hosts= measurement-agent= data-policy= strict-esmond fix-streams fix-spec-map udp-loss-from-streams keep-diags= h/help V/version
+    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= keep= hosts= measurement-agent= data-policy= strict-esmond fix-streams fix-spec-map udp-loss-from-streams keep-diags= h/help V/version
 end
 
 function __fish_esmond_serve_needs_command
@@ -33,7 +33,8 @@ complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l body-budget -
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l max-connections -d 'Connections served at once; more are closed at once and logged. The open-file limit is raised to its hard limit at start' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l request-timeout -d 'Seconds for a request\'s headers to arrive, and again for its body (then 408 or the connection is closed)' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l idle-timeout -d 'Seconds an idle keep-alive connection is kept open' -r
-complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l retention -d 'Delete points older than DAYS (checked hourly) and give the space back' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l retention -d 'Delete points older than DAYS (checked at start, then hourly; --keep rules first) and give the space back; runs go with their points, refusals after DAYS' -r
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l keep -d 'Keep matching series\' points DAYS (or `forever`), before --retention; repeatable, the first match decides. FIELD: event-type, summary-type, tool-name, source, destination, measurement-agent, input-source, input-destination or subject-type (exact values)' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l hosts -d 'Host names for the tests\' hosts, in /etc/hosts form (ADDRESS NAME...), looked up before the system resolver. A result whose hosts resolve nowhere is refused (422)' -r -F
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l measurement-agent -d 'The esmond archiver\'s measurement-agent option: this host (in the source\'s address family) instead of each result\'s lead participant' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data-policy -d 'The esmond archiver\'s data-formatting-policy' -r -f -a "prefer-mapped\t''

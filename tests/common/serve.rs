@@ -90,17 +90,21 @@ impl Serve {
         if key {
             request = request.header("Authorization", format!("Token {}", self.key));
         }
-        let mut response = match body {
-            Some(body) => agent
-                .run(
-                    request
-                        .header("Content-Type", "application/json")
-                        .body(body.to_owned())
-                        .unwrap(),
-                )
-                .unwrap(),
-            None => agent.run(request.body(()).unwrap()).unwrap(),
+        let answer = match body {
+            Some(body) => agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_owned())
+                    .unwrap(),
+            ),
+            None => agent.run(request.body(()).unwrap()),
         };
+        let mut response = answer.unwrap_or_else(|e| {
+            panic!(
+                "{method} {path}: {e}\nthe server's log:\n{}",
+                self.log_text()
+            )
+        });
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         (status, text)

@@ -33,6 +33,7 @@ pub mod pscheduler;
 pub mod python;
 #[cfg(feature = "esmond-client")]
 pub mod query;
+pub mod retention;
 #[cfg(feature = "esmond-client")]
 pub mod rows;
 #[cfg(feature = "esmond-server")]

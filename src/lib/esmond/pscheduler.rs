@@ -96,6 +96,24 @@ pub struct Ingest {
     pub max_diags: usize,
 }
 
+impl Ingest {
+    /// An ingest with `options`, its hosts from the /etc/hosts-form file `hosts` (checked
+    /// before the system resolver); the error names the file and what is wrong.
+    pub fn configured(
+        hosts: Option<&std::path::Path>,
+        options: Options,
+        strict_esmond: bool,
+        max_diags: usize,
+    ) -> Result<Ingest, String> {
+        Ok(Ingest {
+            resolver: Resolver::with_hosts_file(hosts)?,
+            options,
+            strict_esmond,
+            max_diags,
+        })
+    }
+}
+
 impl Default for Ingest {
     fn default() -> Ingest {
         Ingest {

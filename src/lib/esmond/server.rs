@@ -48,7 +48,7 @@ pub struct Config {
     /// how long an idle keep-alive connection is kept.
     pub limits: crate::http::Limits,
     /// Delete points older than this many days (checked hourly).
-    pub retention_days: Option<u64>,
+    pub retention: super::retention::Policy,
     /// Where notices go (where it listens, what retention deleted, what was refused).
     pub notice: fn(&str),
     /// How pScheduler results sent to `/logstash` are taken in.
@@ -108,8 +108,13 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         (config.notice)(&format!("listening on http://{address}{}/", app.roots[0]));
-        if let Some(days) = config.retention_days {
-            tokio::spawn(retention(app.clone(), days, config.notice));
+        if config.retention.deletes() {
+            (config.notice)(&format!("retention: {}", config.retention.describe()));
+            tokio::spawn(retention(
+                app.clone(),
+                config.retention.clone(),
+                config.notice,
+            ));
         }
         let kept = app.clone();
         tokio::spawn(async move {
@@ -145,14 +150,16 @@ fn no_huge_pages() {
     }
 }
 
-async fn retention(app: Arc<App>, days: u64, notice: fn(&str)) {
+async fn retention(app: Arc<App>, policy: super::retention::Policy, notice: fn(&str)) {
+    let policy = Arc::new(policy);
     loop {
-        let before = now_seconds() - (days as i64) * 86_400;
-        let store = app.clone();
-        let purged = tokio::task::spawn_blocking(move || store.store.purge(before)).await;
+        let (store, kept) = (app.clone(), policy.clone());
+        let purged =
+            tokio::task::spawn_blocking(move || store.store.purge(&kept, now_seconds())).await;
         match purged {
-            Ok(Ok(n)) if n > 0 => notice(&format!(
-                "retention: deleted {n} points older than {days} days"
+            Ok(Ok(p)) if p.points + p.runs + p.refusals > 0 => notice(&format!(
+                "retention: deleted {} points, {} runs and {} refusals past their time",
+                p.points, p.runs, p.refusals
             )),
             Ok(Err(e)) => notice(&format!("warning: retention: {e}")),
             _ => {}

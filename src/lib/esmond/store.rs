@@ -121,6 +121,17 @@ pub struct Store {
 }
 
 /// A metadata as posted, validated.
+/// What one [`Store::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Points.
+    pub points: usize,
+    /// pScheduler runs.
+    pub runs: usize,
+    /// Refusals noted for the audit.
+    pub refusals: usize,
+}
+
 /// What became of one record of [`Store::write_records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -1670,15 +1681,96 @@ impl Store {
         })
     }
 
-    /// Deletes points older than `before` (epoch seconds) and returns the freed pages to
-    /// the file system. Returns how many points went.
-    pub fn purge(&self, before: i64) -> Result<usize, Failure> {
-        let deleted =
-            self.write(|tx| Ok(tx.execute("DELETE FROM point WHERE ts < ?1", [before])?))?;
+    /// Deletes what `policy` no longer keeps at `now` (epoch seconds): each series' points
+    /// older than its days, the runs older than their metadata's longest-kept series, the
+    /// refusals older than the default; then gives the freed pages back to the file
+    /// system. Works through the series in transactions of a few hundred, so writes go on
+    /// meanwhile.
+    pub fn purge(&self, policy: &super::retention::Policy, now: i64) -> Result<Purged, Failure> {
+        use super::retention::Field;
+        let cutoff = |days: Option<u64>| days.map(|d| now.saturating_sub(d as i64 * 86_400));
+        // (series, metadata, cutoff): None keeps everything.
+        let series: Vec<(i64, i64, Option<i64>)> = self.read(|c| {
+            let mut select = c.prepare(
+                "SELECT s.id, s.metadata_id, s.event_type, s.summary, m.subject_type, m.source, m.destination, m.measurement_agent, m.tool_name, m.input_source, m.input_destination FROM series s JOIN metadata m ON m.id = s.metadata_id",
+            )?;
+            let rows = select.query_map([], |r| {
+                let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+                let fields = [
+                    text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?,
+                    text(9)?, text(10)?,
+                ];
+                let days = policy.days(|field| {
+                    &fields[match field {
+                        Field::EventType => 0,
+                        Field::SummaryType => 1,
+                        Field::SubjectType => 2,
+                        Field::Source => 3,
+                        Field::Destination => 4,
+                        Field::MeasurementAgent => 5,
+                        Field::ToolName => 6,
+                        Field::InputSource => 7,
+                        Field::InputDestination => 8,
+                    }]
+                });
+                Ok((r.get(0)?, r.get(1)?, cutoff(days)))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        let mut purged = Purged::default();
+        for chunk in series.chunks(500) {
+            purged.points += self.write(|tx| {
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM point WHERE series_id = ?1 AND ts < ?2")?;
+                let mut deleted = 0;
+                for (id, _, before) in chunk {
+                    if let Some(before) = before {
+                        deleted += delete.execute(params![id, before])?;
+                    }
+                }
+                Ok(deleted)
+            })?;
+        }
+        // A run goes with its metadata's longest-kept series.
+        let mut runs: HashMap<i64, Option<i64>> = HashMap::new();
+        for (_, metadata, before) in &series {
+            let kept = runs.entry(*metadata).or_insert(*before);
+            *kept = match (*kept, before) {
+                (Some(a), Some(b)) => Some(a.min(*b)),
+                _ => None,
+            };
+        }
+        let runs: Vec<(i64, i64)> = runs
+            .into_iter()
+            .filter_map(|(m, b)| Some((m, b?)))
+            .collect();
+        for chunk in runs.chunks(500) {
+            purged.runs += self.write(|tx| {
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM run WHERE metadata_id = ?1 AND ts < ?2")?;
+                let mut deleted = 0;
+                for (metadata, before) in chunk {
+                    deleted += delete.execute(params![metadata, before])?;
+                }
+                Ok(deleted)
+            })?;
+        }
+        if let Some(before) = cutoff(policy.default_days) {
+            purged.refusals += self
+                .write(|tx| Ok(tx.execute("DELETE FROM refusal WHERE received < ?1", [before])?))?;
+        }
+        if purged.points + purged.runs + purged.refusals > 0 {
+            self.give_space_back()?;
+        }
+        Ok(purged)
+    }
+
+    /// Returns freed pages to the file system (incremental vacuum, then a truncating
+    /// checkpoint), unless writes are gathering into a transaction (next time, then).
+    fn give_space_back(&self) -> Result<(), Failure> {
         let state = crate::sync::lock(&self.writer);
         if state.open.is_some() {
-            // Writes are gathering into a transaction: give the space back next time.
-            return Ok(deleted);
+            return Ok(());
         }
         let connection = &state.connection;
         // The pragma frees one page per step: run it to the end.
@@ -1696,7 +1788,7 @@ impl Store {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(deleted)
+        Ok(())
     }
 
     /// Creates (or replaces) `user`'s API key; returns the key, which is stored only hashed.

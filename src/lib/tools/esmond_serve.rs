@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 use crate::esmond::backup;
-use crate::esmond::pscheduler::{Fixes, Ingest, Options, Policy, Resolver};
+use crate::esmond::pscheduler::{Fixes, Ingest, Options, Policy};
+use crate::esmond::retention::{Policy as RetentionPolicy, Rule};
 use crate::esmond::server::{self, Config};
 use crate::esmond::store::Store;
 
@@ -76,9 +77,16 @@ pub struct Args {
     #[command(flatten)]
     connections: crate::cli::ConnectionArgs,
 
-    /// Delete points older than DAYS (checked hourly) and give the space back.
+    /// Delete points older than DAYS (checked at start, then hourly; --keep rules first)
+    /// and give the space back; runs go with their points, refusals after DAYS.
     #[arg(long, value_name = "DAYS")]
     retention: Option<u64>,
+
+    /// Keep matching series' points DAYS (or `forever`), before --retention; repeatable, the
+    /// first match decides. FIELD: event-type, summary-type, tool-name, source, destination,
+    /// measurement-agent, input-source, input-destination or subject-type (exact values).
+    #[arg(long, value_name = "FIELD=VALUE[,...]:DAYS", value_parser = Rule::parse)]
+    keep: Vec<Rule>,
 
     #[command(flatten)]
     pscheduler: PschedulerArgs,
@@ -134,21 +142,24 @@ struct PschedulerArgs {
 
 impl PschedulerArgs {
     fn ingest(&self) -> Result<Ingest, Error> {
-        let resolver = Resolver::with_hosts_file(self.hosts.as_deref()).map_err(Error::Usage)?;
-        Ok(Ingest {
-            resolver,
-            options: Options {
-                measurement_agent: self.measurement_agent.clone(),
-                policy: Policy::from_name(&self.data_policy).unwrap_or_default(),
-                fixes: Fixes {
-                    streams: self.fix_streams,
-                    spec_map: self.fix_spec_map,
-                    udp_loss_from_streams: self.udp_loss_from_streams,
-                },
-            },
-            strict_esmond: self.strict_esmond,
-            max_diags: self.keep_diags,
-        })
+        let fixes = Fixes {
+            streams: self.fix_streams,
+            spec_map: self.fix_spec_map,
+            udp_loss_from_streams: self.udp_loss_from_streams,
+        };
+        let policy = Policy::from_name(&self.data_policy).unwrap_or_default();
+        let options = Options {
+            measurement_agent: self.measurement_agent.clone(),
+            policy,
+            fixes,
+        };
+        Ingest::configured(
+            self.hosts.as_deref(),
+            options,
+            self.strict_esmond,
+            self.keep_diags,
+        )
+        .map_err(Error::Usage)
     }
 }
 
@@ -238,7 +249,10 @@ pub fn run(args: Args) -> Result<(), Error> {
                 max_body: args.max_body,
                 body_budget: args.body_budget,
                 limits: args.connections.limits(),
-                retention_days: args.retention,
+                retention: RetentionPolicy {
+                    rules: args.keep,
+                    default_days: args.retention,
+                },
                 notice: crate::cli::notice,
             };
             server::serve(store, config)

@@ -70,6 +70,17 @@ fn put(agent: &ureq::Agent, url: &str, key: &str, body: &str) -> u16 {
     reply.status().as_u16()
 }
 
+/// The text of a GET of `url`.
+fn get_text(agent: &ureq::Agent, url: &str) -> String {
+    agent
+        .get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -156,13 +167,7 @@ fn ingest_and_read() {
     let mut count = 0;
     for _ in 0..5 {
         let started = Instant::now();
-        let body = agent
-            .get(&url)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
+        let body = get_text(&agent, &url);
         best = best.min(started.elapsed());
         count = body.matches("\"ts\"").count();
     }
@@ -264,13 +269,7 @@ fn growth() {
         let mut latencies = Vec::new();
         for _ in 0..200 {
             let started = Instant::now();
-            let body = agent
-                .get(&day)
-                .call()
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .unwrap();
+            let body = get_text(&agent, &day);
             latencies.push(started.elapsed());
             assert!(body.len() > 2);
         }
@@ -713,13 +712,7 @@ fn operations() {
         let url = server.url(&format!(
             "{key}/throughput/base?time-start=0&time-end=2000000000"
         ));
-        let body = agent
-            .get(&url)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
+        let body = get_text(&agent, &url);
         assert!(body.len() > 2);
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();

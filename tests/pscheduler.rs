@@ -132,17 +132,26 @@ fn get(serve: &Serve, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// The stored run with this run href.
-fn run_by_href(serve: &Serve, href: &str) -> Value {
-    let encoded: String = href
-        .bytes()
+/// `href` percent-encoded for a query.
+fn encoded(href: &str) -> String {
+    href.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
-        .collect();
-    let found = get(serve, &format!("{ROOT}/runs/?run-href={encoded}"));
-    assert_eq!(found.as_array().unwrap().len(), 1, "{href}: {found}");
+        .collect()
+}
+
+/// The stored runs with this run href.
+fn runs_by_href(serve: &Serve, href: &str) -> Vec<Value> {
+    let found = get(serve, &format!("{ROOT}/runs/?run-href={}", encoded(href)));
+    found.as_array().unwrap().clone()
+}
+
+/// The stored run with this run href.
+fn run_by_href(serve: &Serve, href: &str) -> Value {
+    let found = runs_by_href(serve, href);
+    assert_eq!(found.len(), 1, "{href}: {found:?}");
     found[0].clone()
 }
 
@@ -711,4 +720,49 @@ fn the_audit_finds_exactly_the_runs_removed_from_an_archive() {
         "{}",
         statuses[1].2
     );
+}
+
+/// Retention by policy takes pScheduler runs with their metadata's points: the runs of
+/// kept series stay, the others go, and a refusal younger than the default stays.
+#[test]
+fn retention_takes_runs_with_their_points_and_keeps_what_a_rule_keeps() {
+    let (mut serve, basic) = archive(&[]);
+    let bodies: Vec<String> = cases().iter().map(|c| fixture_text(c)).collect();
+    let answers = put_all(&serve, Some(&format!("Basic {basic}")), &bodies);
+    assert!(answers.iter().all(|a| a.0 == 200), "{answers:?}");
+    let refused = put_all(&serve, Some(&format!("Basic {basic}")), &["[1]".to_owned()]);
+    assert_eq!(refused[0].0, 400);
+    serve.server.take().unwrap().stop();
+    let hosts = serve.dir.path().join("hosts");
+    // The fixtures ran on 2026-12-01: three days' retention takes them all, but iperf3's.
+    serve.launch(&[
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--retention",
+        "3",
+        "--keep",
+        "tool-name=pscheduler/iperf3:forever",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deleted = loop {
+        let log = serve.log_text();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.starts_with("esmond-serve: retention: deleted "))
+        {
+            break line.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        deleted.ends_with(" points, 6 runs and 0 refusals past their time"),
+        "{deleted}"
+    );
+    for case in cases() {
+        let result = fixture(&case);
+        let found = runs_by_href(&serve, result["run"]["href"].as_str().unwrap());
+        let kept = result["test"]["type"] == "throughput";
+        assert_eq!(found.len(), usize::from(kept), "{case}: {found:?}");
+    }
 }

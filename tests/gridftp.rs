@@ -767,6 +767,13 @@ fn soak(mode: &str) -> Option<Soaked> {
     let done = Arc::new(AtomicBool::new(false));
     let posted = Arc::new(AtomicU64::new(0));
     let command = site.cron_command();
+    // The server's log exists before cron first runs (else a run says it is missing, as it
+    // should: the runners below must not start before the writer has made it).
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(site.log())
+        .unwrap();
     let run = {
         let (site, command, posted) = (site.clone(), command.clone(), posted.clone());
         move || {

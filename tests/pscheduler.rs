@@ -132,6 +132,23 @@ fn get(serve: &Serve, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// esmond-get's NDJSON of `event_type` between the testbed's hosts on the fixtures' day.
+fn esmond_get(serve: &Serve, event_type: &str) -> std::process::Output {
+    Command::new(bin_path("esmond-get"))
+        .args(["-u", &format!("http://{}", serve.addr())])
+        .args([
+            "-s",
+            "198.51.100.10",
+            "-d",
+            "203.0.113.20",
+            "-e",
+            event_type,
+        ])
+        .args(["-S", "@1796090000", "-E", "@1796100000", "-o", "ndjson"])
+        .output()
+        .unwrap()
+}
+
 /// `href` percent-encoded for a query.
 fn encoded(href: &str) -> String {
     href.bytes()
@@ -365,19 +382,7 @@ fn every_fixture_posted_as_the_http_archiver_posts_it_reads_back_as_esmond_serve
 
     // measpipe's esmond-get reads them as any esmond data (the metadata's
     // pscheduler-run-href, which broke esmond-ps-get-bulk, is no obstacle).
-    let out = Command::new(bin_path("esmond-get"))
-        .args(["-u", &format!("http://{}", serve.addr())])
-        .args([
-            "-s",
-            "198.51.100.10",
-            "-d",
-            "203.0.113.20",
-            "-e",
-            "throughput",
-        ])
-        .args(["-S", "@1796090000", "-E", "@1796100000", "-o", "ndjson"])
-        .output()
-        .unwrap();
+    let out = esmond_get(&serve, "throughput");
     assert_success(&out);
     let mut got: Vec<(i64, f64)> = String::from_utf8(out.stdout)
         .unwrap()
@@ -627,19 +632,7 @@ fn the_audit_finds_exactly_the_runs_removed_from_an_archive() {
 
     // Measurement records, as esmond-get writes them: present, then one point lost and one
     // value changed.
-    let records = Command::new(bin_path("esmond-get"))
-        .args(["-u", &format!("http://{}", serve.addr())])
-        .args([
-            "-s",
-            "198.51.100.10",
-            "-d",
-            "203.0.113.20",
-            "-e",
-            "packet-count-sent",
-        ])
-        .args(["-S", "@1796090000", "-E", "@1796100000", "-o", "ndjson"])
-        .output()
-        .unwrap();
+    let records = esmond_get(&serve, "packet-count-sent");
     assert_success(&records);
     let records: Vec<Value> = String::from_utf8(records.stdout)
         .unwrap()

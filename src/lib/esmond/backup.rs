@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Failure;
+use crate::error::Error;
 
 /// The archive's file name in a data directory.
 pub const FILE: &str = "archive.sqlite";
@@ -35,6 +35,11 @@ pub struct Copied {
     pub took: Duration,
 }
 
+/// A database error on `path`, named.
+fn sqlite(path: &Path, err: rusqlite::Error) -> Error {
+    Error::failed(format!("{}: {err}", path.display()))
+}
+
 impl std::fmt::Display for Copied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -50,31 +55,33 @@ impl std::fmt::Display for Copied {
 
 /// Copies the archive in `data` into `dest` (created if missing) while it may be in use;
 /// `progress(copied, total)` hears of each step's pages. Fails if `dest` already holds an
-/// archive, or `data` holds none.
+/// archive, or `data` holds none; [`Error::Locked`] while another backup into `dest` runs
+/// (its lock is `DEST/archive.sqlite.lock`).
 pub fn backup(
     data: &Path,
     dest: &Path,
     mut progress: impl FnMut(u64, u64),
-) -> Result<Copied, Failure> {
+) -> Result<Copied, Error> {
     let started = Instant::now();
     let source_path = data.join(FILE);
     if !source_path.is_file() {
-        return Err(Failure::bad_request(format!(
+        return Err(Error::failed(format!(
             "{}: no archive there",
             source_path.display()
         )));
     }
-    let io = |path: &Path, e: std::io::Error| Failure::internal(format!("{}: {e}", path.display()));
+    let io = |path: &Path, e: std::io::Error| Error::io(path.display().to_string(), e);
     std::fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
     let target = dest.join(FILE);
+    let _lock = crate::state::lock(&target, false)?;
     if target.exists() {
-        return Err(Failure::bad_request(format!(
+        return Err(Error::failed(format!(
             "{}: an archive is already there; back up into a new directory",
             target.display()
         )));
     }
     let partial = dest.join(format!("{FILE}.partial"));
-    // A killed backup's leftovers (the caller holds the directory's lock).
+    // A killed backup's leftovers (the lock is held).
     for leftover in [
         partial.clone(),
         dest.join(format!("{FILE}.partial-journal")),
@@ -89,19 +96,21 @@ pub fn backup(
         &source_path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| Failure::internal(format!("{}: {e}", source_path.display())))?;
+    .map_err(|e| sqlite(&source_path, e))?;
     source
         .busy_timeout(Duration::from_secs(10))
-        .map_err(Failure::from)?;
+        .map_err(|e| sqlite(&source_path, e))?;
     // One snapshot for every step: the read transaction is held until the copy is done.
-    source.execute_batch("BEGIN")?;
-    source.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
-    let mut copy = Connection::open(&partial)
-        .map_err(|e| Failure::internal(format!("{}: {e}", partial.display())))?;
+    source
+        .execute_batch("BEGIN")
+        .and_then(|()| source.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+        .map_err(|e| sqlite(&source_path, e))?;
+    let mut copy = Connection::open(&partial).map_err(|e| sqlite(&partial, e))?;
     {
-        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+        let backup =
+            rusqlite::backup::Backup::new(&source, &mut copy).map_err(|e| sqlite(&partial, e))?;
         loop {
-            let step = backup.step(STEP_PAGES)?;
+            let step = backup.step(STEP_PAGES).map_err(|e| sqlite(&partial, e))?;
             let done = backup.progress();
             let total = done.pagecount.max(0) as u64;
             progress(total - done.remaining.max(0) as u64, total);
@@ -113,12 +122,17 @@ pub fn backup(
             }
         }
     }
-    source.execute_batch("COMMIT")?;
-    let pages: u64 = copy.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))? as u64;
-    let page_size: u64 = copy.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+    // The snapshot is no longer needed: let the server's checkpoints pass it.
+    drop(source);
+    let number = |pragma: &str| {
+        copy.query_row(pragma, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| sqlite(&partial, e))
+    };
+    let (pages, page_size) = (number("PRAGMA page_count")?, number("PRAGMA page_size")?);
     // The backup's commit flushed the copy (synchronous = FULL); close it, then make the
     // rename itself durable.
-    copy.close().map_err(|(_, e)| Failure::from(e))?;
+    copy.close().map_err(|(_, e)| sqlite(&partial, e))?;
     std::fs::rename(&partial, &target).map_err(|e| io(&target, e))?;
     std::fs::File::open(dest)
         .and_then(|d| d.sync_all())

@@ -177,7 +177,7 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
-    let (started, counted, meters) = (std::time::Instant::now(), method.clone(), app.clone());
+    let (started, counted, counter) = (std::time::Instant::now(), method.clone(), app.clone());
     let response = crate::http::logged(peer.ip(), method, uri, |method, uri, target| async move {
         respond(&app, peer.ip(), method, uri, headers, body)
             .await
@@ -185,7 +185,7 @@ async fn handle(
     })
     .await;
     let took = started.elapsed().as_secs_f64();
-    meters.meters.request(&counted, response.status(), took);
+    counter.meters.request(&counted, response.status(), took);
     response
 }
 

@@ -1426,8 +1426,7 @@ impl Store {
                 .map_err(|e| Failure::bad_request(format!("{event_type}: {e}")))?;
             valid.push((event_type.as_str(), storage, stored));
         }
-        let written = std::cell::Cell::new(0);
-        let outcome = self.write(|tx| {
+        let (outcome, written) = self.write(|tx| {
             let repeat: Option<String> = tx
                 .prepare_cached(
                     "SELECT m.key FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE r.id = ?1",
@@ -1435,7 +1434,7 @@ impl Store {
                 .query_row([run.id], |r| r.get(0))
                 .optional()?;
             if let Some(key) = repeat {
-                return Ok(RunOutcome::Repeat(key));
+                return Ok((RunOutcome::Repeat(key), 0));
             }
             let (id, key, _) = insert_metadata(tx, &run.metadata)?;
             let mut series = tx.prepare_cached(
@@ -1459,7 +1458,7 @@ impl Store {
                 }
                 writer.write(tx, id, run.ts, event_type, storage, stored)?;
             }
-            written.set(writer.finish(tx)?);
+            let written = writer.finish(tx)?;
             let collided_json = (!collided.is_empty())
                 .then(|| serde_json::to_string(&collided).unwrap_or_default());
             tx.prepare_cached(
@@ -1480,10 +1479,9 @@ impl Store {
                 collided_json,
                 run.body,
             ])?;
-            Ok(RunOutcome::Stored(key, collided))
+            Ok((RunOutcome::Stored(key, collided), written))
         })?;
-        self.written
-            .fetch_add(written.get() as u64, Ordering::Relaxed);
+        self.written.fetch_add(written as u64, Ordering::Relaxed);
         Ok(outcome)
     }
 
@@ -1718,19 +1716,14 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
         let mut purged = Purged::default();
-        for chunk in series.chunks(500) {
-            purged.points += self.write(|tx| {
-                let mut delete =
-                    tx.prepare_cached("DELETE FROM point WHERE series_id = ?1 AND ts < ?2")?;
-                let mut deleted = 0;
-                for (id, _, before) in chunk {
-                    if let Some(before) = before {
-                        deleted += delete.execute(params![id, before])?;
-                    }
-                }
-                Ok(deleted)
-            })?;
-        }
+        let points: Vec<(i64, i64)> = series
+            .iter()
+            .filter_map(|&(id, _, before)| Some((id, before?)))
+            .collect();
+        purged.points = self.delete_before(
+            "DELETE FROM point WHERE series_id = ?1 AND ts < ?2",
+            &points,
+        )?;
         // A run goes with its metadata's longest-kept series.
         let mut runs: HashMap<i64, Option<i64>> = HashMap::new();
         for (_, metadata, before) in &series {
@@ -1744,17 +1737,8 @@ impl Store {
             .into_iter()
             .filter_map(|(m, b)| Some((m, b?)))
             .collect();
-        for chunk in runs.chunks(500) {
-            purged.runs += self.write(|tx| {
-                let mut delete =
-                    tx.prepare_cached("DELETE FROM run WHERE metadata_id = ?1 AND ts < ?2")?;
-                let mut deleted = 0;
-                for (metadata, before) in chunk {
-                    deleted += delete.execute(params![metadata, before])?;
-                }
-                Ok(deleted)
-            })?;
-        }
+        purged.runs =
+            self.delete_before("DELETE FROM run WHERE metadata_id = ?1 AND ts < ?2", &runs)?;
         if let Some(before) = cutoff(policy.default_days) {
             purged.refusals += self
                 .write(|tx| Ok(tx.execute("DELETE FROM refusal WHERE received < ?1", [before])?))?;
@@ -1763,6 +1747,23 @@ impl Store {
             self.give_space_back()?;
         }
         Ok(purged)
+    }
+
+    /// Runs `sql` (a DELETE of `?1`'s rows before `?2`) for each pair of `rows`, in
+    /// transactions of 500 so writes go on meanwhile; how many rows went.
+    fn delete_before(&self, sql: &str, rows: &[(i64, i64)]) -> Result<usize, Failure> {
+        let mut deleted = 0;
+        for chunk in rows.chunks(500) {
+            deleted += self.write(|tx| {
+                let mut delete = tx.prepare_cached(sql)?;
+                let mut deleted = 0;
+                for (id, before) in chunk {
+                    deleted += delete.execute(params![id, before])?;
+                }
+                Ok(deleted)
+            })?;
+        }
+        Ok(deleted)
     }
 
     /// Returns freed pages to the file system (incremental vacuum, then a truncating

@@ -18,6 +18,8 @@ pub mod backup;
 pub mod bulk;
 #[cfg(feature = "esmond-client")]
 pub mod client;
+#[cfg(feature = "esmond-server")]
+pub mod dashboard;
 #[cfg(feature = "esmond-client")]
 pub mod dates;
 #[cfg(feature = "esmond-client")]

@@ -213,6 +213,12 @@ async fn respond(
         );
         return Ok(response);
     }
+    if matches!(method, Method::GET | Method::HEAD)
+        && (path == "/" || path.starts_with("/dashboard/"))
+    {
+        let (app, path, query) = (app.clone(), path.to_owned(), uri.query().map(str::to_owned));
+        return blocking(move || dashboard(&app, &path, query.as_deref())).await;
+    }
     // pScheduler's http archiver (perfSONAR 5) PUTs or POSTs each result here.
     let logstash = matches!(path, "/logstash" | "/logstash/");
     if logstash && !matches!(method, Method::PUT | Method::POST) {
@@ -360,6 +366,44 @@ fn health(app: &App) -> Reply {
         StatusCode::OK,
         json!({"status": "ok"}).to_string(),
     ))
+}
+
+/// What a dashboard page may be asked for.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<u64>,
+    days: Option<u64>,
+}
+
+/// A dashboard page: the overview at `/`, a metadata's at `/dashboard/KEY`.
+fn dashboard(app: &App, path: &str, query: Option<&str>) -> Reply {
+    use super::dashboard;
+    let query: PageQuery = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| Failure::bad_request(format!("Invalid query: {e}")))?;
+    let html = match path.strip_prefix("/dashboard/") {
+        None => dashboard::overview(&app.store, query.page.unwrap_or(1))?,
+        Some(key) => dashboard::detail(
+            &app.store,
+            key.trim_end_matches('/'),
+            query.days.unwrap_or(dashboard::DAYS),
+        )?
+        .ok_or_else(Failure::not_found)?,
+    };
+    let mut response = Response::new(Body::from(html));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(dashboard::POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 struct Request {

@@ -1679,6 +1679,63 @@ impl Store {
         })
     }
 
+    /// A page of metadata for the dashboard, ordered by source, destination, tool and key;
+    /// and how many there are in all.
+    pub fn listing(&self, limit: u64, offset: u64) -> Result<(Vec<Metadata>, u64), Failure> {
+        self.read(|c| {
+            let total: i64 = c.query_row("SELECT count(*) FROM metadata", [], |r| r.get(0))?;
+            let mut statement = c.prepare_cached(
+                "SELECT id FROM metadata ORDER BY source, destination, tool_name, key LIMIT ?1 OFFSET ?2",
+            )?;
+            let ids = statement
+                .query_map(
+                    params![
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                        i64::try_from(offset).unwrap_or(i64::MAX)
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let found = ids
+                .into_iter()
+                .map(|id| load(c, id))
+                .collect::<Result<_, _>>()?;
+            Ok((found, total as u64))
+        })
+    }
+
+    /// The newest `max` base points of an event type at or after `since`, oldest first,
+    /// each value as the API returns it.
+    pub fn recent(
+        &self,
+        key: &str,
+        event_type: &str,
+        since: i64,
+        max: u64,
+    ) -> Result<Vec<(i64, Value)>, Failure> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT p.ts, p.value FROM metadata m JOIN series s ON s.metadata_id = m.id JOIN point p ON p.series_id = s.id WHERE m.key = ?1 AND s.event_type = ?2 AND s.summary = 'base' AND s.win = 0 AND p.ts >= ?3 ORDER BY p.ts DESC LIMIT ?4",
+            )?;
+            let mut rows = statement.query(params![
+                key,
+                event_type,
+                since,
+                i64::try_from(max).unwrap_or(i64::MAX)
+            ])?;
+            let mut points = Vec::new();
+            while let Some(row) = rows.next()? {
+                let text = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                let value = serde_json::from_str(text).map_err(|e| {
+                    Failure::internal(format!("metadata {key}: {event_type}: a stored value: {e}"))
+                })?;
+                points.push((row.get::<_, i64>(0)?, value));
+            }
+            points.reverse();
+            Ok(points)
+        })
+    }
+
     /// Deletes what `policy` no longer keeps at `now` (epoch seconds): each series' points
     /// older than its days, the runs older than their metadata's longest-kept series, the
     /// refusals older than the default; then gives the freed pages back to the file

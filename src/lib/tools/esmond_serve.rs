@@ -32,7 +32,10 @@ Examples:
 /// /perfsonar/archive/ (each answer's URIs name the root it was asked under); HEAD is
 /// answered as GET without the body; GET /health answers {"status": "ok"} for service
 /// managers, GET /metrics the server's requests, latency, points written and database
-/// size for Prometheus. Every request is logged on stderr; a server-side error's cause is
+/// size for Prometheus. GET / is a dashboard: the test pairs with their latest throughput,
+/// latency, loss and traceroute path; GET /dashboard/KEY charts each event type of one
+/// metadata (`?days=N`, default 7) and marks traceroute path changes (plain HTML and SVG,
+/// no scripts). Every request is logged on stderr; a server-side error's cause is
 /// logged, never sent. Slow and idle clients are bounded: headers and then the body must
 /// arrive within --request-timeout, an idle connection is closed after --idle-timeout,
 /// and at most --max-connections are served (more are closed at once, logged).

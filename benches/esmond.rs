@@ -555,11 +555,14 @@ fn pscheduler_ingest() {
         .ok()
         .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 4]);
+    // `MEASPIPE_BENCH_FIXTURE=latencybg_powstream_1.json`: another test's results.
+    let name = std::env::var("MEASPIPE_BENCH_FIXTURE").unwrap_or_else(|_| "rtt_ping.json".into());
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/pscheduler/rtt_ping.json"
-        ))
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/pscheduler")
+                .join(&name),
+        )
         .unwrap(),
     )
     .unwrap();
@@ -633,7 +636,7 @@ fn pscheduler_ingest() {
         let (logstash, logstash_cpu) = run(true);
         let (archiver_rate, archiver_cpu) = run(false);
         println!(
-            "pScheduler results, {n} writer(s), {results} results: /logstash {logstash:.0}/s (server CPU {:.0} µs/result), esmond archiver's POST+PUT {archiver_rate:.0}/s (server CPU {:.0} µs/result): ratio {:.2}",
+            "pScheduler results ({name}), {n} writer(s), {results} results: /logstash {logstash:.0}/s (server CPU {:.0} µs/result), esmond archiver's POST+PUT {archiver_rate:.0}/s (server CPU {:.0} µs/result): ratio {:.2}",
             logstash_cpu / results as f64 * 1e6,
             archiver_cpu / results as f64 * 1e6,
             logstash / archiver_rate

@@ -544,6 +544,7 @@ impl Writer {
                     window,
                     start,
                     values,
+                    false,
                 )?;
                 from = to;
             }
@@ -583,18 +584,29 @@ fn write_one(
     ts: i64,
     stored: &Stored,
 ) -> Result<bool, Failure> {
-    match write_point(tx, base, storage, ts, stored)? {
-        Written::New => {}
+    let replaced = match write_point(tx, base, storage, ts, stored)? {
+        Written::New => false,
+        Written::Replaced => true,
         Written::Same => return Ok(false),
         Written::Other(_) => {
             return Err(Failure::conflict(format!(
                 "Time series value already exists with event type {event_type} at time {ts}"
             )))
         }
-    }
+    };
     for &(sid, summary, window) in summaries.iter().filter(|s| s.1 != Summary::Base) {
         let bin = bin(ts, window)?;
-        fold(tx, base, sid, storage, summary, window, bin, [stored])?;
+        fold(
+            tx,
+            base,
+            sid,
+            storage,
+            summary,
+            window,
+            bin,
+            [stored],
+            replaced,
+        )?;
     }
     Ok(true)
 }
@@ -2112,8 +2124,10 @@ fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
 /// to do); a different numeric value at the same time is a 409.
 /// What writing a point found.
 enum Written {
-    /// It was new (or replaced a raw value).
+    /// It was new.
     New,
+    /// It replaced another raw value (summaries of its bin are made again from the base).
+    Replaced,
     /// The same value was there.
     Same,
     /// Another value is there (its stored JSON): nothing was written.
@@ -2143,7 +2157,8 @@ fn existing(
     Ok(match found {
         Some((value, held)) if value == stored.to_json() && same_state(&held) => Written::Same,
         Some((value, _)) if !storage.is_raw() => Written::Other(value),
-        _ => Written::New,
+        Some(_) => Written::Replaced,
+        None => Written::New,
     })
 }
 
@@ -2157,14 +2172,15 @@ fn write_point(
     let json = stored.to_json();
     if storage.is_raw() {
         // A raw value is replaced by a new one, as esmond did.
-        if let Written::Same = existing(tx, series, storage, ts, stored)? {
+        let found = existing(tx, series, storage, ts, stored)?;
+        if let Written::Same = found {
             return Ok(Written::Same);
         }
         let mut insert = tx.prepare_cached(
             "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)",
         )?;
         insert.execute(params![series, ts, json])?;
-        return Ok(Written::New);
+        return Ok(found);
     }
     // Insert first, look only when the time is taken (one B-tree walk for a new point).
     let mut insert = tx.prepare_cached(
@@ -2178,7 +2194,9 @@ fn write_point(
 }
 
 /// Folds new base points, all in the summary bin starting at `bin`, into one summary
-/// series: the bin's state is read and written once for all of them.
+/// series: the bin's state is read and written once for all of them. A histogram bin is
+/// merged from what it held and the new points, or, when `rebuild` (a base histogram
+/// replaced another in this bin), made again from every base histogram in it.
 #[allow(clippy::too_many_arguments)]
 fn fold<'s>(
     tx: &Connection,
@@ -2189,13 +2207,17 @@ fn fold<'s>(
     window: i64,
     bin: i64,
     points: impl IntoIterator<Item = &'s Stored>,
+    rebuild: bool,
 ) -> Result<(), Failure> {
     let mut select =
-        tx.prepare_cached("SELECT state FROM point WHERE series_id = ?1 AND ts = ?2")?;
-    let state: Option<String> = select
-        .query_row(params![series, bin], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten();
+        tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
+    let held: Option<(String, Option<String>)> = select
+        .query_row(params![series, bin], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (held, state) = match held {
+        Some((value, state)) => (Some(value), state),
+        None => (None, None),
+    };
     let pair = |state: &Option<String>| -> (i64, i64) {
         state
             .as_deref()
@@ -2260,32 +2282,49 @@ fn fold<'s>(
             )
         }
         (Storage::Histogram, Summary::Aggregation | Summary::Statistics) => {
-            let merged = if window > 0 {
-                let mut statement = tx.prepare_cached(
-                    "SELECT value FROM point WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3",
-                )?;
-                let histograms = statement
-                    .query_map(params![base, bin, bin.saturating_add(window)], |r| {
-                        r.get::<_, String>(0)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                statistics::merge(
-                    histograms
-                        .iter()
-                        .filter_map(|h| serde_json::from_str(h).ok()),
-                )
-            } else {
-                statistics::merge(points.into_iter().filter_map(|p| match p {
-                    Stored::Json(point) => Some(point.clone()),
-                    _ => None,
-                }))
+            let new = points.into_iter().filter_map(|p| match p {
+                Stored::Json(point) => Some(point.clone()),
+                _ => None,
+            });
+            // What the bin merged so far: an aggregation's value, a statistics point's
+            // state (a statistics point of an older archive has none: made again).
+            let so_far = match (summary, &held, &state) {
+                (_, None, _) => Some(Value::Object(Default::default())),
+                (Summary::Aggregation, Some(value), _) => serde_json::from_str(value).ok(),
+                (_, Some(_), Some(merged)) => serde_json::from_str(merged).ok(),
+                (_, Some(_), None) => None,
             };
-            let value = if summary == Summary::Aggregation {
-                Value::Object(merged)
-            } else {
-                statistics::statistics(&merged)
+            let merged = match so_far {
+                Some(so_far) if window > 0 && !rebuild => {
+                    statistics::merge(std::iter::once(so_far).chain(new))
+                }
+                _ if window == 0 => statistics::merge(new),
+                _ => {
+                    let mut statement = tx.prepare_cached(
+                        "SELECT value FROM point WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3",
+                    )?;
+                    let histograms = statement
+                        .query_map(params![base, bin, bin.saturating_add(window)], |r| {
+                            r.get::<_, String>(0)
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    statistics::merge(
+                        histograms
+                            .iter()
+                            .filter_map(|h| serde_json::from_str(h).ok()),
+                    )
+                }
             };
-            (value.to_string(), None)
+            match summary {
+                Summary::Aggregation => (Value::Object(merged).to_string(), None),
+                // A windowed statistics point keeps the bin's merged histogram as its
+                // state, so the next point is merged into it, not into every base point.
+                _ if window > 0 => {
+                    let value = statistics::statistics(&merged).to_string();
+                    (value, Some(Value::Object(merged).to_string()))
+                }
+                _ => (statistics::statistics(&merged).to_string(), None),
+            }
         }
         _ => return Ok(()),
     };
@@ -2383,6 +2422,78 @@ mod tests {
                 Ok(rows)
             })
             .unwrap()
+    }
+
+    /// Histogram summaries merged point by point (each bin from what it held) are what
+    /// merging every base histogram of the bin gives, also when a base histogram is
+    /// replaced by another (the bin is then made again from its base points).
+    #[test]
+    fn histogram_summaries_merged_point_by_point_equal_a_merge_of_their_bin() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(18);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut new = throughput_metadata();
+        new.event_types = vec![(
+            "histogram-owdelay".into(),
+            vec![
+                (Summary::Aggregation, 3600),
+                (Summary::Statistics, 0),
+                (Summary::Statistics, 3600),
+            ],
+        )];
+        let (key, _) = store.create_metadata(&new).unwrap();
+        let mut base: std::collections::BTreeMap<i64, Value> = Default::default();
+        for _ in 0..300 {
+            // Times repeat often: a repeated time replaces the histogram held there.
+            let ts = 1_700_000_000 + rng.random_range(0..40) * 300;
+            let histogram: serde_json::Map<String, Value> = (0..rng.random_range(1..4))
+                .map(|_| {
+                    let bucket = format!("{:.1}", rng.random_range(1..30) as f64 / 10.0);
+                    (bucket, json!(rng.random_range(1..20)))
+                })
+                .collect();
+            let value = Value::Object(histogram);
+            store
+                .write_points(
+                    &key,
+                    [Ok(vec![(
+                        ts,
+                        Cow::Borrowed("histogram-owdelay"),
+                        value.clone(),
+                    )])],
+                )
+                .unwrap();
+            base.insert(ts, value);
+        }
+        let stored: HashMap<(String, i64), String> = all_points(&store)
+            .into_iter()
+            .map(|(series, ts, value, _)| ((series, ts), value))
+            .collect();
+        let mut bins: std::collections::BTreeMap<i64, Vec<Value>> = Default::default();
+        for (ts, histogram) in &base {
+            bins.entry(ts - ts % 3600)
+                .or_default()
+                .push(histogram.clone());
+            let alone = statistics::statistics(&statistics::merge([histogram.clone()]));
+            assert_eq!(
+                stored[&("histogram-owdelay/statistics/0".to_owned(), *ts)],
+                alone.to_string()
+            );
+        }
+        for (bin, histograms) in bins {
+            let merged = statistics::merge(histograms);
+            assert_eq!(
+                stored[&("histogram-owdelay/aggregation/3600".to_owned(), bin)],
+                Value::Object(merged.clone()).to_string(),
+                "bin {bin}"
+            );
+            assert_eq!(
+                stored[&("histogram-owdelay/statistics/3600".to_owned(), bin)],
+                statistics::statistics(&merged).to_string(),
+                "bin {bin}"
+            );
+        }
     }
 
     /// Points written as one bulk write (held back and written in runs, their summary

@@ -552,12 +552,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes what is held back and sets each written series' `updated` to its newest
-    /// time; how many new points the writer wrote.
+    /// Writes what is held back and sets each written event type's `updated` to its
+    /// newest time; how many new points the writer wrote. The time is kept on the event
+    /// type's base series row alone (its summaries are read with it): one row and one
+    /// index entry moved per event type, not one per summary.
     fn finish(mut self, tx: &Connection) -> Result<usize, Failure> {
         self.flush(tx)?;
         let mut touch = tx.prepare_cached(
-            "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3",
+            "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3 AND summary = 'base' AND win = 0",
         )?;
         for ((id, name), newest) in self.touched {
             if self
@@ -1260,6 +1262,33 @@ impl Store {
                     range,
                 } => {
                     sql.push_str(" AND EXISTS (SELECT 1 FROM series s WHERE s.metadata_id = m.id");
+                    // An event type's time is on its base series row (`Writer::finish`).
+                    if let Some((begin, end)) = range {
+                        sql.push_str(" AND s.summary = 'base' AND s.win = 0 AND s.updated >= ?");
+                        values.push((*begin).into());
+                        if let Some(end) = end {
+                            sql.push_str(" AND s.updated <= ?");
+                            values.push((*end).into());
+                        }
+                        if summary.is_some() || window.is_some() {
+                            sql.push_str(" AND EXISTS (SELECT 1 FROM series w WHERE w.metadata_id = m.id AND w.event_type = s.event_type");
+                            if let Some(summary) = summary {
+                                sql.push_str(" AND w.summary = ?");
+                                values.push(summary.clone().into());
+                            }
+                            if let Some(window) = window {
+                                sql.push_str(" AND w.win = ?");
+                                values.push((*window).into());
+                            }
+                            sql.push(')');
+                        }
+                        if let Some(et) = event_type {
+                            sql.push_str(" AND s.event_type = ?");
+                            values.push(et.clone().into());
+                        }
+                        sql.push(')');
+                        continue;
+                    }
                     if let Some(et) = event_type {
                         sql.push_str(" AND s.event_type = ?");
                         values.push(et.clone().into());
@@ -1271,14 +1300,6 @@ impl Store {
                     if let Some(window) = window {
                         sql.push_str(" AND s.win = ?");
                         values.push((*window).into());
-                    }
-                    if let Some((begin, end)) = range {
-                        sql.push_str(" AND s.updated >= ?");
-                        values.push((*begin).into());
-                        if let Some(end) = end {
-                            sql.push_str(" AND s.updated <= ?");
-                            values.push((*end).into());
-                        }
                     }
                     sql.push(')');
                 }
@@ -2082,7 +2103,7 @@ fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
     let parameters: Vec<(String, String)> = serde_json::from_str(&parameters)
         .map_err(|e| Failure::internal(format!("metadata {key}: parameters: {e}")))?;
     let mut statement = c.prepare_cached(
-        "SELECT event_type, summary, win, updated FROM series WHERE metadata_id = ?1 ORDER BY event_type, summary, win",
+        "SELECT s.event_type, s.summary, s.win, b.updated FROM series s LEFT JOIN series b ON b.metadata_id = s.metadata_id AND b.event_type = s.event_type AND b.summary = 'base' AND b.win = 0 WHERE s.metadata_id = ?1 ORDER BY s.event_type, s.summary, s.win",
     )?;
     let mut event_types: Vec<(String, Vec<SeriesInfo>)> = Vec::new();
     let rows = statement.query_map([id], |r| {
@@ -2351,6 +2372,58 @@ mod tests {
             parameters: vec![],
             event_types: vec![("throughput".into(), vec![])],
         }
+    }
+
+    /// An event type's time-updated is its newest point's, for its summaries too (kept on
+    /// the base series alone), and a search by time range with a summary finds the
+    /// metadata whose event type has that summary and was updated in the range.
+    #[test]
+    fn time_updated_is_the_event_types_and_searches_by_range_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut keys = Vec::new();
+        for (i, ts) in [1_000, 5_000].into_iter().enumerate() {
+            let mut new = throughput_metadata();
+            new.subject[0].1 = format!("10.0.0.{}", 10 + i);
+            new.event_types = vec![(
+                "throughput".into(),
+                vec![(Summary::Average, 86_400), (Summary::Aggregation, 3_600)],
+            )];
+            let (key, _) = store.create_metadata(&new).unwrap();
+            for t in [ts - 100, ts] {
+                store
+                    .write_points(&key, [Ok(vec![(t, Cow::Borrowed("throughput"), json!(t))])])
+                    .unwrap();
+            }
+            keys.push(key);
+        }
+        let found = store.metadata(&keys[1]).unwrap().unwrap();
+        let times: Vec<Option<i64>> = found.event_types[0].1.iter().map(|s| s.updated).collect();
+        assert_eq!(times, [Some(5_000); 3]);
+        let search = |summary: Option<&str>, window: Option<i64>, range: (i64, Option<i64>)| {
+            let condition = Condition::Series {
+                event_type: Some("throughput".into()),
+                summary: summary.map(str::to_owned),
+                window,
+                range: Some(range),
+            };
+            let (found, _) = store.search(&[condition], 100, 0).unwrap();
+            found.into_iter().map(|m| m.key).collect::<Vec<_>>()
+        };
+        assert_eq!(search(None, None, (3_000, None)), [keys[1].clone()]);
+        assert_eq!(
+            search(Some("average"), Some(86_400), (0, Some(2_000))),
+            [keys[0].clone()]
+        );
+        assert_eq!(
+            search(Some("average"), Some(3_600), (0, None)),
+            Vec::<String>::new()
+        );
+        assert_eq!(search(Some("aggregation"), None, (0, None)).len(), 2);
+        assert_eq!(
+            search(Some("base"), Some(0), (4_950, Some(5_000))),
+            [keys[1].clone()]
+        );
     }
 
     /// Reading a series again and again prepares its statement once per reader: SQLite

@@ -14,6 +14,7 @@ use super::statistics;
 use super::store::{Metadata, Store};
 use super::types::{self, Storage};
 use super::Failure;
+use crate::html::escape as esc;
 
 /// Test pairs listed per page of the overview.
 pub const PAGE: u64 = 100;
@@ -576,22 +577,6 @@ fn head(title: &str) -> String {
     )
 }
 
-/// Text for HTML, in content or a quoted attribute.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,13 +650,5 @@ mod tests {
         let many: Vec<(i64, f64)> = (0..3_000).map(|i| (i, 1.0)).collect();
         let svg = chart("throughput", &many, (0, 3_000));
         assert_eq!(svg.matches("<circle").count(), 600);
-    }
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

@@ -23,6 +23,8 @@ pub mod http;
 pub mod iperf3;
 pub mod limits;
 pub mod mmstats;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod ndjson;
 pub mod notigen;
 pub mod record;

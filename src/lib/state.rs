@@ -58,6 +58,21 @@ pub fn read(path: &Path) -> Result<Option<String>, Error> {
     }
 }
 
+/// Reads a count file (a number and a newline, as the publishers' ack files hold): 0 when
+/// it does not exist; `what` names it in the error when it holds something else.
+pub fn read_count(path: &Path, what: &str) -> Result<u64, Error> {
+    match read(path)? {
+        None => Ok(0),
+        Some(text) => text.trim().parse().map_err(|_| {
+            Error::failed(format!(
+                "{}: not {what} (expected a record count, found {:?})",
+                path.display(),
+                text.trim()
+            ))
+        }),
+    }
+}
+
 /// Replaces the file at `path` with `contents`, atomically and durably, readable by its
 /// owner only (mode 0600, as the temporary file is made).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {

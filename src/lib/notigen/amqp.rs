@@ -539,16 +539,7 @@ fn write_ack(path: &std::path::Path, done: u64) -> Result<(), Error> {
 
 /// Reads an ack file written by [`publish`]: the number of input records to skip.
 pub fn read_ack(path: &std::path::Path) -> Result<u64, Error> {
-    match crate::state::read(path)? {
-        None => Ok(0),
-        Some(text) => text.trim().parse().map_err(|_| {
-            Error::failed(format!(
-                "{}: not an amqp-publish ack file (expected a record count, found {:?})",
-                path.display(),
-                text.trim()
-            ))
-        }),
-    }
+    crate::state::read_count(path, "an amqp-publish ack file")
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

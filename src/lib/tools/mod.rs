@@ -24,6 +24,8 @@ pub mod mmstats_poll;
 pub mod mmstats_publish;
 pub mod mmstats_serve;
 pub mod mmstats_slurp;
+pub mod nats_pub;
+pub mod nats_sub;
 pub mod netdev_trace;
 pub mod notigen_emit;
 pub mod port_trace;
@@ -109,6 +111,14 @@ pub const ALL: &[Tool] = &[
     Tool {
         name: "mmstats-slurp",
         command: mmstats_slurp::Args::command,
+    },
+    Tool {
+        name: "nats-pub",
+        command: nats_pub::Args::command,
+    },
+    Tool {
+        name: "nats-sub",
+        command: nats_sub::Args::command,
     },
     Tool {
         name: "netdev-trace",

@@ -1,0 +1,611 @@
+//! Any NDJSON stream between machines over NATS JetStream (`nats-pub`, `nats-sub`).
+//!
+//! The publisher sends each line as one message with a `Nats-Msg-Id` derived from the
+//! record (a hash of the line, or its `cursor`), so JetStream's duplicate window drops a
+//! re-send; it keeps at most a bounded number of messages unconfirmed, sends again what a
+//! lost connection left unconfirmed, and counts in its ack file only what the stream
+//! confirmed, in input order. The subscriber reads through a pull consumer (durable when
+//! named), writes each message as a line and acknowledges a batch once it is written:
+//! at-least-once, so a sink that takes a record twice as once (esmond-post into the
+//! archive) gets every record exactly once.
+//!
+//! Both ends create the stream when it is missing, with the same defaults, so either may
+//! start first.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::future::{Future, IntoFuture};
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+
+use crate::error::Error;
+use crate::ndjson::{BadLines, LineReader};
+
+/// How to reach the NATS servers, as nats users expect to say it.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// `nats://HOST:PORT` (several, comma-separated, for a cluster; `tls://` for TLS).
+    pub url: String,
+    /// A credentials file (JWT and NKey seed), as `nats --creds`.
+    pub creds: Option<PathBuf>,
+    /// User and password.
+    pub user: Option<(String, String)>,
+    /// An authentication token.
+    pub token: Option<String>,
+    /// CA certificates to trust (PEM).
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM).
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    /// Require TLS even when the URL does not.
+    pub tls_required: bool,
+    /// How long to keep trying when no server answers.
+    pub retry_for: Duration,
+    /// The connection's name, shown by the server (the program's).
+    pub name: String,
+    /// Whether a signal asked the run to stop (its number).
+    pub stop: fn() -> Option<i32>,
+    /// Where passing trouble is told (a missed heartbeat, a reconnect).
+    pub warn: fn(&str),
+}
+
+/// The stream the messages are kept in, when it has to be created.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Its name; by default the subject's first token, upper-cased.
+    pub name: Option<String>,
+    /// Messages older than this are dropped.
+    pub max_age: Duration,
+    /// The stream's size limit, bytes (the oldest messages go first).
+    pub max_bytes: i64,
+    /// How long a message id is remembered to drop a re-send.
+    pub duplicate_window: Duration,
+    /// Copies kept in a cluster.
+    pub replicas: usize,
+}
+
+impl StreamSpec {
+    /// The stream's name and subjects for `subject`: `gridftp.host1` is kept in `GRIDFTP`,
+    /// which takes `gridftp` and `gridftp.>`, so each host may publish on its own subject
+    /// and one subscriber take them all (`gridftp.>`).
+    pub fn for_subject(&self, subject: &str) -> (String, Vec<String>) {
+        let first = subject.split('.').next().unwrap_or(subject);
+        let name = self.name.clone().unwrap_or_else(|| {
+            first
+                .chars()
+                .map(|c| match c {
+                    'a'..='z' => c.to_ascii_uppercase(),
+                    'A'..='Z' | '0'..='9' | '-' | '_' => c,
+                    _ => '_',
+                })
+                .collect()
+        });
+        (name, vec![first.to_owned(), format!("{first}.>")])
+    }
+}
+
+/// How a message id is made from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageId {
+    /// A SHA-256 of the line: the same record sent again is the same message.
+    Hash,
+    /// The record's `cursor` (the producer's resume token), after the subject; the hash
+    /// when a record has none.
+    Cursor,
+}
+
+/// The message id of `line` (a JSON object) published on `subject`.
+pub fn message_id(kind: MessageId, subject: &str, line: &[u8]) -> String {
+    use sha2::Digest;
+    if kind == MessageId::Cursor {
+        #[derive(serde::Deserialize)]
+        struct Cursor<'a> {
+            #[serde(borrow)]
+            cursor: Option<std::borrow::Cow<'a, str>>,
+        }
+        if let Ok(Cursor {
+            cursor: Some(cursor),
+        }) = serde_json::from_slice::<Cursor>(line)
+        {
+            return format!("{subject}:{cursor}");
+        }
+    }
+    let digest = sha2::Sha256::digest(line);
+    let mut id = String::with_capacity(43);
+    for byte in &digest[..20] {
+        let _ = write!(id, "{byte:02x}");
+    }
+    id
+}
+
+/// What `nats-pub` does.
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    /// Where to.
+    pub server: Server,
+    /// The stream, when it is missing.
+    pub stream: StreamSpec,
+    /// The subject every line is published on.
+    pub subject: String,
+    /// How message ids are made.
+    pub id: MessageId,
+    /// At most this many messages unconfirmed.
+    pub max_in_flight: usize,
+    /// The ack file: the number of input records confirmed (or refused as bad lines).
+    pub ack: Option<PathBuf>,
+    /// Input records to skip (a rerun over the same input).
+    pub skip: u64,
+}
+
+/// What a publish run did.
+#[derive(Debug, Default, Clone)]
+pub struct PublishCounts {
+    /// Input records done (confirmed, or refused as bad lines).
+    pub done: u64,
+    /// Messages the stream confirmed.
+    pub confirmed: u64,
+    /// Of those, re-sends the stream dropped by their message id.
+    pub duplicates: u64,
+    /// Messages published again after a failure.
+    pub resent: u64,
+}
+
+/// A line read, waiting for its confirm.
+struct Pending {
+    /// Its input record number (from 1).
+    index: u64,
+    payload: bytes::Bytes,
+    id: String,
+    confirm: Option<Confirm>,
+}
+
+type Confirm = Pin<
+    Box<
+        dyn Future<
+                Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+            > + Send,
+    >,
+>;
+
+/// What the input thread hands over.
+enum Read {
+    Line(u64, bytes::Bytes, String),
+    /// The end of input: the number of records read (bad ones included).
+    End(u64),
+    Failed(Error),
+}
+
+/// Publishes every line `lines` yields. Returns the counts and the bad-line counter, or
+/// the error that stopped the run (the ack file then covers exactly what was confirmed).
+pub fn publish(
+    settings: PublishSettings,
+    mut lines: LineReader,
+    mut bad: BadLines,
+    mut progress: impl FnMut(&PublishCounts),
+) -> Result<(PublishCounts, BadLines), Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(8192);
+    let (skip, subject, id_kind) = (settings.skip, settings.subject.clone(), settings.id);
+    let reader = std::thread::Builder::new()
+        .name("nats-read".into())
+        .spawn(move || {
+            let mut index = 0u64;
+            loop {
+                let line = match lines.next(&mut bad) {
+                    Ok(Some(line)) => line,
+                    Ok(None) => {
+                        let _ = tx.blocking_send(Read::End(index));
+                        break;
+                    }
+                    Err(err) => {
+                        let _ = tx.blocking_send(Read::Failed(err));
+                        break;
+                    }
+                };
+                index += 1;
+                if index <= skip {
+                    continue;
+                }
+                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line.bytes) {
+                    let err = Error::bad_input(line.location.clone(), format!("not JSON: {e}"));
+                    if let Err(err) = bad.handle_line(err, line.bytes) {
+                        let _ = tx.blocking_send(Read::Failed(err));
+                        break;
+                    }
+                    continue;
+                }
+                let id = message_id(id_kind, &subject, line.bytes);
+                let payload = bytes::Bytes::copy_from_slice(line.bytes);
+                if tx.blocking_send(Read::Line(index, payload, id)).is_err() {
+                    break;
+                }
+            }
+            bad
+        })
+        .map_err(|e| Error::failed(format!("cannot start the input thread: {e}")))?;
+    let runtime = runtime()?;
+    let mut counts = PublishCounts {
+        done: skip,
+        ..PublishCounts::default()
+    };
+    let result = runtime.block_on(publish_loop(&settings, &mut rx, &mut counts, &mut progress));
+    drop(rx);
+    let bad = reader
+        .join()
+        .map_err(|_| Error::failed("the input thread failed"))?;
+    if let Some(path) = &settings.ack {
+        crate::state::write_atomic(path, format!("{}\n", counts.done).as_bytes())?;
+    }
+    result.map(|()| (counts, bad))
+}
+
+async fn publish_loop(
+    settings: &PublishSettings,
+    rx: &mut tokio::sync::mpsc::Receiver<Read>,
+    counts: &mut PublishCounts,
+    progress: &mut impl FnMut(&PublishCounts),
+) -> Result<(), Error> {
+    let server = &settings.server;
+    let client = connect(server).await?;
+    // The bound on messages in flight is this loop's own. The client's must never bind:
+    // after a lost connection the confirms dropped for a re-send keep its permits until
+    // its ack timeout, and the re-send would wait for them.
+    let context = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .ack_timeout(Duration::from_secs(5))
+        .max_ack_inflight(settings.max_in_flight.saturating_mul(16).max(1 << 16))
+        .build(client);
+    ensure_stream(&context, &settings.stream, &settings.subject).await?;
+    let mut pending: VecDeque<Pending> = VecDeque::with_capacity(settings.max_in_flight);
+    let mut end: Option<u64> = None;
+    let mut last_ack = Instant::now();
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        if let Some(signal) = (server.stop)() {
+            return Err(Error::Interrupted(signal));
+        }
+        if let (Some(total), true) = (end, pending.is_empty()) {
+            counts.done = total;
+            return Ok(());
+        }
+        let room = pending.len() < settings.max_in_flight && end.is_none();
+        let waiting = pending.front().is_some_and(|p| p.confirm.is_some());
+        let unsent = pending.front().is_some_and(|p| p.confirm.is_none());
+        let front = pending.front_mut().and_then(|p| p.confirm.as_mut());
+        let tick = tokio::time::sleep(Duration::from_millis(200));
+        tokio::select! {
+            read = rx.recv(), if room => match read {
+                Some(Read::Line(index, payload, id)) => {
+                    let confirm = send(&context, &settings.subject, &payload, &id).await;
+                    pending.push_back(Pending { index, payload, id, confirm });
+                }
+                Some(Read::End(total)) => end = Some(total),
+                Some(Read::Failed(err)) => return Err(err),
+                None => return Err(Error::failed("the input thread stopped")),
+            },
+            confirmed = async { front.expect("a confirm to wait for").await }, if waiting => {
+                match confirmed {
+                    Ok(ack) => {
+                        let done = pending.pop_front().map_or(0, |p| p.index);
+                        // Bad lines between confirmed ones are done too.
+                        counts.done = match pending.front() {
+                            Some(next) => next.index - 1,
+                            None => end.unwrap_or(done).max(done),
+                        }
+                        .max(done);
+                        counts.confirmed += 1;
+                        counts.duplicates += u64::from(ack.duplicate);
+                        failing_since = None;
+                    }
+                    Err(err) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > server.retry_for {
+                            return Err(Error::failed(format!(
+                                "{}: no confirm for {:?}: {err}",
+                                server.url, server.retry_for
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        // Everything not confirmed is sent again, in order, under the same
+                        // ids: what did land is dropped by the stream as a duplicate.
+                        for item in pending.iter_mut() {
+                            item.confirm = send(&context, &settings.subject, &item.payload, &item.id).await;
+                            counts.resent += 1;
+                        }
+                    }
+                }
+            },
+            () = tick, if unsent => {
+                // A send that failed at once: try them again.
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > server.retry_for {
+                    return Err(Error::failed(format!(
+                        "{}: cannot publish for {:?}",
+                        server.url, server.retry_for
+                    )));
+                }
+                for item in pending.iter_mut().filter(|p| p.confirm.is_none()) {
+                    item.confirm = send(&context, &settings.subject, &item.payload, &item.id).await;
+                    counts.resent += 1;
+                }
+            }
+        }
+        if last_ack.elapsed() >= Duration::from_secs(1) {
+            last_ack = Instant::now();
+            if let Some(path) = &settings.ack {
+                crate::state::write_atomic(path, format!("{}\n", counts.done).as_bytes())?;
+            }
+            progress(counts);
+        }
+    }
+}
+
+/// Publishes one message; its confirm, or `None` when it could not even be sent.
+async fn send(
+    context: &jetstream::Context,
+    subject: &str,
+    payload: &bytes::Bytes,
+    id: &str,
+) -> Option<Confirm> {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload.clone())
+        .message_id(id);
+    match context.send_publish(subject.to_owned(), message).await {
+        Ok(confirm) => Some(confirm.into_future()),
+        Err(_) => None,
+    }
+}
+
+/// What `nats-sub` does.
+#[derive(Debug, Clone)]
+pub struct SubscribeSettings {
+    /// Where from.
+    pub server: Server,
+    /// The stream, when it is missing.
+    pub stream: StreamSpec,
+    /// The subject (wildcards allowed) to take.
+    pub subject: String,
+    /// A durable consumer's name: a rerun goes on where the last one acknowledged.
+    pub durable: Option<String>,
+    /// Start at new messages instead of the stream's first (for a new consumer).
+    pub new_only: bool,
+    /// Messages written before they are acknowledged at once.
+    pub batch: usize,
+    /// How long the server waits for an acknowledgement before it delivers a message again
+    /// (what a killed run left unacknowledged comes again after this).
+    pub ack_wait: Duration,
+    /// End (0) when no message came for this long.
+    pub idle: Option<Duration>,
+    /// End (0) after this many messages.
+    pub count: Option<u64>,
+}
+
+/// Writes every message on the subject to `out`, one line each, acknowledging a batch's
+/// messages once they are written and flushed. Returns the number of messages written.
+pub fn subscribe(settings: SubscribeSettings, out: &mut dyn Write) -> Result<u64, Error> {
+    runtime()?.block_on(subscribe_loop(&settings, out))
+}
+
+async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Result<u64, Error> {
+    let server = &settings.server;
+    let client = connect(server).await?;
+    let context = jetstream::new(client);
+    let stream = ensure_stream(&context, &settings.stream, &settings.subject).await?;
+    let batch = settings.batch.max(1);
+    let config = consumer::pull::Config {
+        durable_name: settings.durable.clone(),
+        filter_subject: settings.subject.clone(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: match settings.new_only {
+            true => consumer::DeliverPolicy::New,
+            false => consumer::DeliverPolicy::All,
+        },
+        max_ack_pending: i64::try_from(batch * 4).unwrap_or(i64::MAX),
+        ack_wait: settings.ack_wait,
+        inactive_threshold: match settings.durable {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(60),
+        },
+        ..Default::default()
+    };
+    let consumer: consumer::PullConsumer = match &settings.durable {
+        Some(name) => stream.get_or_create_consumer(name, config).await,
+        None => stream.create_consumer(config).await,
+    }
+    .map_err(|e| Error::failed(format!("{}: consumer: {e}", server.url)))?;
+    let mut written = 0u64;
+    let mut quiet_since = Instant::now();
+    loop {
+        if let Some(signal) = (server.stop)() {
+            return Err(Error::Interrupted(signal));
+        }
+        // Only what will be written is asked for: nothing waits unacknowledged in this
+        // process when it stops.
+        let want = match settings.count {
+            Some(n) if written >= n => return Ok(written),
+            Some(n) => batch.min(usize::try_from(n - written).unwrap_or(usize::MAX)),
+            None => batch,
+        };
+        let mut messages = match consumer
+            .batch()
+            .max_messages(want)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+        {
+            Ok(messages) => messages,
+            Err(e) => {
+                (server.warn)(&format!("{}: {e}", server.url));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut written_now: Vec<jetstream::Message> = Vec::with_capacity(want);
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => {
+                    out.write_all(&message.payload).map_err(stdout)?;
+                    out.write_all(b"\n").map_err(stdout)?;
+                    written += 1;
+                    written_now.push(message);
+                }
+                Err(e) => {
+                    (server.warn)(&format!("{}: {e}", server.url));
+                    break;
+                }
+            }
+        }
+        // The batch is written out, then each message acknowledged; the last one waits
+        // for the server's word, which comes after every acknowledgement before it.
+        // (Acknowledging the last alone, as AckPolicy::All would, also acknowledges a
+        // batch a killed run left behind before it is delivered again.)
+        if written_now.is_empty() {
+            if settings
+                .idle
+                .is_some_and(|idle| quiet_since.elapsed() >= idle)
+            {
+                return Ok(written);
+            }
+            continue;
+        }
+        out.flush().map_err(stdout)?;
+        let acknowledged =
+            |e: async_nats::Error| Error::failed(format!("{}: acknowledging: {e}", server.url));
+        let last = written_now.pop();
+        for message in &written_now {
+            message.ack().await.map_err(acknowledged)?;
+        }
+        if let Some(last) = last {
+            last.double_ack().await.map_err(acknowledged)?;
+        }
+        quiet_since = Instant::now();
+    }
+}
+
+/// A failure to write the output.
+fn stdout(e: std::io::Error) -> Error {
+    Error::io("<stdout>", e)
+}
+
+/// Connects, trying again with backoff for `retry_for`.
+async fn connect(server: &Server) -> Result<async_nats::Client, Error> {
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(&server.name)
+            .connection_timeout(Duration::from_secs(5))
+            .require_tls(server.tls_required);
+        if let Some(path) = &server.creds {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+        }
+        if let Some((user, password)) = &server.user {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(token) = &server.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca) = &server.tls_ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &server.tls_cert {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        let addrs = server
+            .url
+            .split(',')
+            .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Usage(format!("{}: {e}", server.url)))?;
+        match options.connect(addrs.as_slice()).await {
+            Ok(client) => return Ok(client),
+            Err(e) if started.elapsed() < server.retry_for && (server.stop)().is_none() => {
+                let _ = e;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(Error::failed(format!("{}: {e}", server.url))),
+        }
+    }
+}
+
+/// The stream that takes `subject`, created with `spec` when there is none.
+async fn ensure_stream(
+    context: &jetstream::Context,
+    spec: &StreamSpec,
+    subject: &str,
+) -> Result<stream::Stream, Error> {
+    let (name, subjects) = spec.for_subject(subject);
+    let config = stream::Config {
+        name: name.clone(),
+        subjects,
+        max_age: spec.max_age,
+        max_bytes: spec.max_bytes,
+        duplicate_window: spec.duplicate_window,
+        num_replicas: spec.replicas.max(1),
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        retention: stream::RetentionPolicy::Limits,
+        ..Default::default()
+    };
+    context
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| Error::failed(format!("stream {name}: {e}")))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("cannot start the I/O runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subjects_stream_takes_its_first_token_and_everything_under_it() {
+        let spec = StreamSpec {
+            name: None,
+            max_age: Duration::ZERO,
+            max_bytes: -1,
+            duplicate_window: Duration::ZERO,
+            replicas: 1,
+        };
+        assert_eq!(
+            spec.for_subject("gridftp.host-1"),
+            (
+                "GRIDFTP".to_owned(),
+                vec!["gridftp".into(), "gridftp.>".into()]
+            )
+        );
+        assert_eq!(spec.for_subject("gridftp.>").0, "GRIDFTP");
+        assert_eq!(spec.for_subject("a:b").0, "A_B");
+    }
+
+    #[test]
+    fn message_ids_are_the_lines_hash_or_the_subject_and_cursor() {
+        let line = br#"{"kind":"measurement","cursor":"/var/log/gridftp.log:1234"}"#;
+        let hashed = message_id(MessageId::Hash, "x", line);
+        assert_eq!(hashed.len(), 40);
+        assert_eq!(hashed, message_id(MessageId::Hash, "y", line));
+        assert_ne!(hashed, message_id(MessageId::Hash, "x", b"{}"));
+        assert_eq!(
+            message_id(MessageId::Cursor, "gridftp.h1", line),
+            "gridftp.h1:/var/log/gridftp.log:1234"
+        );
+        assert_eq!(
+            message_id(MessageId::Cursor, "x", b"{}"),
+            message_id(MessageId::Hash, "x", b"{}")
+        );
+    }
+}

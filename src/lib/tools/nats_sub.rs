@@ -1,0 +1,107 @@
+//! `nats-sub`: messages from NATS JetStream → NDJSON, acknowledged once written.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli;
+use crate::error::Error;
+use crate::nats::{self, SubscribeSettings};
+use crate::tools::nats_pub::{ServerArgs, StreamArgs};
+
+const EXAMPLES: &str = "\
+Examples:
+  # every host's transfers into the archive, going on where the last run acknowledged
+  nats-sub --durable archive 'gridftp.>' | esmond-post --ack /var/lib/measpipe/post.ack
+
+  # what is in the stream now, then stop
+  nats-sub --idle 2s 'gridftp.>' > backlog.ndjson";
+
+/// Write the messages of a NATS JetStream subject as NDJSON, one per line.
+///
+/// Reads SUBJECT (wildcards allowed) from its stream (created when missing, as nats-pub
+/// creates it) through a pull consumer: with --durable NAME the server remembers what was
+/// acknowledged and a rerun goes on from there; without it every run starts at the
+/// stream's first message (--new: at messages published from now on). Messages are
+/// written in stream order and acknowledged a batch at a time, only after the output has
+/// been flushed: a message is never lost between the stream and the next filter. After a
+/// crash the unacknowledged batch comes again, so a record may be written twice; sinks
+/// that take a record twice as once (esmond-post into the archive) store each exactly
+/// once. Runs until SIGINT/SIGTERM, --count messages, or --idle without any.
+#[derive(Debug, Parser)]
+#[command(name = "nats-sub", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// The subject to read (e.g. gridftp.> for every host's).
+    #[arg(value_name = "SUBJECT")]
+    subject: String,
+
+    #[command(flatten)]
+    server: ServerArgs,
+
+    #[command(flatten)]
+    stream: StreamArgs,
+
+    /// A durable consumer: acknowledged messages are not delivered to it again.
+    #[arg(long, value_name = "NAME")]
+    durable: Option<String>,
+
+    /// Start a new consumer at messages published from now on.
+    #[arg(long)]
+    new: bool,
+
+    /// Messages written before their output is flushed and they are acknowledged.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+
+    /// How long the server waits for a batch's acknowledgement before delivering it again
+    /// (after a crash, the unacknowledged batch comes again after this).
+    #[arg(long, value_name = "SPAN", default_value = "30s", value_parser = humantime::parse_duration)]
+    ack_wait: Duration,
+
+    /// Stop (exit 0) when no message came for this long.
+    #[arg(long, value_name = "SPAN", value_parser = humantime::parse_duration)]
+    idle: Option<Duration>,
+
+    /// Stop (exit 0) after writing this many messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+}
+
+/// Runs `nats-sub`.
+pub fn run(args: Args) -> Result<(), Error> {
+    if args.subject.is_empty() || args.subject.contains(' ') {
+        return Err(Error::Usage(format!("{:?} is not a subject", args.subject)));
+    }
+    if args
+        .durable
+        .as_deref()
+        .is_some_and(|d| d.is_empty() || d.contains(['.', '*', '>', ' ']))
+    {
+        return Err(Error::Usage(
+            "--durable must be a name without dots, wildcards or spaces".into(),
+        ));
+    }
+    cli::stop_on_signal();
+    let settings = SubscribeSettings {
+        server: args.server.server(),
+        stream: args.stream.spec(),
+        subject: args.subject.clone(),
+        durable: args.durable.clone(),
+        new_only: args.new,
+        batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
+        ack_wait: args.ack_wait,
+        idle: args.idle,
+        count: args.count,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match nats::subscribe(settings, &mut out) {
+        Err(err) if err.is_broken_pipe() => Ok(()),
+        Err(err) => Err(err),
+        Ok(_) => out
+            .flush()
+            .map_err(|e| Error::io("<stdout>", e))
+            .or_else(|e| if e.is_broken_pipe() { Ok(()) } else { Err(e) }),
+    }
+}

@@ -1,0 +1,423 @@
+//! nats-pub and nats-sub against real nats-server JetStream (Debian's), each server started
+//! here in a temporary directory on free loopback ports: every record through once, re-sends
+//! dropped, each stage killed with -9 mid-stream and rerun, a cluster node killed.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin_path, free_port};
+
+/// A nats-server with JetStream, stopped (SIGKILL) on drop.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Nats {
+    /// Starts a node; `cluster` is (its cluster port, every node's cluster port).
+    fn start(dir: &Path, name: &str, cluster: Option<(u16, &[u16])>) -> Nats {
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "-js".into(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-sd".into(),
+            dir.join(name).display().to_string(),
+            "--server_name".into(),
+            name.into(),
+        ];
+        if let Some((own, all)) = cluster {
+            let routes: Vec<String> = all
+                .iter()
+                .filter(|p| **p != own)
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            args.extend([
+                "--cluster_name".into(),
+                "measpipe".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{own}"),
+                "--routes".into(),
+                routes.join(","),
+            ]);
+        }
+        let mut nats = Nats {
+            child: None,
+            port,
+            args,
+            log: dir.join(format!("{name}.log")),
+        };
+        nats.launch();
+        nats
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let before = std::fs::read_to_string(&self.log).unwrap_or_default().len();
+        self.child = Some(
+            Command::new("nats-server")
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start nats-server"),
+        );
+        self.wait_for(before, "Server is ready");
+    }
+
+    /// Waits until the log, after byte `from`, says `what`.
+    fn wait_for(&self, from: usize, what: &str) {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.get(from..).is_some_and(|t| t.contains(what)) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "nats-server never said {what:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn have_nats() -> bool {
+    common::have("nats-server", "JetStream for nats-pub and nats-sub")
+}
+
+/// `n` distinct records, as lines.
+fn records(n: usize) -> String {
+    let mut text = String::with_capacity(n * 80);
+    for i in 0..n {
+        text.push_str(&format!(
+            "{{\"kind\":\"measurement\",\"ts\":{},\"values\":{{\"throughput\":{}}},\"cursor\":\"log:{i}\"}}\n",
+            1_796_000_000 + i,
+            i * 7
+        ));
+    }
+    text
+}
+
+fn nats_pub(url: &str) -> Command {
+    let mut command = Command::new(bin_path("nats-pub"));
+    command.args(["-s", url, "--retry-for", "60s"]);
+    command
+}
+
+fn nats_sub(url: &str) -> Command {
+    let mut command = Command::new(bin_path("nats-sub"));
+    command.args(["-s", url, "--retry-for", "60s"]);
+    command
+}
+
+/// Every message on `subject` now, through a new consumer: its lines.
+fn drain(url: &str, subject: &str) -> Vec<String> {
+    let out = nats_sub(url)
+        .args(["--idle", "2s", subject])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads a count file (0 until it exists).
+fn count(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn records_go_through_once_in_order_and_a_resend_is_dropped() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let input = dir.path().join("in.ndjson");
+    let mut text = records(10_000);
+    // One bad line in the middle: reported with its place, counted, skipped.
+    let at = text.find("\"ts\":1796005000").unwrap();
+    let line_start = text[..at].rfind('\n').unwrap() + 1;
+    text.insert_str(line_start, "not json\n");
+    std::fs::write(&input, &text).unwrap();
+    let ack = dir.path().join("pub.ack");
+    let out = nats_pub(&nats.url())
+        .args(["--on-error", "skip", "--ack"])
+        .arg(&ack)
+        .arg("gridftp.host1")
+        .arg(&input)
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "nats-pub: warning: {}:5001: not JSON: expected ident at line 1 column 2 (skipped)\n",
+            input.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(count(&ack), 10_001);
+    let expected: Vec<String> = records(10_000).lines().map(str::to_owned).collect();
+    same_lines(&drain(&nats.url(), "gridftp.>"), &expected);
+
+    // The same input again: every message a duplicate, the stream unchanged.
+    let out = nats_pub(&nats.url())
+        .args(["--on-error", "skip", "gridftp.host1"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    assert!(
+        String::from_utf8(out.stderr).unwrap().contains(&format!(
+            "nats-pub: {}: 10000 messages confirmed; 0 sent again, 10000 dropped by the stream as duplicates",
+            nats.url()
+        ))
+    );
+    assert_eq!(drain(&nats.url(), "gridftp.>").len(), 10_000);
+
+    // A durable consumer goes on where it acknowledged.
+    let first = nats_sub(&nats.url())
+        .args(["--durable", "archive", "--count", "4000", "gridftp.>"])
+        .output()
+        .unwrap();
+    common::assert_success(&first);
+    let rest = nats_sub(&nats.url())
+        .args(["--durable", "archive", "--idle", "2s", "gridftp.>"])
+        .output()
+        .unwrap();
+    common::assert_success(&rest);
+    let both = [first.stdout, rest.stdout].concat();
+    let lines: Vec<String> = String::from_utf8(both)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    same_lines(&lines, &expected);
+}
+
+/// The two lists of lines are equal (else the count and the first difference).
+fn same_lines(got: &[String], expected: &[String]) {
+    let first = got.iter().zip(expected).position(|(a, b)| a != b);
+    assert!(
+        got.len() == expected.len() && first.is_none(),
+        "{} lines, {} expected; first difference at {first:?}",
+        got.len(),
+        expected.len()
+    );
+}
+
+#[test]
+fn usage_errors_and_an_absent_server_are_one_line_each() {
+    let out = Command::new(bin_path("nats-pub"))
+        .arg("gridftp.*")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "nats-pub: error: \"gridftp.*\" is not a subject to publish on (no wildcards or spaces)\n"
+    );
+    let port = free_port();
+    let out = Command::new(bin_path("nats-sub"))
+        .args([
+            "-s",
+            &format!("nats://127.0.0.1:{port}"),
+            "--retry-for",
+            "1s",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("nats-sub: error: nats://127.0.0.1:{port}: "))
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+/// Starts `command` with its stdout into `out` and its stdin from `input`.
+fn spawn(mut command: Command, input: Option<&Path>, out: Option<&Path>) -> Child {
+    command.stderr(Stdio::piped());
+    command.stdin(match input {
+        Some(path) => Stdio::from(std::fs::File::open(path).unwrap()),
+        None => Stdio::null(),
+    });
+    command.stdout(match out {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap(),
+        ),
+        None => Stdio::null(),
+    });
+    command.spawn().unwrap()
+}
+
+/// Waits until `done()` holds (checked every 10 ms, at most 120 s).
+fn until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn lines_of(path: &Path) -> usize {
+    std::fs::File::open(path)
+        .map(|f| BufReader::new(f).lines().count())
+        .unwrap_or(0)
+}
+
+/// A 3-node JetStream cluster, the stream kept on all three. 1,000,000 records go through
+/// nats-pub (killed with -9 once mid-stream and rerun with --resume) while one node is
+/// killed with -9 and started again, then through nats-sub on a durable consumer (killed
+/// with -9 once mid-stream and rerun). The stream holds each record once, and the
+/// subscriber's output, once the batch it wrote before its kill is set aside, too.
+#[test]
+fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
+    if !have_nats() {
+        return;
+    }
+    const N: usize = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes: Vec<Nats> = (0..3)
+        .map(|i| Nats::start(dir.path(), &format!("n{i}"), Some((cluster[i], &cluster))))
+        .collect();
+    for node in &nodes {
+        node.wait_for(0, "metadata leader");
+    }
+    let urls = nodes.iter().map(Nats::url).collect::<Vec<_>>().join(",");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, records(N)).unwrap();
+    let ack = dir.path().join("pub.ack");
+    let publisher = || {
+        let mut command = nats_pub(&urls);
+        command
+            .args([
+                "--replicas",
+                "3",
+                "--id-from",
+                "cursor",
+                "--resume",
+                "--ack",
+            ])
+            .arg(&ack)
+            .arg("gridftp.host1")
+            .arg(&input);
+        command
+    };
+    // The publisher, killed once a fifth is confirmed.
+    let mut first = spawn(publisher(), None, None);
+    until("a fifth confirmed", || count(&ack) >= (N / 5) as u64);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let resumed_at = count(&ack);
+    assert!(
+        resumed_at < N as u64,
+        "the first run finished before its kill"
+    );
+    // Rerun; a node is killed while it goes on, and started again.
+    let mut second = spawn(publisher(), None, None);
+    until("two fifths confirmed", || count(&ack) >= (2 * N / 5) as u64);
+    nodes[2].kill();
+    until("three fifths confirmed", || {
+        count(&ack) >= (3 * N / 5) as u64
+    });
+    nodes[2].launch();
+    let status = second.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(count(&ack), N as u64);
+
+    // The subscriber, killed mid-stream and rerun on its durable consumer.
+    let out = dir.path().join("out.ndjson");
+    let subscriber = || {
+        let mut command = nats_sub(&urls);
+        command.args([
+            "--durable",
+            "archive",
+            "--ack-wait",
+            "2s",
+            "--idle",
+            "5s",
+            "gridftp.>",
+        ]);
+        command
+    };
+    let mut first = spawn(subscriber(), None, Some(&out));
+    until("a third written", || lines_of(&out) >= N / 3);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before_kill = lines_of(&out);
+    let mut second = spawn(subscriber(), None, Some(&out));
+    let status = second.wait().unwrap();
+    assert!(status.success());
+
+    // Every record, each once, in the stream; the subscriber wrote each, and wrote again
+    // only what its killed run had not acknowledged (at most one batch of 1,000).
+    let text = std::fs::read_to_string(&out).unwrap();
+    let written: Vec<&str> = text.lines().collect();
+    let unique: HashSet<&str> = written.iter().copied().collect();
+    let expected = records(N);
+    let expected: HashSet<&str> = expected.lines().collect();
+    assert_eq!(unique.len(), N);
+    assert!(
+        unique == expected,
+        "the records written are not the records sent"
+    );
+    let repeated = written.len() - N;
+    assert!(
+        repeated <= 4_000,
+        "{repeated} written twice (the killed run wrote {before_kill})"
+    );
+    let stream = drain(&urls, "gridftp.>");
+    assert_eq!(stream.len(), N, "the stream holds each record once");
+}

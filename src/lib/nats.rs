@@ -418,6 +418,7 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
     .map_err(|e| Error::failed(format!("{}: consumer: {e}", server.url)))?;
     let mut written = 0u64;
     let mut quiet_since = Instant::now();
+    let mut failing_since: Option<Instant> = None;
     loop {
         if let Some(signal) = (server.stop)() {
             return Err(Error::Interrupted(signal));
@@ -436,9 +437,21 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
             .messages()
             .await
         {
-            Ok(messages) => messages,
+            Ok(messages) => {
+                failing_since = None;
+                messages
+            }
             Err(e) => {
-                (server.warn)(&format!("{}: {e}", server.url));
+                let since = *failing_since.get_or_insert_with(|| {
+                    (server.warn)(&format!("{}: {e}; trying again", server.url));
+                    Instant::now()
+                });
+                if since.elapsed() > server.retry_for {
+                    return Err(Error::failed(format!(
+                        "{}: no messages for {:?}: {e}",
+                        server.url, server.retry_for
+                    )));
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }

@@ -733,6 +733,36 @@ fn operations() {
         field("VmRSS:"),
         field("VmHWM:")
     );
+    // The dashboard over the same archive: the overview's first and a middle page (100
+    // tests each, their latest values), and one test's page (a chart per event type).
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let timed = |path: &str| {
+        let mut took: Vec<Duration> = (0..20)
+            .map(|_| {
+                let started = Instant::now();
+                let body = get_text(&agent, &format!("{base}{path}"));
+                assert!(body.contains("</html>"), "{path}");
+                started.elapsed()
+            })
+            .collect();
+        took.sort();
+        took[10].as_secs_f64() * 1e3
+    };
+    let (first, middle, detail) = (
+        timed("/"),
+        timed("/?page=100"),
+        timed(&format!("/dashboard/{}", keys[keys.len() / 2])),
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+    println!(
+        "ops: dashboard medians of 20: / {first:.1} ms, /?page=100 {middle:.1} ms, /dashboard/KEY {detail:.1} ms; peak RSS after them {peak:.1} MB"
+    );
     drop(server);
 
     // Grown past `bytes`, offline (faster), then backed up while a server holds it open.

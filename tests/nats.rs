@@ -60,6 +60,25 @@ impl Nats {
         nats
     }
 
+    /// Starts a node from a configuration file; `{PORT}` and `{DIR}` in `config` are its
+    /// port and a store directory.
+    fn start_with(dir: &Path, config: &str) -> Nats {
+        let port = free_port();
+        let text = config
+            .replace("{PORT}", &port.to_string())
+            .replace("{DIR}", &dir.join("js").display().to_string());
+        let path = dir.join("nats.conf");
+        std::fs::write(&path, text).unwrap();
+        let mut nats = Nats {
+            child: None,
+            port,
+            args: vec!["-c".into(), path.display().to_string()],
+            log: dir.join("nats.log"),
+        };
+        nats.launch();
+        nats
+    }
+
     fn launch(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -420,4 +439,140 @@ fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
     );
     let stream = drain(&urls, "gridftp.>");
     assert_eq!(stream.len(), N, "the stream holds each record once");
+}
+
+/// Runs `program` with `args` in `dir`, asserting it succeeds.
+fn run_in(dir: &Path, program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+}
+
+/// A server that asks for a user and a password over TLS (its certificate signed by a CA
+/// made here): the nats CLI's flags reach it; a wrong password is one line and exit 1.
+#[test]
+fn credentials_and_tls_are_taken_as_the_nats_cli_takes_them() {
+    if !have_nats() || !common::have("openssl", "makes the test's certificates") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run_in(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=measpipe test CA",
+        ],
+    );
+    run_in(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    run_in(
+        d,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let config = format!(
+        "listen: 127.0.0.1:{{PORT}}\njetstream {{ store_dir: \"{{DIR}}\" }}\nauthorization {{ user: measpipe, password: s3cret }}\ntls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    );
+    let nats = Nats::start_with(d, &config);
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let ca = d.join("ca.pem");
+    let input = d.join("in.ndjson");
+    std::fs::write(&input, records(100)).unwrap();
+    let with = |password: &str| {
+        let mut command = Command::new(bin_path("nats-pub"));
+        command
+            .args([
+                "-s",
+                &url,
+                "--retry-for",
+                "1s",
+                "--user",
+                "measpipe",
+                "--password",
+                password,
+            ])
+            .arg("--tlsca")
+            .arg(&ca)
+            .arg("secure.h1")
+            .arg(&input);
+        command.output().unwrap()
+    };
+    let out = with("s3cret");
+    common::assert_success(&out);
+    let out = Command::new(bin_path("nats-sub"))
+        .args([
+            "-s",
+            &url,
+            "--user",
+            "measpipe",
+            "--password",
+            "s3cret",
+            "--idle",
+            "1s",
+        ])
+        .arg("--tlsca")
+        .arg(&ca)
+        .arg("secure.>")
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), records(100));
+
+    let out = with("wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("nats-pub: error: {url}: ")) && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("authorization"), "{stderr}");
 }

@@ -576,3 +576,106 @@ fn credentials_and_tls_are_taken_as_the_nats_cli_takes_them() {
     );
     assert!(stderr.to_lowercase().contains("authorization"), "{stderr}");
 }
+
+/// `n` GridFTP transfers by `host` (an address: the archive takes IP literals) in the
+/// netlogger transfer log format, a second apart, each of the same size (so one metadata
+/// per host).
+fn transfer_log(host: &str, n: usize) -> String {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap();
+    (0..n)
+        .map(|i| {
+            let begin = start + chrono::Duration::seconds(i as i64);
+            let end = begin + chrono::Duration::milliseconds(400);
+            format!(
+                "DATE={} HOST={host} PROG=globus-gridftp-server NL.EVNT=FTP_INFO START={} USER=anonymous FILE=/data/f{i}.bin BUFFER=131072 BLOCK=262144 NBYTES=50000000 VOLUME=/ STREAMS=1 STRIPES=1 DEST=[192.0.2.{}] TYPE=RETR CODE=226 TASKID=none\n",
+                end.format("%Y%m%d%H%M%S%.6f"),
+                begin.format("%Y%m%d%H%M%S%.6f"),
+                if host.ends_with(".10") { 10 } else { 20 }
+            )
+        })
+        .collect()
+}
+
+/// The two GridFTP hosts of the pipeline test.
+const HOSTS: [&str; 2] = ["198.51.100.10", "198.51.100.11"];
+
+/// The deployment of the README: gridftp-parse | nats-pub on two hosts, nats-sub |
+/// esmond-post into esmond-serve on the archive host. Every transfer is stored once, and
+/// running every stage again over the same logs stores nothing more.
+#[test]
+fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let archive = common::serve::Serve::start(&[]);
+    let n = 1_500;
+    for host in HOSTS {
+        std::fs::write(
+            dir.path().join(format!("{host}.log")),
+            transfer_log(host, n),
+        )
+        .unwrap();
+    }
+    let stage = |script: String| {
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -o pipefail; {script}")])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+    };
+    let run_all = || {
+        for host in HOSTS {
+            stage(format!(
+                "{} {} | {} -s {} --ack {} --resume gridftp.{host}",
+                bin_path("gridftp-parse").display(),
+                dir.path().join(format!("{host}.log")).display(),
+                bin_path("nats-pub").display(),
+                nats.url(),
+                dir.path().join(format!("{host}.ack")).display(),
+            ));
+        }
+        stage(format!(
+            "{} -s {} --durable archive --idle 2s 'gridftp.>' | {} --url http://{}/ --key {}",
+            bin_path("nats-sub").display(),
+            nats.url(),
+            bin_path("esmond-post").display(),
+            archive.addr(),
+            archive.key,
+        ));
+    };
+    let stored = || -> Vec<(String, usize)> {
+        let (status, found) =
+            archive.call("GET", "/perfsonar/archive/?tool-name=gridftp", None, false);
+        assert_eq!(status, 200, "{found}");
+        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+        let mut counts: Vec<(String, usize)> = found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let path = format!(
+                    "/perfsonar/archive/{}/throughput/base?time-start=0&time-end=2000000000&limit=100000",
+                    m["metadata-key"].as_str().unwrap()
+                );
+                let (_, points) = archive.call("GET", &path, None, false);
+                let points: serde_json::Value = serde_json::from_str(&points).unwrap();
+                (
+                    m["input-source"].as_str().unwrap().to_owned(),
+                    points.as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        counts.sort();
+        counts
+    };
+    run_all();
+    let expected: Vec<(String, usize)> = HOSTS.iter().map(|h| (h.to_string(), n)).collect();
+    assert_eq!(stored(), expected);
+    // Everything again: the publishers' ack files skip what was confirmed, the durable
+    // consumer has nothing new, and the archive is unchanged.
+    run_all();
+    assert_eq!(stored(), expected);
+    assert_eq!(drain(&nats.url(), "gridftp.>").len(), 2 * n);
+}

@@ -759,3 +759,98 @@ fn retention_takes_runs_with_their_points_and_keeps_what_a_rule_keeps() {
         assert_eq!(found.len(), usize::from(kept), "{case}: {found:?}");
     }
 }
+
+/// The real esmond-client 4.2.1 (Python 2.7) reads what pScheduler's http archiver sent
+/// as measpipe's esmond-get reads it: the same rows, in human and CSV form, for every
+/// event type the fixtures' latency, rtt, throughput and trace results produced.
+#[test]
+fn the_real_esmond_client_reads_pscheduler_results_as_esmond_get_does() {
+    let Some(python) =
+        common::python27_with("esmond_client.perfsonar.query", "esmond-client 4.2.1")
+    else {
+        return;
+    };
+    let scripts = std::path::Path::new(&python).parent().unwrap().to_owned();
+    let (serve, basic) = archive(&[]);
+    let bodies: Vec<String> = cases().iter().map(|c| fixture_text(c)).collect();
+    for answer in put_all(&serve, Some(&format!("Basic {basic}")), &bodies) {
+        assert_eq!(answer.0, 200, "{answer:?}");
+    }
+    let url = format!("http://{}", serve.addr());
+    let window = ["-S", "2026-11-30", "-E", "2026-12-02"];
+    let pair = ["-s", "198.51.100.10", "-d", "203.0.113.20"];
+    let mut compared = 0;
+    for event in [
+        "throughput",
+        "packet-retransmits",
+        "failures",
+        "histogram-owdelay",
+        "histogram-rtt",
+        "packet-loss-rate",
+        "packet-count-sent",
+        "packet-trace",
+        "path-mtu",
+    ] {
+        for format in ["human", "csv"] {
+            let args: Vec<&str> = pair
+                .iter()
+                .chain(&["-e", event, "-o", format])
+                .chain(&window)
+                .copied()
+                .collect();
+            let theirs = Command::new(&python)
+                .arg(scripts.join("esmond-ps-get"))
+                .args(["-u", &url])
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                theirs.status.success(),
+                "esmond-ps-get {args:?}: {}",
+                String::from_utf8_lossy(&theirs.stderr)
+            );
+            let ours = Command::new(bin_path("esmond-get"))
+                .args(["-u", &url])
+                .args(&args)
+                .output()
+                .unwrap();
+            assert_success(&ours);
+            let (theirs, ours) = (
+                String::from_utf8(theirs.stdout).unwrap(),
+                String::from_utf8(ours.stdout).unwrap(),
+            );
+            assert!(!ours.trim().is_empty(), "{event}: no rows");
+            let rows = |text: &str| {
+                let text = python_dicts_sorted(text);
+                let mut rows: Vec<String> = match format {
+                    "human" => text
+                        .split("= + = + = + = + = + =\n")
+                        .map(|b| b.trim_end().to_owned())
+                        .collect(),
+                    _ => text.split("\r\n").map(str::to_owned).collect(),
+                };
+                rows.sort();
+                rows
+            };
+            assert_eq!(rows(&ours), rows(&theirs), "{event} -o {format}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 18);
+}
+
+/// `text` with the entries of every Python dict repr (`{u'a': 1, u'b': 2}`) in sorted
+/// order, innermost first: Python 2 prints a dict in its hash order, esmond-get in the
+/// order the archive sent it (a documented difference; the entries must be the same).
+fn python_dicts_sorted(text: &str) -> String {
+    let mut text = text.to_owned();
+    while let Some(end) = text.find('}') {
+        let start = text[..end].rfind('{').expect("a dict's opening brace");
+        let mut entries: Vec<&str> = text[start + 1..end].split(", ").collect();
+        entries.sort();
+        // Marked as done with other brackets, so the next pass finds the next dict.
+        let sorted = format!("\u{ab}{}\u{bb}", entries.join(", "));
+        text.replace_range(start..=end, &sorted);
+    }
+    text
+}

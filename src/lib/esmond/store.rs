@@ -469,6 +469,51 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes one point now (not held back), folding it into its summaries; `false`
+    /// when its time holds another numeric value, which stays (a collision to note, not a
+    /// failure). One look at the time, not one before and one in the write.
+    fn write_unless_taken(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        ts: i64,
+        event_type: &str,
+        storage: Storage,
+        stored: &Stored,
+    ) -> Result<bool, Failure> {
+        let (name, series) = self.series(tx, id, event_type, storage)?;
+        let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+            return Ok(true);
+        };
+        let replaced = match write_point(tx, base, storage, ts, stored)? {
+            Written::Other(_) => return Ok(false),
+            Written::Same => None,
+            Written::New => Some(false),
+            Written::Replaced => Some(true),
+        };
+        if let Some(replaced) = replaced {
+            self.new_points += 1;
+            let series = &self.series[&(id, name)];
+            for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base) {
+                let bin = bin(ts, window)?;
+                fold(
+                    tx,
+                    base,
+                    sid,
+                    storage,
+                    summary,
+                    window,
+                    bin,
+                    [stored],
+                    replaced,
+                )?;
+            }
+        }
+        let newest = self.touched.entry((id, name)).or_insert(ts);
+        *newest = (*newest).max(ts);
+        Ok(true)
+    }
+
     /// Writes the points held back.
     fn flush(&mut self, tx: &Connection) -> Result<(), Failure> {
         while let Some(run) = self.runs.pop() {
@@ -558,18 +603,29 @@ impl Writer {
     /// index entry moved per event type, not one per summary.
     fn finish(mut self, tx: &Connection) -> Result<usize, Failure> {
         self.flush(tx)?;
-        let mut touch = tx.prepare_cached(
-            "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND event_type = ?3 AND summary = 'base' AND win = 0",
-        )?;
-        for ((id, name), newest) in self.touched {
-            if self
-                .fresh
-                .get(&(id, name))
-                .is_some_and(|&set| set >= newest)
-            {
-                continue;
+        // The event types of one metadata written up to the same time (all of a
+        // pScheduler result's) are set by one statement.
+        let mut due: Vec<(i64, i64, usize)> = self
+            .touched
+            .iter()
+            .filter(|(key, newest)| self.fresh.get(key).is_none_or(|set| set < newest))
+            .map(|(&(id, name), &newest)| (id, newest, name))
+            .collect();
+        due.sort_unstable();
+        for group in due.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            for names in group.chunks(32) {
+                let sql = format!(
+                    "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND summary = 'base' AND win = 0 AND event_type IN ({})",
+                    placeholders(names.len())
+                );
+                let mut touch = tx.prepare_cached(&sql)?;
+                touch.raw_bind_parameter(1, group[0].1)?;
+                touch.raw_bind_parameter(2, group[0].0)?;
+                for (i, &(_, _, name)) in names.iter().enumerate() {
+                    touch.raw_bind_parameter(3 + i, self.names[name].as_str())?;
+                }
+                touch.raw_execute()?;
             }
-            touch.execute(params![newest, id, self.names[name]])?;
         }
         Ok(self.new_points)
     }
@@ -1486,14 +1542,9 @@ impl Store {
             let mut writer = Writer::default();
             let mut collided = Vec::new();
             for (event_type, storage, stored) in valid {
-                if writer
-                    .held(tx, id, event_type, storage, run.ts, &stored)?
-                    .is_some()
-                {
+                if !writer.write_unless_taken(tx, id, run.ts, event_type, storage, &stored)? {
                     collided.push(event_type.to_owned());
-                    continue;
                 }
-                writer.write(tx, id, run.ts, event_type, storage, stored)?;
             }
             let written = writer.finish(tx)?;
             let collided_json = (!collided.is_empty())
@@ -2495,6 +2546,87 @@ mod tests {
                 Ok(rows)
             })
             .unwrap()
+    }
+
+    /// A run whose time already holds another numeric value of one event type is stored
+    /// with that event type noted as collided (the held value stays); its other values,
+    /// and a histogram (raw: replaced), are written and summarised.
+    #[test]
+    fn a_run_colliding_with_a_held_value_is_stored_and_the_collision_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut metadata = throughput_metadata();
+        metadata.event_types = vec![
+            ("throughput".into(), vec![(Summary::Average, 86_400)]),
+            ("packet-retransmits".into(), vec![]),
+            ("histogram-rtt".into(), vec![(Summary::Aggregation, 3_600)]),
+        ];
+        let run = |id: &'static str, throughput: f64, retransmits: i64, bucket: &str| {
+            let values = vec![
+                ("throughput".to_owned(), json!(throughput)),
+                ("packet-retransmits".to_owned(), json!(retransmits)),
+                ("histogram-rtt".to_owned(), json!({ bucket: 3 })),
+            ];
+            let new = NewRun {
+                id,
+                metadata: metadata.clone(),
+                extra: vec![],
+                ts: 7_200,
+                values,
+                received: 0,
+                test_type: "throughput",
+                tool: "iperf3",
+                succeeded: true,
+                run_href: None,
+                task_href: None,
+                test_checksum: "x",
+                observer: None,
+                body: "{}",
+            };
+            store.write_run(&new).unwrap()
+        };
+        let RunOutcome::Stored(key, collided) = run("a", 1000.0, 2, "0.5") else {
+            panic!("the first run is stored");
+        };
+        assert!(collided.is_empty());
+        let RunOutcome::Stored(_, collided) = run("b", 2000.0, 2, "0.7") else {
+            panic!("the second run is stored");
+        };
+        assert_eq!(collided, ["throughput"]);
+        let point = |event_type: &str, summary: Summary, window: i64| {
+            store
+                .points(&SeriesQuery {
+                    key: &key,
+                    event_type,
+                    summary,
+                    window,
+                    begin: 0,
+                    end: 100_000,
+                    limit: 10,
+                    offset: 0,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            point("throughput", Summary::Base, 0),
+            r#"[{"ts":7200,"val":1000.0}]"#
+        );
+        assert_eq!(
+            point("throughput", Summary::Average, 86_400),
+            r#"[{"ts":0,"val":1000.0}]"#
+        );
+        assert_eq!(
+            point("packet-retransmits", Summary::Base, 0),
+            r#"[{"ts":7200,"val":2.0}]"#
+        );
+        assert_eq!(
+            point("histogram-rtt", Summary::Base, 0),
+            r#"[{"ts":7200,"val":{"0.7":3}}]"#
+        );
+        assert_eq!(
+            point("histogram-rtt", Summary::Aggregation, 3_600),
+            r#"[{"ts":7200,"val":{"0.7":3}}]"#
+        );
     }
 
     /// Histogram summaries merged point by point (each bin from what it held) are what

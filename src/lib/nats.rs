@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 
 use crate::error::Error;
-use crate::ndjson::{BadLines, LineReader};
+use crate::ndjson::{read_ahead, Ahead, BadLines, LineReader};
 
 /// How to reach the NATS servers, as nats users expect to say it.
 #[derive(Debug, Clone)]
@@ -171,61 +171,22 @@ type Confirm = Pin<
     >,
 >;
 
-/// What the input thread hands over.
-enum Read {
-    Line(u64, bytes::Bytes, String),
-    /// The end of input: the number of records read (bad ones included).
-    End(u64),
-    Failed(Error),
-}
-
 /// Publishes every line `lines` yields. Returns the counts and the bad-line counter, or
 /// the error that stopped the run (the ack file then covers exactly what was confirmed).
 pub fn publish(
     settings: PublishSettings,
-    mut lines: LineReader,
-    mut bad: BadLines,
+    lines: LineReader,
+    bad: BadLines,
     mut progress: impl FnMut(&PublishCounts),
 ) -> Result<(PublishCounts, BadLines), Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(8192);
-    let (skip, subject, id_kind) = (settings.skip, settings.subject.clone(), settings.id);
-    let reader = std::thread::Builder::new()
-        .name("nats-read".into())
-        .spawn(move || {
-            let mut index = 0u64;
-            loop {
-                let line = match lines.next(&mut bad) {
-                    Ok(Some(line)) => line,
-                    Ok(None) => {
-                        let _ = tx.blocking_send(Read::End(index));
-                        break;
-                    }
-                    Err(err) => {
-                        let _ = tx.blocking_send(Read::Failed(err));
-                        break;
-                    }
-                };
-                index += 1;
-                if index <= skip {
-                    continue;
-                }
-                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line.bytes) {
-                    let err = Error::bad_input(line.location.clone(), format!("not JSON: {e}"));
-                    if let Err(err) = bad.handle_line(err, line.bytes) {
-                        let _ = tx.blocking_send(Read::Failed(err));
-                        break;
-                    }
-                    continue;
-                }
-                let id = message_id(id_kind, &subject, line.bytes);
-                let payload = bytes::Bytes::copy_from_slice(line.bytes);
-                if tx.blocking_send(Read::Line(index, payload, id)).is_err() {
-                    break;
-                }
-            }
-            bad
-        })
-        .map_err(|e| Error::failed(format!("cannot start the input thread: {e}")))?;
+    let (subject, id_kind) = (settings.subject.clone(), settings.id);
+    let (mut rx, reader) = read_ahead("nats-read", lines, bad, settings.skip, 8192, move |line| {
+        serde_json::from_slice::<serde::de::IgnoredAny>(line)
+            .map_err(|e| format!("not JSON: {e}"))?;
+        let id = message_id(id_kind, &subject, line);
+        Ok((bytes::Bytes::copy_from_slice(line), id))
+    })?;
+    let skip = settings.skip;
     let runtime = runtime()?;
     let mut counts = PublishCounts {
         done: skip,
@@ -244,7 +205,7 @@ pub fn publish(
 
 async fn publish_loop(
     settings: &PublishSettings,
-    rx: &mut tokio::sync::mpsc::Receiver<Read>,
+    rx: &mut tokio::sync::mpsc::Receiver<Ahead<(bytes::Bytes, String)>>,
     counts: &mut PublishCounts,
     progress: &mut impl FnMut(&PublishCounts),
 ) -> Result<(), Error> {
@@ -278,12 +239,12 @@ async fn publish_loop(
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
             read = rx.recv(), if room => match read {
-                Some(Read::Line(index, payload, id)) => {
+                Some(Ahead::Item(index, (payload, id))) => {
                     let confirm = send(&context, &settings.subject, &payload, &id).await;
                     pending.push_back(Pending { index, payload, id, confirm });
                 }
-                Some(Read::End(total)) => end = Some(total),
-                Some(Read::Failed(err)) => return Err(err),
+                Some(Ahead::End(total)) => end = Some(total),
+                Some(Ahead::Failed(err)) => return Err(err),
                 None => return Err(Error::failed("the input thread stopped")),
             },
             confirmed = async { front.expect("a confirm to wait for").await }, if waiting => {

@@ -432,6 +432,78 @@ impl NdjsonWriter {
     }
 }
 
+/// What a [`read_ahead`] thread hands over.
+#[cfg(any(feature = "amqp", feature = "nats"))]
+pub enum Ahead<T> {
+    /// A record prepared, with its number in the input (from 1, bad lines counted).
+    Item(u64, T),
+    /// The end of input: the number of records read (bad ones included).
+    End(u64),
+    /// Reading failed, or a bad line under `--on-error fail`.
+    Failed(Error),
+}
+
+/// Reads `lines` on a thread of its own (named `name`), skips the first `skip` records,
+/// and hands each of the others, made by `prepare`, to an async consumer through a channel
+/// of `capacity`. A line `prepare` refuses (its cause) is a bad line for `bad`. The thread
+/// ends with the channel's receiver and gives `bad` back.
+#[cfg(any(feature = "amqp", feature = "nats"))]
+pub fn read_ahead<T: Send + 'static>(
+    name: &str,
+    mut lines: LineReader,
+    mut bad: BadLines,
+    skip: u64,
+    capacity: usize,
+    mut prepare: impl FnMut(&[u8]) -> Result<T, String> + Send + 'static,
+) -> Result<
+    (
+        tokio::sync::mpsc::Receiver<Ahead<T>>,
+        std::thread::JoinHandle<BadLines>,
+    ),
+    Error,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let reader = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut index = 0u64;
+            loop {
+                let line = match lines.next(&mut bad) {
+                    Ok(Some(line)) => line,
+                    Ok(None) => {
+                        let _ = tx.blocking_send(Ahead::End(index));
+                        break;
+                    }
+                    Err(err) => {
+                        let _ = tx.blocking_send(Ahead::Failed(err));
+                        break;
+                    }
+                };
+                index += 1;
+                if index <= skip {
+                    continue;
+                }
+                match prepare(line.bytes) {
+                    Ok(item) => {
+                        if tx.blocking_send(Ahead::Item(index, item)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(cause) => {
+                        let err = Error::bad_input(line.location.clone(), cause);
+                        if let Err(err) = bad.handle_line(err, line.bytes) {
+                            let _ = tx.blocking_send(Ahead::Failed(err));
+                            break;
+                        }
+                    }
+                }
+            }
+            bad
+        })
+        .map_err(|e| Error::failed(format!("cannot start the input thread: {e}")))?;
+    Ok((rx, reader))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

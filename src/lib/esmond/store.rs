@@ -494,20 +494,7 @@ impl Writer {
         if let Some(replaced) = replaced {
             self.new_points += 1;
             let series = &self.series[&(id, name)];
-            for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base) {
-                let bin = bin(ts, window)?;
-                fold(
-                    tx,
-                    base,
-                    sid,
-                    storage,
-                    summary,
-                    window,
-                    bin,
-                    [stored],
-                    replaced,
-                )?;
-            }
+            fold_point(tx, base, storage, series, ts, stored, replaced)?;
         }
         let newest = self.touched.entry((id, name)).or_insert(ts);
         *newest = (*newest).max(ts);
@@ -652,7 +639,22 @@ fn write_one(
             )))
         }
     };
-    for &(sid, summary, window) in summaries.iter().filter(|s| s.1 != Summary::Base) {
+    fold_point(tx, base, storage, summaries, ts, stored, replaced)?;
+    Ok(true)
+}
+
+/// Folds one new point of base series `base` into each of its summaries (`series`, the
+/// base among them or not); `replaced` when it replaced another raw value.
+fn fold_point(
+    tx: &Connection,
+    base: i64,
+    storage: Storage,
+    series: &[(i64, Summary, i64)],
+    ts: i64,
+    stored: &Stored,
+    replaced: bool,
+) -> Result<(), Failure> {
+    for &(sid, summary, window) in series.iter().filter(|s| s.1 != Summary::Base) {
         let bin = bin(ts, window)?;
         fold(
             tx,
@@ -666,7 +668,7 @@ fn write_one(
             replaced,
         )?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// `INSERT` of `n` points (a power of two up to [`RUN`]) of one series (`?1`), each its

@@ -33,7 +33,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 
 use super::oslo::{self, Publication};
 use crate::error::Error;
-use crate::ndjson::{BadLines, LineReader, NdjsonWriter};
+use crate::ndjson::{read_ahead, Ahead, BadLines, LineReader, NdjsonWriter};
 
 /// How many recent `_unique_id`s a consumer remembers to drop repeats.
 pub const DEDUP_WINDOW: usize = 65_536;
@@ -259,75 +259,32 @@ impl Pending {
     }
 }
 
-/// What the reader thread hands over.
-enum Read {
-    Item(u64, Arc<str>, Vec<u8>),
-    /// The end of input: the number of records read (bad ones included).
-    End(u64),
-    Failed(Error),
-}
-
 /// Publishes every record `lines` yields. Returns the counts, or the error that stopped
 /// the run (the ack file then covers exactly what was confirmed).
 pub fn publish(
     settings: PublishSettings,
-    mut lines: LineReader,
-    mut bad: BadLines,
+    lines: LineReader,
+    bad: BadLines,
     mut progress: impl FnMut(&Counts),
 ) -> Result<(Counts, BadLines), Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(4096);
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let skip = settings.skip;
     let mut publication = settings.publication;
-    let reader = std::thread::Builder::new()
-        .name("amqp-read".into())
-        .spawn(move || {
-            let mut keys: HashMap<String, Arc<str>> = HashMap::new();
-            let mut key = String::new();
-            let mut index = 0u64;
-            loop {
-                let line = match lines.next(&mut bad) {
-                    Ok(Some(line)) => line,
-                    Ok(None) => {
-                        let _ = tx.blocking_send(Read::End(index));
-                        break;
-                    }
-                    Err(err) => {
-                        let _ = tx.blocking_send(Read::Failed(err));
-                        break;
-                    }
-                };
-                index += 1;
-                if index <= skip {
-                    continue;
-                }
-                let mut body = free_rx.try_recv().unwrap_or_default();
-                match publication.prepare(line.bytes, &mut body, &mut key) {
-                    Ok(()) => {
-                        let key = match keys.get(key.as_str()) {
-                            Some(key) => Arc::clone(key),
-                            None => {
-                                let shared: Arc<str> = Arc::from(key.as_str());
-                                keys.insert(key.clone(), Arc::clone(&shared));
-                                shared
-                            }
-                        };
-                        if tx.blocking_send(Read::Item(index, key, body)).is_err() {
-                            break;
-                        }
-                    }
-                    Err(cause) => {
-                        let location = line.location.clone();
-                        if let Err(err) = bad.handle(Error::bad_input(location, cause)) {
-                            let _ = tx.blocking_send(Read::Failed(err));
-                            break;
-                        }
-                    }
-                }
+    let mut keys: HashMap<String, Arc<str>> = HashMap::new();
+    let mut key = String::new();
+    let (mut rx, reader) = read_ahead("amqp-read", lines, bad, skip, 4096, move |line| {
+        let mut body = free_rx.try_recv().unwrap_or_default();
+        publication.prepare(line, &mut body, &mut key)?;
+        let key = match keys.get(key.as_str()) {
+            Some(key) => Arc::clone(key),
+            None => {
+                let shared: Arc<str> = Arc::from(key.as_str());
+                keys.insert(key.clone(), Arc::clone(&shared));
+                shared
             }
-            bad
-        })
-        .map_err(|e| Error::failed(format!("cannot start the input thread: {e}")))?;
+        };
+        Ok((key, body))
+    })?;
     let runtime = runtime()?;
     let broker = settings.broker;
     let result = runtime.block_on(async {
@@ -420,7 +377,7 @@ pub fn publish(
                 }
                 read = rx.recv(), if room && end.is_none() => {
                     match read {
-                        Some(Read::Item(index, key, body)) => {
+                        Some(Ahead::Item(index, (key, body))) => {
                             last_read = index;
                             let mut item = Pending {
                                 index,
@@ -435,8 +392,8 @@ pub fn publish(
                                 lose(&mut channel, &mut counts);
                             }
                         }
-                        Some(Read::End(total)) => end = Some(total),
-                        Some(Read::Failed(err)) => {
+                        Some(Ahead::End(total)) => end = Some(total),
+                        Some(Ahead::Failed(err)) => {
                             failure = Some(err);
                             end = Some(last_read);
                         }

@@ -251,6 +251,27 @@ fn records_go_through_once_in_order_and_a_resend_is_dropped() {
         .map(str::to_owned)
         .collect();
     same_lines(&lines, &expected);
+
+    // A stream or a durable consumer made for other subjects is named, not used.
+    let out = nats_pub(&nats.url())
+        .args(["--stream", "GRIDFTP", "other.h1"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "nats-pub: error: stream GRIDFTP takes gridftp, gridftp.>, not other.h1 (name another with --stream)\n"
+    );
+    let out = nats_sub(&nats.url())
+        .args(["--durable", "archive", "--idle", "1s", "gridftp.host1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "nats-sub: error: the durable consumer archive reads gridftp.>, not gridftp.host1 (name another with --durable)\n"
+    );
 }
 
 /// The two lists of lines are equal (else the count and the first difference).

@@ -377,6 +377,13 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         None => stream.create_consumer(config).await,
     }
     .map_err(|e| Error::failed(format!("{}: consumer: {e}", server.url)))?;
+    let reads = &consumer.cached_info().config.filter_subject;
+    if let (Some(name), false) = (&settings.durable, *reads == settings.subject) {
+        return Err(Error::failed(format!(
+            "the durable consumer {name} reads {reads}, not {} (name another with --durable)",
+            settings.subject
+        )));
+    }
     let mut written = 0u64;
     let mut quiet_since = Instant::now();
     let mut failing_since: Option<Instant> = None;
@@ -528,10 +535,33 @@ async fn ensure_stream(
         retention: stream::RetentionPolicy::Limits,
         ..Default::default()
     };
-    context
+    let stream = context
         .get_or_create_stream(config)
         .await
-        .map_err(|e| Error::failed(format!("stream {name}: {e}")))
+        .map_err(|e| Error::failed(format!("stream {name}: {e}")))?;
+    // A stream of that name made for other subjects would swallow nothing of ours.
+    let taken = &stream.cached_info().config.subjects;
+    if !taken.iter().any(|pattern| covers(pattern, subject)) {
+        return Err(Error::failed(format!(
+            "stream {name} takes {}, not {subject} (name another with --stream)",
+            taken.join(", ")
+        )));
+    }
+    Ok(stream)
+}
+
+/// Whether every subject `subject` names (it may hold wildcards) matches `pattern`.
+fn covers(pattern: &str, subject: &str) -> bool {
+    let (mut pattern, mut subject) = (pattern.split('.'), subject.split('.'));
+    loop {
+        match (pattern.next(), subject.next()) {
+            (None, None) => return true,
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(token)) if token != ">" => {}
+            (Some(want), Some(token)) if want == token && !matches!(token, "*" | ">") => {}
+            _ => return false,
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -564,6 +594,20 @@ mod tests {
         );
         assert_eq!(spec.for_subject("gridftp.>").0, "GRIDFTP");
         assert_eq!(spec.for_subject("a:b").0, "A_B");
+    }
+
+    #[test]
+    fn a_pattern_covers_the_subjects_it_matches_and_no_wider_filter() {
+        assert!(covers("gridftp.>", "gridftp.h1"));
+        assert!(covers("gridftp.>", "gridftp.>"));
+        assert!(covers("gridftp.>", "gridftp.a.b"));
+        assert!(covers("gridftp.*", "gridftp.*"));
+        assert!(covers("gridftp", "gridftp"));
+        assert!(!covers("gridftp", "gridftp.h1"));
+        assert!(!covers("gridftp.*", "gridftp.>"));
+        assert!(!covers("gridftp.h1", "gridftp.*"));
+        assert!(!covers("gridftp.>", "gridftp"));
+        assert!(!covers("other.>", "gridftp.h1"));
     }
 
     #[test]

@@ -1320,7 +1320,14 @@ impl Store {
                     range,
                 } => {
                     sql.push_str(" AND EXISTS (SELECT 1 FROM series s WHERE s.metadata_id = m.id");
-                    // An event type's time is on its base series row (`Writer::finish`).
+                    if let Some(et) = event_type {
+                        sql.push_str(" AND s.event_type = ?");
+                        values.push(et.clone().into());
+                    }
+                    // An event type's time is on its base series row (`Writer::finish`):
+                    // with a time range, `s` is that row and the summary is asked of a
+                    // sibling `w`.
+                    let sibling = range.is_some() && (summary.is_some() || window.is_some());
                     if let Some((begin, end)) = range {
                         sql.push_str(" AND s.summary = 'base' AND s.win = 0 AND s.updated >= ?");
                         values.push((*begin).into());
@@ -1328,38 +1335,23 @@ impl Store {
                             sql.push_str(" AND s.updated <= ?");
                             values.push((*end).into());
                         }
-                        if summary.is_some() || window.is_some() {
+                    }
+                    let alias = match sibling {
+                        true => {
                             sql.push_str(" AND EXISTS (SELECT 1 FROM series w WHERE w.metadata_id = m.id AND w.event_type = s.event_type");
-                            if let Some(summary) = summary {
-                                sql.push_str(" AND w.summary = ?");
-                                values.push(summary.clone().into());
-                            }
-                            if let Some(window) = window {
-                                sql.push_str(" AND w.win = ?");
-                                values.push((*window).into());
-                            }
-                            sql.push(')');
+                            "w"
                         }
-                        if let Some(et) = event_type {
-                            sql.push_str(" AND s.event_type = ?");
-                            values.push(et.clone().into());
-                        }
-                        sql.push(')');
-                        continue;
-                    }
-                    if let Some(et) = event_type {
-                        sql.push_str(" AND s.event_type = ?");
-                        values.push(et.clone().into());
-                    }
+                        false => "s",
+                    };
                     if let Some(summary) = summary {
-                        sql.push_str(" AND s.summary = ?");
+                        sql.push_str(&format!(" AND {alias}.summary = ?"));
                         values.push(summary.clone().into());
                     }
                     if let Some(window) = window {
-                        sql.push_str(" AND s.win = ?");
+                        sql.push_str(&format!(" AND {alias}.win = ?"));
                         values.push((*window).into());
                     }
-                    sql.push(')');
+                    sql.push_str(if sibling { "))" } else { ")" });
                 }
             }
         }

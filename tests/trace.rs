@@ -298,6 +298,16 @@ fn proc_trace_selects_by_command_line_and_user() {
     let marker = format!("measpipe-proc-trace-{}", std::process::id());
     // (A command after the sleep keeps sh from exec'ing it: sh is the process matched.)
     let kid = Kid::spawn("sh", &["-c", &format!("sleep 1000; : {marker}")]);
+    // Until its sleep has been exec'd, sh's forked child carries the marker too (CI saw
+    // 2 matched once): wait for the child to be sleep.
+    let started = std::time::Instant::now();
+    while !sleeping_child(kid.pid()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sh never started its sleep"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let me = users_uid();
     let out = common::bin("proc-trace")
         .args([
@@ -318,7 +328,17 @@ fn proc_trace_selects_by_command_line_and_user() {
         .filter(|r| r["series"] == "matched")
         .collect();
     assert_eq!(matched.len(), 2);
-    assert!(matched.iter().all(|r| r["value"] == 1), "{matched:?}");
+    // On failure, which processes were selected (pid, comm).
+    let selected: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter(|r| r["series"] != "matched")
+        .map(|r| format!("{} {}", r["pid"], r["comm"]))
+        .collect();
+    assert!(
+        matched.iter().all(|r| r["value"] == 1),
+        "{matched:?}; selected {selected:?}; the kid is {}",
+        kid.pid()
+    );
     assert!(records
         .iter()
         .filter(|r| r["series"] != "matched")
@@ -361,6 +381,22 @@ fn proc_trace_selects_by_command_line_and_user() {
     let records = common::ndjson_lines(&other.stdout);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["value"], 0);
+}
+
+/// Whether process `parent` has a child that runs `sleep` (its command name).
+fn sleeping_child(parent: i64) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .any(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …
+            let Some((comm, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            comm.ends_with("(sleep")
+                && rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent)
+        })
 }
 
 fn users_uid() -> u32 {

@@ -11,9 +11,11 @@ use crate::nats::{self, MessageId, PublishSettings, Server, StreamSpec};
 
 const EXAMPLES: &str = "\
 Examples:
-  # GridFTP transfers from this host into the site's JetStream, resumable from cron
-  gridftp-parse --follow /var/log/gridftp.log | nats-pub --ack /var/lib/measpipe/nats.ack \\
-      -s nats://nats1.example.net:4222 gridftp.$(hostname -s)
+  # GridFTP transfers from this host into the site's JetStream, from cron: a rerun skips
+  # what the stream confirmed, and a record sent again is dropped by its message id
+  gridftp-parse /var/log/gridftp-transfer.log \\
+      | nats-pub --ack /var/lib/measpipe/nats.ack --resume \\
+          -s nats://nats1.example.net:4222 \"gridftp.$(hostname -s)\"
 
   # and on the archive host, into esmond-serve
   nats-sub --durable archive 'gridftp.>' | esmond-post --ack /var/lib/measpipe/post.ack";

@@ -296,6 +296,31 @@ impl InputArgs {
     }
 }
 
+/// The ack file of the publishers (amqp-publish, nats-pub): the count of input records
+/// the far side confirmed, and a rerun that skips them.
+#[derive(Debug, Clone, Args)]
+pub struct AckArgs {
+    /// Write the number of input records confirmed (or refused as bad lines) to FILE,
+    /// atomically, while the run goes on and at its end.
+    #[arg(long, value_name = "FILE")]
+    pub ack: Option<std::path::PathBuf>,
+
+    /// Skip the input records the --ack file already counts (a rerun over the same input).
+    #[arg(long, requires = "ack")]
+    pub resume: bool,
+}
+
+impl AckArgs {
+    /// The input records to skip: what the ack file (`what`, in a message) counts under
+    /// --resume, else none.
+    pub fn skip(&self, what: &str) -> Result<u64, Error> {
+        match (&self.ack, self.resume) {
+            (Some(path), true) => crate::state::read_count(path, what),
+            _ => Ok(0),
+        }
+    }
+}
+
 /// The stats-file arguments every mmstats reader takes.
 #[derive(Debug, Clone, Args)]
 pub struct StatsFileArgs {

@@ -251,12 +251,9 @@ async fn publish_loop(
                 match confirmed {
                     Ok(ack) => {
                         let done = pending.pop_front().map_or(0, |p| p.index);
-                        // Bad lines between confirmed ones are done too.
-                        counts.done = match pending.front() {
-                            Some(next) => next.index - 1,
-                            None => end.unwrap_or(done).max(done),
-                        }
-                        .max(done);
+                        // Bad lines between confirmed ones are done too (those after the
+                        // last, once the input has ended: at the loop's top).
+                        counts.done = pending.front().map_or(done, |next| next.index - 1);
                         counts.confirmed += 1;
                         counts.duplicates += u64::from(ack.duplicate);
                         failing_since = None;

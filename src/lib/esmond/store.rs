@@ -391,6 +391,22 @@ impl Writer {
         Ok((name, &self.series[&(id, name)]))
     }
 
+    /// The interned event type and its base series' id (`None`: the metadata does not
+    /// register it).
+    fn base(
+        &mut self,
+        tx: &Connection,
+        id: i64,
+        event_type: &str,
+        storage: Storage,
+    ) -> Result<Option<(usize, i64)>, Failure> {
+        let (name, series) = self.series(tx, id, event_type, storage)?;
+        Ok(series
+            .iter()
+            .find(|s| s.1 == Summary::Base)
+            .map(|&(base, _, _)| (name, base)))
+    }
+
     /// Another value held at `ts` (its stored JSON), if any.
     fn held(
         &mut self,
@@ -403,8 +419,7 @@ impl Writer {
     ) -> Result<Option<String>, Failure> {
         // What is held back is looked at too.
         self.flush(tx)?;
-        let (_, series) = self.series(tx, id, event_type, storage)?;
-        let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+        let Some((_, base)) = self.base(tx, id, event_type, storage)? else {
             return Ok(None);
         };
         Ok(match existing(tx, base, storage, ts, stored)? {
@@ -424,8 +439,7 @@ impl Writer {
         storage: Storage,
         stored: Stored,
     ) -> Result<(), Failure> {
-        let (name, series) = self.series(tx, id, event_type, storage)?;
-        let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+        let Some((name, base)) = self.base(tx, id, event_type, storage)? else {
             return Ok(());
         };
         if storage.is_raw() {
@@ -481,8 +495,7 @@ impl Writer {
         storage: Storage,
         stored: &Stored,
     ) -> Result<bool, Failure> {
-        let (name, series) = self.series(tx, id, event_type, storage)?;
-        let Some(&(base, _, _)) = series.iter().find(|s| s.1 == Summary::Base) else {
+        let Some((name, base)) = self.base(tx, id, event_type, storage)? else {
             return Ok(true);
         };
         let replaced = match write_point(tx, base, storage, ts, stored)? {
@@ -2277,8 +2290,14 @@ fn fold<'s>(
 ) -> Result<(), Failure> {
     let mut select =
         tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
-    let held: Option<(String, Option<String>)> = select
-        .query_row(params![series, bin], |r| Ok((r.get(0)?, r.get(1)?)))
+    // The bin's point, if any: its state, and its value where only a histogram
+    // aggregation needs it (a numeric fold copies no text it does not read).
+    let value_needed = storage == Storage::Histogram && summary == Summary::Aggregation;
+    let held: Option<(Option<String>, Option<String>)> = select
+        .query_row(params![series, bin], |r| {
+            let value = if value_needed { Some(r.get(0)?) } else { None };
+            Ok((value, r.get(1)?))
+        })
         .optional()?;
     let (held, state) = match held {
         Some((value, state)) => (Some(value), state),
@@ -2356,7 +2375,9 @@ fn fold<'s>(
             // state (a statistics point of an older archive has none: made again).
             let so_far = match (summary, &held, &state) {
                 (_, None, _) => Some(Value::Object(Default::default())),
-                (Summary::Aggregation, Some(value), _) => serde_json::from_str(value).ok(),
+                (Summary::Aggregation, Some(value), _) => {
+                    value.as_deref().and_then(|v| serde_json::from_str(v).ok())
+                }
                 (_, Some(_), Some(merged)) => serde_json::from_str(merged).ok(),
                 (_, Some(_), None) => None,
             };

@@ -494,11 +494,6 @@ fn write_ack(path: &std::path::Path, done: u64) -> Result<(), Error> {
     crate::state::write_atomic(path, format!("{done}\n").as_bytes())
 }
 
-/// Reads an ack file written by [`publish`]: the number of input records to skip.
-pub fn read_ack(path: &std::path::Path) -> Result<u64, Error> {
-    crate::state::read_count(path, "an amqp-publish ack file")
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1,12 +1,11 @@
 //! `amqp-publish`: notifications (NDJSON) → an AMQP 0-9-1 broker, exactly as oslo.messaging's
 //! rabbit driver publishes them, losing nothing.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser};
 
-use crate::cli::{self, InputArgs};
+use crate::cli::{self, AckArgs, InputArgs};
 use crate::error::Error;
 use crate::notigen::amqp::{self, Broker, PublishSettings};
 use crate::notigen::oslo::Publication;
@@ -107,14 +106,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_in_flight: u64,
 
-    /// Write the number of input records confirmed (or refused as bad lines) to FILE,
-    /// atomically, while the run goes on and at its end.
-    #[arg(long, value_name = "FILE")]
-    ack: Option<PathBuf>,
-
-    /// Skip the input records the --ack file already counts (a rerun over the same input).
-    #[arg(long, requires = "ack")]
-    resume: bool,
+    #[command(flatten)]
+    ack: AckArgs,
 
     /// No status line on a terminal.
     #[arg(short, long)]
@@ -127,15 +120,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         return Err(Error::Usage("--topic must not be empty".into()));
     }
     cli::stop_on_signal();
-    let skip = match (&args.ack, args.resume) {
-        (Some(path), true) => amqp::read_ack(path)?,
-        _ => 0,
-    };
+    let skip = args.ack.skip("an amqp-publish ack file")?;
     let settings = PublishSettings {
         broker: args.broker.broker(),
         publication: Publication::new(args.envelope, args.topic.clone()),
         max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
-        ack: args.ack.clone(),
+        ack: args.ack.ack.clone(),
         skip,
     };
     let url = settings.broker.display_url();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, ValueEnum};
 
-use crate::cli::{self, InputArgs};
+use crate::cli::{self, AckArgs, InputArgs};
 use crate::error::Error;
 use crate::nats::{self, MessageId, PublishSettings, Server, StreamSpec};
 
@@ -178,14 +178,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_in_flight: u64,
 
-    /// Write the number of input records confirmed (or refused as bad lines) to FILE,
-    /// atomically, while the run goes on and at its end.
-    #[arg(long, value_name = "FILE")]
-    ack: Option<PathBuf>,
-
-    /// Skip the input records the --ack file already counts (a rerun over the same input).
-    #[arg(long, requires = "ack")]
-    resume: bool,
+    #[command(flatten)]
+    ack: AckArgs,
 
     /// No status line on a terminal.
     #[arg(short, long)]
@@ -201,10 +195,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         )));
     }
     cli::stop_on_signal();
-    let skip = match (&args.ack, args.resume) {
-        (Some(path), true) => crate::state::read_count(path, "a nats-pub ack file")?,
-        _ => 0,
-    };
+    let skip = args.ack.skip("a nats-pub ack file")?;
     let settings = PublishSettings {
         server: args.server.server(),
         stream: args.stream.spec(),
@@ -214,7 +205,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             IdFrom::Cursor => MessageId::Cursor,
         },
         max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
-        ack: args.ack.clone(),
+        ack: args.ack.ack.clone(),
         skip,
     };
     let bad = args.input.bad_lines().warn_each(cli::warn);

@@ -1596,6 +1596,72 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     );
 }
 
+/// Waits (up to 30 s) until `path` holds exactly `want`.
+fn wait_for_file(path: &Path, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} holds {now:?}, not {want:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_stream_that_pauses_is_delivered_and_acknowledged_without_a_full_batch() {
+    use std::io::Write as _;
+    let archive = Archive::start();
+    let ack = archive.dir.path().join("ack");
+    let mut post = Command::new(bin_path("esmond-post"))
+        .args(["--url", &archive.url(""), "--key", &archive.key, "--ack"])
+        .arg(&ack)
+        .arg("--cache")
+        .arg(archive.dir.path().join("cache"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = post.stdin.take().unwrap();
+    for ts in 1..=3 {
+        writeln!(
+            input,
+            "{}",
+            throughput_record("t", ts, json!(ts * 100), true)
+        )
+        .unwrap();
+    }
+    input.flush().unwrap();
+    // The pipe stays open: 3 points of a 1,000-point batch are sent once it is quiet.
+    wait_for_file(&ack, "c3\n");
+    let found = archive.search("tool-name=t");
+    let stamps = |found: &[Value]| -> Vec<i64> {
+        let points = archive.base(&found[0], "throughput");
+        points
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["ts"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(stamps(&found), [1, 2, 3]);
+    writeln!(input, "{}", throughput_record("t", 4, json!(400), true)).unwrap();
+    drop(input);
+    let out = post.wait_with_output().unwrap();
+    common::assert_success(&out);
+    assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c4\n");
+    assert_eq!(stamps(&found), [1, 2, 3, 4]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "esmond-post: records 4, points 4, requests 3, retries 0, duplicates 0, conflicts 0, failures 0\n"
+    );
+}
+
 #[test]
 fn conflicting_batches_are_split_and_duplicates_counted() {
     let archive = Archive::start();

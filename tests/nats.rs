@@ -658,12 +658,14 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
             ));
         }
         stage(format!(
-            "{} -s {} --durable archive --idle 2s 'gridftp.>' | {} --url http://{}/ --key {}",
+            "{} -s {} --durable archive --ack {a} --idle 2s 'gridftp.>' \
+             | {} --url http://{}/ --key {} --ack {a}",
             bin_path("nats-sub").display(),
             nats.url(),
             bin_path("esmond-post").display(),
             archive.addr(),
             archive.key,
+            a = dir.path().join("post.ack").display(),
         ));
     };
     let stored = || -> Vec<(String, usize)> {
@@ -699,4 +701,101 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
     run_all();
     assert_eq!(stored(), expected);
     assert_eq!(drain(&nats.url(), "gridftp.>").len(), 2 * n);
+}
+
+/// With the sink's ack file, nats-sub acknowledges a message only once esmond-post has
+/// delivered it: when esmond-post fails (a refused key), what was in the pipe comes again
+/// to the next run, and every transfer is stored once.
+#[test]
+fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let archive = common::serve::Serve::start(&[]);
+    // Few enough that all of them fit in the pipe's buffer before esmond-post fails.
+    let n = 40;
+    let host = HOSTS[0];
+    let log = dir.path().join("transfer.log");
+    std::fs::write(&log, transfer_log(host, n)).unwrap();
+    let bash = |script: String| {
+        Command::new("bash")
+            .args(["-c", &format!("set -o pipefail; {script}")])
+            .output()
+            .unwrap()
+    };
+    common::assert_success(&bash(format!(
+        "{} {} | {} -s {} gridftp.{host}",
+        bin_path("gridftp-parse").display(),
+        log.display(),
+        bin_path("nats-pub").display(),
+        nats.url(),
+    )));
+    let ack = dir.path().join("post.ack");
+    let deliver = |key: &str| {
+        bash(format!(
+            "{} -s {} --durable archive --ack {a} --ack-wait 2s --idle 4s 'gridftp.>' \
+             | {} --url http://{}/ --key {key} --retries 0 --ack {a}",
+            bin_path("nats-sub").display(),
+            nats.url(),
+            bin_path("esmond-post").display(),
+            archive.addr(),
+            a = ack.display(),
+        ))
+    };
+    let stored = || -> usize {
+        let (_, found) = archive.call("GET", "/perfsonar/archive/?tool-name=gridftp", None, false);
+        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let path = format!(
+                    "/perfsonar/archive/{}/throughput/base?time-start=0&time-end=2000000000&limit=100000",
+                    m["metadata-key"].as_str().unwrap()
+                );
+                let (_, points) = archive.call("GET", &path, None, false);
+                let points: serde_json::Value = serde_json::from_str(&points).unwrap();
+                points.as_array().unwrap().len()
+            })
+            .sum()
+    };
+    let failed = deliver("not-a-key");
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "esmond-post refuses to go on"
+    );
+    assert_eq!(stored(), 0);
+    assert!(!ack.exists(), "nothing was acknowledged");
+    // The durable consumer acknowledged nothing: the same messages come again (after the
+    // 2 s ack wait) and land.
+    let out = deliver(&archive.key);
+    common::assert_success(&out);
+    assert_eq!(stored(), n);
+    let trail = std::fs::read_to_string(&ack).unwrap();
+    assert!(
+        trail.starts_with("nats-sub:") && trail.ends_with(&format!(":{n}\n")),
+        "the trail names the last of nats-sub's cursors: {trail:?}"
+    );
+    // (How many requests, and whether a message was delivered again while the pipe was
+    // slow, depends on timing; what is stored does not.)
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.starts_with(&format!(
+            "esmond-post: records {n}, points {}, requests ",
+            2 * n
+        )) && summary.ends_with(", retries 0, duplicates 0, conflicts 0, failures 0\n"),
+        "{summary}"
+    );
+    // Everything was acknowledged: a further run has nothing to deliver.
+    let again = deliver(&archive.key);
+    common::assert_success(&again);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "esmond-post: records 0, points 0, requests 0, retries 0, duplicates 0, conflicts 0, failures 0\n"
+    );
+    assert_eq!(stored(), n);
 }

@@ -11,6 +11,7 @@ complete -c esmond-post -l backoff -d 'First retry delay in seconds; it doubles 
 complete -c esmond-post -l batch-size -d 'Points per bulk PUT' -r
 complete -c esmond-post -l in-flight -d 'Batch-API requests under way at once (kept-alive connections; the archive writes them together). Their answers, and so the ack, are taken in order. 1: one at a time. The esmond API always sends one at a time' -r
 complete -c esmond-post -l ack -d 'Write the cursor of the last delivered record here, atomically' -r -F
+complete -c esmond-post -l linger -d 'When the input pauses this long, send (and acknowledge) what is waiting instead of holding it for a full batch: a stream that never ends (nats-sub) is delivered as it comes' -r
 complete -c esmond-post -l reject -d 'Append every record that is not delivered (bad lines, refused metadata or points) here as {"location","cause","line"} NDJSON, with the archive\'s message' -r -F
 complete -c esmond-post -l cache -d 'Metadata-key cache, a SQLite file (default: $XDG_CACHE_HOME/measpipe/esmond-post-keys.db)' -r -F
 complete -c esmond-post -l progress-every -d 'Say "N records processed" every N records (esmond-ps-load-gridftp\'s progress)' -r

@@ -252,6 +252,49 @@ fn install_signal_flusher() {
     });
 }
 
+/// Where a tool's messages go: stderr (`prog: message`), or with `--log-dir DIR` a file in
+/// DIR with a timestamp and level on each line.
+pub struct Log(Option<std::fs::File>);
+
+impl Log {
+    /// Messages to `DIR/name` (appended) when `dir` is given, else to stderr.
+    pub fn open(dir: Option<&std::path::Path>, name: &str) -> Result<Log, Error> {
+        let Some(dir) = dir else {
+            return Ok(Log(None));
+        };
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
+        Ok(Log(Some(file)))
+    }
+
+    /// Says `message` at `level` ("error" goes to stderr as an error).
+    pub fn say(&mut self, level: &str, message: &str) {
+        match &mut self.0 {
+            Some(file) => {
+                let _ = writeln!(file, "{} {level}: {message}", crate::clock::now_rfc3339());
+            }
+            None if level == "error" => error(message),
+            None => notice(message),
+        }
+    }
+}
+
+/// Closes the process's standard output (it then writes to /dev/null), so the next filter
+/// in the pipe reads its end while this process goes on (waiting for that filter's ack).
+pub fn close_stdout() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    // SAFETY: both descriptors are open; dup2 replaces fd 1 atomically.
+    if unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Makes SIGINT/SIGTERM set a flag (see [`interrupted`]) instead of ending the program, for
 /// tools that must save their state first. A second signal ends it at once.
 pub fn stop_on_signal() {

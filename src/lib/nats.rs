@@ -9,6 +9,11 @@
 //! at-least-once, so a sink that takes a record twice as once (esmond-post into the
 //! archive) gets every record exactly once.
 //!
+//! With the sink's ack file (`nats-sub --ack FILE … | esmond-post --ack FILE`), the
+//! subscriber gives each record a cursor of its own and acknowledges a message only when
+//! the sink's trail has passed it: a record in the pipe when the sink fails is delivered
+//! again, not lost.
+//!
 //! Both ends create the stream when it is missing, with the same defaults, so either may
 //! start first.
 
@@ -16,7 +21,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::future::{Future, IntoFuture};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,7 @@ use futures_util::StreamExt;
 
 use crate::error::Error;
 use crate::ndjson::{read_ahead, Ahead, BadLines, LineReader};
+use crate::record::Text;
 
 /// How to reach the NATS servers, as nats users expect to say it.
 #[derive(Debug, Clone)]
@@ -339,6 +345,11 @@ pub struct SubscribeSettings {
     pub idle: Option<Duration>,
     /// End (0) after this many messages.
     pub count: Option<u64>,
+    /// The sink's ack file: a record is acknowledged only once the cursor written there
+    /// has passed the one this run gave it.
+    pub ack: Option<PathBuf>,
+    /// Closes the output (so the sink sees its end and acknowledges the rest).
+    pub close_output: fn() -> std::io::Result<()>,
 }
 
 /// Writes every message on the subject to `out`, one line each, acknowledging a batch's
@@ -384,6 +395,9 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
     let mut written = 0u64;
     let mut quiet_since = Instant::now();
     let mut failing_since: Option<Instant> = None;
+    let mut trail = settings.ack.as_deref().map(Trail::new);
+    // At most what the consumer lets be unacknowledged waits for the sink.
+    let most = batch * 4;
     loop {
         if let Some(signal) = (server.stop)() {
             return Err(Error::Interrupted(signal));
@@ -391,9 +405,22 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         // Only what will be written is asked for: nothing waits unacknowledged in this
         // process when it stops.
         let want = match settings.count {
-            Some(n) if written >= n => return Ok(written),
+            Some(n) if written >= n => return finish(settings, out, trail, written).await,
             Some(n) => batch.min(usize::try_from(n - written).unwrap_or(usize::MAX)),
             None => batch,
+        };
+        let want = match &mut trail {
+            Some(trail) => {
+                trail.settle(settings).await?;
+                let room = most.saturating_sub(trail.waiting.len());
+                if room == 0 {
+                    // The sink has the rest: wait for its trail to move.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                want.min(room)
+            }
+            None => want,
         };
         let mut messages = match consumer
             .batch()
@@ -425,9 +452,15 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         while let Some(message) = messages.next().await {
             match message {
                 Ok(message) => {
+                    written += 1;
+                    if let Some(trail) = &mut trail {
+                        if trail.stamp(&message.payload, out)? {
+                            trail.waiting.push_back((trail.next - 1, message));
+                            continue;
+                        }
+                    }
                     out.write_all(&message.payload).map_err(stdout)?;
                     out.write_all(b"\n").map_err(stdout)?;
-                    written += 1;
                     written_now.push(message);
                 }
                 Err(e) => {
@@ -440,16 +473,20 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         // for the server's word, which comes after every acknowledgement before it.
         // (Acknowledging the last alone, as AckPolicy::All would, also acknowledges a
         // batch a killed run left behind before it is delivered again.)
-        if written_now.is_empty() {
+        let stamped = trail.as_ref().is_some_and(|t| t.next > t.flushed);
+        if written_now.is_empty() && !stamped {
             if settings
                 .idle
                 .is_some_and(|idle| quiet_since.elapsed() >= idle)
             {
-                return Ok(written);
+                return finish(settings, out, trail, written).await;
             }
             continue;
         }
         out.flush().map_err(stdout)?;
+        if let Some(trail) = &mut trail {
+            trail.flushed = trail.next;
+        }
         let acknowledged =
             |e: async_nats::Error| Error::failed(format!("{}: acknowledging: {e}", server.url));
         let last = written_now.pop();
@@ -461,6 +498,142 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         }
         quiet_since = Instant::now();
     }
+}
+
+/// The end of a run: with a trail, the output is closed so the sink sends the rest, and its
+/// acknowledgements are waited for (up to the ack wait, after which the stream delivers
+/// what is left again anyway).
+async fn finish(
+    settings: &SubscribeSettings,
+    out: &mut dyn Write,
+    trail: Option<Trail>,
+    written: u64,
+) -> Result<u64, Error> {
+    let Some(mut trail) = trail else {
+        return Ok(written);
+    };
+    out.flush().map_err(stdout)?;
+    (settings.close_output)().map_err(stdout)?;
+    let deadline = Instant::now() + settings.ack_wait;
+    loop {
+        trail.settle(settings).await?;
+        if trail.waiting.is_empty() {
+            return Ok(written);
+        }
+        if let Some(signal) = (settings.server.stop)() {
+            return Err(Error::Interrupted(signal));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed(format!(
+                "{}: {} of the records written were not acknowledged there within --ack-wait \
+                 (the stream delivers them again)",
+                trail.file.display(),
+                trail.waiting.len()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The sink's acknowledgement trail: written messages wait here, unacknowledged, until the
+/// cursor in the sink's ack file reaches the one this run gave them.
+struct Trail {
+    file: PathBuf,
+    /// `nats-sub:RUN:`, this run's cursors' prefix (a cursor of another run acknowledges
+    /// nothing here).
+    prefix: String,
+    /// The next record's number in this run (from 1).
+    next: u64,
+    /// Records numbered below this have been flushed to the sink.
+    flushed: u64,
+    waiting: VecDeque<(u64, jetstream::Message)>,
+    /// When the waiting messages' ack wait was last extended.
+    extended: Instant,
+    line: Vec<u8>,
+}
+
+impl Trail {
+    fn new(file: &Path) -> Trail {
+        Trail {
+            file: file.to_owned(),
+            prefix: format!("nats-sub:{:016x}:", rand::random::<u64>()),
+            next: 1,
+            flushed: 1,
+            waiting: VecDeque::new(),
+            extended: Instant::now(),
+            line: Vec::new(),
+        }
+    }
+
+    /// Writes `payload` with this run's next cursor in place of its own; false (nothing
+    /// written) when it is not a JSON object and cannot carry one.
+    fn stamp(&mut self, payload: &[u8], out: &mut dyn Write) -> Result<bool, Error> {
+        let cursor = format!("{}{}", self.prefix, self.next);
+        if !with_cursor(payload, &cursor, &mut self.line) {
+            return Ok(false);
+        }
+        self.line.push(b'\n');
+        out.write_all(&self.line).map_err(stdout)?;
+        self.next += 1;
+        Ok(true)
+    }
+
+    /// The number of the last record the sink acknowledged in this run, if any.
+    fn acknowledged(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.file).ok()?;
+        text.trim_end().strip_prefix(&self.prefix)?.parse().ok()
+    }
+
+    /// Acknowledges every waiting message the sink's trail has passed; asks for more time
+    /// for the others when a third of the ack wait has gone by.
+    async fn settle(&mut self, settings: &SubscribeSettings) -> Result<(), Error> {
+        let url = &settings.server.url;
+        let failed = |e: async_nats::Error| Error::failed(format!("{url}: acknowledging: {e}"));
+        let upto = self.acknowledged().unwrap_or(0);
+        let mut last = None;
+        while self.waiting.front().is_some_and(|(n, _)| *n <= upto) {
+            if let Some((_, message)) = self.waiting.pop_front() {
+                if let Some(before) = last.replace(message) {
+                    before.ack().await.map_err(failed)?;
+                }
+            }
+        }
+        if let Some(last) = last {
+            last.double_ack().await.map_err(failed)?;
+        }
+        if self.waiting.is_empty() || self.extended.elapsed() < settings.ack_wait / 3 {
+            return Ok(());
+        }
+        for (_, message) in &self.waiting {
+            message
+                .ack_with(jetstream::AckKind::Progress)
+                .await
+                .map_err(failed)?;
+        }
+        self.extended = Instant::now();
+        Ok(())
+    }
+}
+
+/// `line` (a JSON object) with its `cursor` field set to `cursor`, into `into`; false if
+/// `line` is not a JSON object.
+fn with_cursor(line: &[u8], cursor: &str, into: &mut Vec<u8>) -> bool {
+    type Fields<'a> = indexmap::IndexMap<Text<'a>, &'a serde_json::value::RawValue>;
+    let Ok(mut fields) = serde_json::from_slice::<Fields>(line) else {
+        return false;
+    };
+    fields.shift_remove(&Text("cursor".into()));
+    into.clear();
+    if serde_json::to_writer(&mut *into, &fields).is_err() {
+        return false;
+    }
+    into.pop();
+    if !fields.is_empty() {
+        into.push(b',');
+    }
+    // The cursor is plain text (no character JSON escapes).
+    let _ = write!(into, "\"cursor\":\"{cursor}\"}}");
+    true
 }
 
 /// A failure to write the output.
@@ -605,6 +778,31 @@ mod tests {
         assert!(!covers("gridftp.h1", "gridftp.*"));
         assert!(!covers("gridftp.>", "gridftp"));
         assert!(!covers("other.>", "gridftp.h1"));
+    }
+
+    #[test]
+    fn a_records_cursor_is_replaced_in_place_and_the_rest_kept_as_written() {
+        let stamped = |line: &str| {
+            let mut into = Vec::new();
+            with_cursor(line.as_bytes(), "nats-sub:ab:7", &mut into)
+                .then(|| String::from_utf8(into).unwrap())
+        };
+        assert_eq!(
+            stamped(r#"{"kind":"measurement","ts":5,"values":{"x":1.50},"cursor":"g:1"}"#)
+                .as_deref(),
+            Some(r#"{"kind":"measurement","ts":5,"values":{"x":1.50},"cursor":"nats-sub:ab:7"}"#)
+        );
+        assert_eq!(
+            stamped(r#"{"cur\u0073or":"old", "b" : [1, 2]}"#).as_deref(),
+            Some(r#"{"b":[1, 2],"cursor":"nats-sub:ab:7"}"#)
+        );
+        assert_eq!(
+            stamped("{}").as_deref(),
+            Some(r#"{"cursor":"nats-sub:ab:7"}"#)
+        );
+        assert_eq!(stamped("[1]"), None);
+        assert_eq!(stamped("plain text"), None);
+        assert_eq!(stamped(r#"{"a":1"#), None);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -118,7 +120,9 @@ pub struct Line<'a> {
 /// standard input alone). Blank lines are skipped but still counted.
 pub struct LineReader {
     pending: std::vec::IntoIter<String>,
-    current: Option<Box<dyn BufRead + Send>>,
+    current: Option<BufReader<Box<dyn io::Read + Send>>>,
+    /// The open input's descriptor, for [`LineReader::quiet`].
+    fd: RawFd,
     file: Arc<str>,
     line: u64,
     buf: Vec<u8>,
@@ -139,6 +143,7 @@ impl LineReader {
         LineReader {
             pending: paths.into_iter(),
             current: None,
+            fd: -1,
             file: Arc::from(""),
             line: 0,
             buf: Vec::with_capacity(4096),
@@ -180,6 +185,27 @@ impl LineReader {
         }))
     }
 
+    /// Whether the input has gone quiet: no whole line is buffered and nothing came to
+    /// read for `wait` (a pipe or terminal whose writer pauses; a regular file never is).
+    /// A sink holding records sends them then, instead of waiting for a full batch.
+    pub fn quiet(&mut self, wait: Duration) -> bool {
+        let Some(reader) = self.current.as_ref() else {
+            return false;
+        };
+        if memchr::memchr(b'\n', reader.buffer()).is_some() {
+            return false;
+        }
+        let mut poll = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, for the descriptor of the input being read.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        ready == 0
+    }
+
     /// Reads until `buf` holds a non-blank line; false at the end of the last input.
     fn fill_next_line(&mut self) -> Result<bool, Error> {
         loop {
@@ -208,15 +234,17 @@ impl LineReader {
         let Some(path) = self.pending.next() else {
             return Ok(false);
         };
-        let reader: Box<dyn BufRead + Send> = if path == "-" {
+        let input: Box<dyn io::Read + Send> = if path == "-" {
             self.file = Arc::from(STDIN_NAME);
-            Box::new(BufReader::with_capacity(READ_BUFFER, io::stdin()))
+            self.fd = io::stdin().as_raw_fd();
+            Box::new(io::stdin())
         } else {
             let file = File::open(&path).map_err(|cause| Error::io(&path, cause))?;
             self.file = Arc::from(path.as_str());
-            Box::new(BufReader::with_capacity(READ_BUFFER, file))
+            self.fd = file.as_raw_fd();
+            Box::new(file)
         };
-        self.current = Some(reader);
+        self.current = Some(BufReader::with_capacity(READ_BUFFER, input));
         self.line = 0;
         Ok(true)
     }

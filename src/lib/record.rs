@@ -128,7 +128,7 @@ fn none<C>() -> Option<C> {
 }
 
 /// Text borrowed from the line where it can be (no escapes), owned where it cannot.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
 

@@ -4,22 +4,26 @@
 //! any); a point that conflicts with what the archive holds is named and kept, not counted
 //! as bad (the archive has a value there; the run goes on).
 
+use std::time::Duration;
+
 use super::sink::{Sink, SinkError, Totals, Transport};
 use crate::error::{Error, Location};
 use crate::ndjson::{BadLines, LineReader};
 use crate::record::{self, Family, RawMeasurement};
 
-/// Reads every line of `reader` into `sink`, then sends what is pending. `warn` names the
-/// conflicts and, at the end, the skipped lines; `progress` is shown the totals after each
-/// record.
+/// Reads every line of `reader` into `sink`, then sends what is pending. Whenever the input
+/// has been quiet for `linger` (a stream that pauses), what the sink holds is sent and
+/// acknowledged without waiting for a full batch. `warn` names the conflicts and, at the
+/// end, the skipped lines; `progress` is shown the totals after each record.
 pub fn all<T: Transport>(
     sink: &mut Sink<T>,
     reader: &mut LineReader,
     bad: &mut BadLines,
+    linger: Duration,
     warn: fn(&str),
     progress: &mut dyn FnMut(&Totals),
 ) -> Result<(), SinkError> {
-    let read = records(sink, reader, bad, warn, progress);
+    let read = records(sink, reader, bad, linger, warn, progress);
     let sent = match read {
         Ok(()) => sink.finish(),
         // The archive failed: what is pending would fail too.
@@ -50,10 +54,19 @@ fn records<T: Transport>(
     sink: &mut Sink<T>,
     reader: &mut LineReader,
     bad: &mut BadLines,
+    linger: Duration,
     warn: fn(&str),
     progress: &mut dyn FnMut(&Totals),
 ) -> Result<(), SinkError> {
-    while let Some(line) = reader.next(bad)? {
+    loop {
+        if sink.holds() && reader.quiet(linger) {
+            sink.flush()?;
+            set_aside(sink, bad, warn)?;
+            continue;
+        }
+        let Some(line) = reader.next(bad)? else {
+            return Ok(());
+        };
         let record: RawMeasurement = match serde_json::from_slice(line.bytes) {
             Ok(record) => record,
             Err(err) => {
@@ -76,7 +89,6 @@ fn records<T: Transport>(
         set_aside(sink, bad, warn)?;
         progress(&sink.totals());
     }
-    Ok(())
 }
 
 /// A refused point, to `--on-error` (which stops the run under `fail`).

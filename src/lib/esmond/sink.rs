@@ -434,6 +434,14 @@ impl<T: Transport> Sink<T> {
         })
     }
 
+    /// Whether records wait to be sent or acknowledged (what a quiet input flushes).
+    pub fn holds(&self) -> bool {
+        self.pending.cursor.is_some()
+            || !self.pending.batches.is_empty()
+            || !self.flat.ends.is_empty()
+            || !self.flying.is_empty()
+    }
+
     /// What was done so far.
     pub fn totals(&self) -> Totals {
         self.totals
@@ -1024,6 +1032,15 @@ fn send_retrying(
         ));
         transport.pause(delay);
     }
+}
+
+/// Where esmond-post keeps its metadata keys unless told:
+/// `$XDG_CACHE_HOME/measpipe/esmond-post-keys.db` (else under `~/.cache`).
+pub fn default_cache() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    Some(base.join("measpipe").join("esmond-post-keys.db"))
 }
 
 /// The cursor of the last record before input place `seq` that has one (read back from its

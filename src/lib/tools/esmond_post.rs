@@ -7,15 +7,13 @@
 //! PUT is not atomic and answers 409 for a duplicate: such a batch is split and its points
 //! sent one by one, and duplicates count as delivered.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::cli::{self, InputArgs, OutputArgs};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::esmond::client::{Http, Settings};
 use crate::esmond::deliver;
 use crate::esmond::sink::{self, DryRun, Retry, Sink, SinkError, Transport};
@@ -112,6 +110,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     ack: Option<PathBuf>,
 
+    /// When the input pauses this long, send (and acknowledge) what is waiting instead of
+    /// holding it for a full batch: a stream that never ends (nats-sub) is delivered as
+    /// it comes.
+    #[arg(long, value_name = "SECONDS", default_value = "0.2", value_parser = cli::seconds)]
+    linger: Duration,
+
     /// Append every record that is not delivered (bad lines, refused metadata or points)
     /// here as {"location","cause","line"} NDJSON, with the archive's message.
     #[arg(long, value_name = "FILE")]
@@ -137,44 +141,9 @@ pub struct Args {
     output: OutputArgs,
 }
 
-/// Where messages go: stderr, or a log file with timestamps.
-struct Log(Option<std::fs::File>);
-
-impl Log {
-    fn open(dir: Option<&Path>) -> Result<Log, Error> {
-        let Some(dir) = dir else {
-            return Ok(Log(None));
-        };
-        let path = dir.join("esmond-post.log");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .at(path.display())?;
-        Ok(Log(Some(file)))
-    }
-
-    fn say(&mut self, level: &str, message: &str) {
-        match &mut self.0 {
-            Some(file) => {
-                let _ = writeln!(file, "{} {level}: {message}", crate::clock::now_rfc3339());
-            }
-            None if level == "error" => cli::error(message),
-            None => cli::notice(message),
-        }
-    }
-}
-
-fn default_cache() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(base.join("measpipe").join("esmond-post-keys.db"))
-}
-
 /// Runs `esmond-post`.
 pub fn run(args: Args) -> Result<(), Error> {
-    let mut log = Log::open(args.log_dir.as_deref())?;
+    let mut log = cli::Log::open(args.log_dir.as_deref(), "esmond-post.log")?;
     let authorization = match (&args.user, &args.key) {
         (Some(user), Some(key)) => Some(format!("ApiKey {user}:{key}")),
         (None, Some(key)) => Some(format!("Token {key}")),
@@ -196,7 +165,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             max_delay: Duration::from_secs(30),
         },
         ack: args.ack.clone(),
-        cache: args.cache.clone().or_else(default_cache),
+        cache: args.cache.clone().or_else(sink::default_cache),
         recent: sink::RECENT,
         dry_run: args.dry_run,
         records_api: !args.esmond_api,
@@ -225,7 +194,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 fn deliver<T: Transport>(
     args: &Args,
     mut sink: Sink<T>,
-    log: &mut Log,
+    log: &mut cli::Log,
 ) -> (Result<(), SinkError>, sink::Totals) {
     let outcome = (|| {
         let mut reader = args.input.reader();
@@ -244,7 +213,14 @@ fn deliver<T: Transport>(
                 log.say("info", &format!("{} records processed", totals.records));
             }
         };
-        deliver::all(&mut sink, &mut reader, &mut bad, cli::warn, &mut progress)
+        deliver::all(
+            &mut sink,
+            &mut reader,
+            &mut bad,
+            args.linger,
+            cli::warn,
+            &mut progress,
+        )
     })();
     (outcome, sink.totals())
 }

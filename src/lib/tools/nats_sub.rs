@@ -12,8 +12,10 @@ use crate::tools::nats_pub::{ServerArgs, StreamArgs};
 
 const EXAMPLES: &str = "\
 Examples:
-  # every host's transfers into the archive, going on where the last run acknowledged
-  nats-sub --durable archive 'gridftp.>' | esmond-post --ack /var/lib/measpipe/post.ack
+  # every host's transfers into the archive: a message is acknowledged once the archive
+  # has it, and the durable consumer goes on from there
+  nats-sub --durable archive --ack /var/lib/measpipe/post.ack 'gridftp.>' \\
+    | esmond-post --ack /var/lib/measpipe/post.ack
 
   # what is in the stream now, then stop
   nats-sub --idle 2s 'gridftp.>' > backlog.ndjson";
@@ -25,10 +27,12 @@ Examples:
 /// acknowledged and a rerun goes on from there; without it every run starts at the
 /// stream's first message (--new: at messages published from now on). Messages are
 /// written in stream order and acknowledged a batch at a time, only after the output has
-/// been flushed: a message is never lost between the stream and the next filter. After a
-/// crash the unacknowledged batch comes again, so a record may be written twice; sinks
-/// that take a record twice as once (esmond-post into the archive) store each exactly
-/// once. Runs until SIGINT/SIGTERM, --count messages, or --idle without any.
+/// been flushed: a message is never lost between the stream and the next filter. With
+/// --ack (the sink's own ack file), a message waits further, until the sink says it
+/// delivered the record: nothing is lost in the sink either. After a crash what was not
+/// acknowledged comes again, so a record may be written twice; sinks that take a record
+/// twice as once (esmond-post into the archive) store each exactly once. Runs until
+/// SIGINT/SIGTERM, --count messages, or --idle without any.
 #[derive(Debug, Parser)]
 #[command(name = "nats-sub", version, after_help = EXAMPLES)]
 pub struct Args {
@@ -66,6 +70,15 @@ pub struct Args {
     /// Stop (exit 0) after writing this many messages.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
+
+    /// The sink's ack file (esmond-post --ack FILE): each record gets a cursor of this
+    /// run's, and its message is acknowledged only when the sink has written that cursor
+    /// (or a later one) there. A record in the pipe when the sink fails comes again.
+    /// Lines that are not JSON objects cannot carry a cursor: they are acknowledged once
+    /// written. At the end the output is closed and the sink's last acknowledgement is
+    /// waited for, up to --ack-wait.
+    #[arg(long, value_name = "FILE")]
+    ack: Option<std::path::PathBuf>,
 }
 
 /// Runs `nats-sub`.
@@ -93,6 +106,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         ack_wait: args.ack_wait,
         idle: args.idle,
         count: args.count,
+        ack: args.ack.clone(),
+        close_output: cli::close_stdout,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

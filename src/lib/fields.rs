@@ -193,7 +193,7 @@ fn unescape(inner: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -224,7 +224,9 @@ mod tests {
         assert_eq!(find(r#"{"a":"#, &["a"]), vec![None]);
     }
 
-    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    /// Any JSON value, small, with keys and text that need escaping (shared by the
+    /// crate's proptests).
+    pub(crate) fn json_value() -> impl Strategy<Value = serde_json::Value> {
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
             any::<bool>().prop_map(serde_json::Value::from),

@@ -805,6 +805,28 @@ mod tests {
         assert_eq!(stamped(r#"{"a":1"#), None);
     }
 
+    proptest::proptest! {
+        /// Any object gets the cursor and keeps every other field; anything else is left.
+        #[test]
+        fn any_object_takes_a_cursor_and_keeps_the_rest(
+            object in proptest::collection::btree_map("[a-c\"]{1,2}|cursor", crate::fields::tests::json_value(), 0..6),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> = object.into_iter().collect();
+            let mut into = Vec::new();
+            proptest::prop_assert!(with_cursor(serde_json::to_string(&object).unwrap().as_bytes(), "n:1", &mut into));
+            let mut want = object.clone();
+            want.shift_remove("cursor");
+            want.insert("cursor".into(), serde_json::json!("n:1"));
+            let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&into).unwrap();
+            proptest::prop_assert_eq!(got, want);
+            if with_cursor(&noise, "n:1", &mut into) {
+                let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&into).unwrap();
+                proptest::prop_assert_eq!(&got["cursor"], "n:1");
+            }
+        }
+    }
+
     #[test]
     fn message_ids_are_the_lines_hash_or_the_subject_and_cursor() {
         let line = br#"{"kind":"measurement","cursor":"/var/log/gridftp.log:1234"}"#;

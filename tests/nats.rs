@@ -669,29 +669,11 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
         ));
     };
     let stored = || -> Vec<(String, usize)> {
-        let (status, found) =
-            archive.call("GET", "/perfsonar/archive/?tool-name=gridftp", None, false);
-        assert_eq!(status, 200, "{found}");
-        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
-        let mut counts: Vec<(String, usize)> = found
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/perfsonar/archive/{}/throughput/base?time-start=0&time-end=2000000000&limit=100000",
-                    m["metadata-key"].as_str().unwrap()
-                );
-                let (_, points) = archive.call("GET", &path, None, false);
-                let points: serde_json::Value = serde_json::from_str(&points).unwrap();
-                (
-                    m["input-source"].as_str().unwrap().to_owned(),
-                    points.as_array().unwrap().len(),
-                )
-            })
-            .collect();
-        counts.sort();
-        counts
+        let hosts = gridftp_points(&archive);
+        hosts
+            .into_iter()
+            .map(|(host, times)| (host, times.len()))
+            .collect()
     };
     run_all();
     let expected: Vec<(String, usize)> = HOSTS.iter().map(|h| (h.to_string(), n)).collect();
@@ -744,24 +726,7 @@ fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
             a = ack.display(),
         ))
     };
-    let stored = || -> usize {
-        let (_, found) = archive.call("GET", "/perfsonar/archive/?tool-name=gridftp", None, false);
-        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/perfsonar/archive/{}/throughput/base?time-start=0&time-end=2000000000&limit=100000",
-                    m["metadata-key"].as_str().unwrap()
-                );
-                let (_, points) = archive.call("GET", &path, None, false);
-                let points: serde_json::Value = serde_json::from_str(&points).unwrap();
-                points.as_array().unwrap().len()
-            })
-            .sum()
-    };
+    let stored = || -> usize { gridftp_points(&archive).iter().map(|h| h.1.len()).sum() };
     let failed = deliver("not-a-key");
     assert_eq!(
         failed.status.code(),
@@ -798,4 +763,140 @@ fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
         "esmond-post: records 0, points 0, requests 0, retries 0, duplicates 0, conflicts 0, failures 0\n"
     );
     assert_eq!(stored(), n);
+}
+
+/// The GridFTP points stored, by host: their times, in order.
+fn gridftp_points(archive: &common::serve::Serve) -> Vec<(String, Vec<i64>)> {
+    let (status, found) = archive.call("GET", "/perfsonar/archive/?tool-name=gridftp", None, false);
+    assert_eq!(status, 200, "{found}");
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let mut hosts: Vec<(String, Vec<i64>)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let path = format!(
+                "/perfsonar/archive/{}/throughput/base?time-start=0&time-end=2000000000&limit=1000000",
+                m["metadata-key"].as_str().unwrap()
+            );
+            let (_, points) = archive.call("GET", &path, None, false);
+            let points: serde_json::Value = serde_json::from_str(&points).unwrap();
+            let times = points.as_array().unwrap().iter().map(|p| p["ts"].as_i64().unwrap());
+            (m["input-source"].as_str().unwrap().to_owned(), times.collect())
+        })
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// `nats-sub --ack | esmond-post --ack` with esmond-post killed with -9 mid-stream: nats-sub
+/// sees its reader gone and ends; the rerun delivers the rest, and the archive holds every
+/// transfer once.
+#[test]
+fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let archive = common::serve::Serve::start(&[]);
+    let n = 20_000;
+    let host = HOSTS[0];
+    let log = dir.path().join("transfer.log");
+    std::fs::write(&log, transfer_log(host, n)).unwrap();
+    let published = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} {} | {} -s {} gridftp.{host}",
+                bin_path("gridftp-parse").display(),
+                log.display(),
+                bin_path("nats-pub").display(),
+                nats.url()
+            ),
+        ])
+        .output()
+        .unwrap();
+    common::assert_success(&published);
+    let ack = dir.path().join("post.ack");
+    let mut sub = Command::new(bin_path("nats-sub"))
+        .args([
+            "-s",
+            &nats.url(),
+            "--durable",
+            "archive",
+            "--ack-wait",
+            "2s",
+        ])
+        .arg("--ack")
+        .arg(&ack)
+        .arg("gridftp.>")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{}/", archive.addr());
+    let mut post = Command::new(bin_path("esmond-post"))
+        .args(["--url", &url, "--key", &archive.key, "--batch-size", "200"])
+        .arg("--ack")
+        .arg(&ack)
+        .stdin(Stdio::from(sub.stdout.take().unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let acked = || -> u64 {
+        std::fs::read_to_string(&ack)
+            .ok()
+            .and_then(|a| a.trim_end().rsplit(':').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    until("esmond-post acknowledged 2,000 records", || {
+        acked() >= 2_000
+    });
+    post.kill().unwrap();
+    post.wait().unwrap();
+    let ended = sub.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            ended.status.code(),
+            String::from_utf8_lossy(&ended.stderr).as_ref()
+        ),
+        (Some(0), ""),
+        "nats-sub ends quietly once its reader is gone"
+    );
+    let before = gridftp_points(&archive);
+    assert!(
+        before[0].1.len() < n,
+        "killed mid-stream: {}",
+        before[0].1.len()
+    );
+    let rerun = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} -s {} --durable archive --ack {a} --idle 4s 'gridftp.>' \
+                 | {} --url {url} --key {} --ack {a}",
+                bin_path("nats-sub").display(),
+                nats.url(),
+                bin_path("esmond-post").display(),
+                archive.key,
+                a = ack.display(),
+            ),
+        ])
+        .output()
+        .unwrap();
+    common::assert_success(&rerun);
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+        .unwrap()
+        .timestamp();
+    let every: Vec<i64> = (0..n as i64).map(|i| start + i).collect();
+    let stored = gridftp_points(&archive);
+    assert!(
+        stored == [(host.to_owned(), every.clone())],
+        "every transfer once: {} points, the first missing {:?}",
+        stored.iter().map(|h| h.1.len()).sum::<usize>(),
+        every
+            .iter()
+            .find(|t| !stored.iter().any(|h| h.1.contains(t)))
+    );
 }

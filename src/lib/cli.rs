@@ -295,6 +295,19 @@ pub fn close_stdout() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether standard output is a pipe whose reader has gone (the next write would fail
+/// with EPIPE): a process waiting on that reader stops instead of waiting for ever.
+pub fn stdout_gone() -> bool {
+    let mut poll = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout only looks.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// Makes SIGINT/SIGTERM set a flag (see [`interrupted`]) instead of ending the program, for
 /// tools that must save their state first. A second signal ends it at once.
 pub fn stop_on_signal() {

@@ -350,6 +350,8 @@ pub struct SubscribeSettings {
     pub ack: Option<PathBuf>,
     /// Closes the output (so the sink sees its end and acknowledges the rest).
     pub close_output: fn() -> std::io::Result<()>,
+    /// Whether the output's reader has gone (a dead sink, while waiting for its ack).
+    pub output_gone: fn() -> bool,
 }
 
 /// Writes every message on the subject to `out`, one line each, acknowledging a batch's
@@ -412,6 +414,10 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         let want = match &mut trail {
             Some(trail) => {
                 trail.settle(settings).await?;
+                // A sink that died acknowledges nothing more: what waits comes again.
+                if !trail.waiting.is_empty() && (settings.output_gone)() {
+                    return Err(stdout(std::io::ErrorKind::BrokenPipe.into()));
+                }
                 let room = most.saturating_sub(trail.waiting.len());
                 if room == 0 {
                     // The sink has the rest: wait for its trail to move.

@@ -108,6 +108,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         count: args.count,
         ack: args.ack.clone(),
         close_output: cli::close_stdout,
+        output_gone: cli::stdout_gone,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

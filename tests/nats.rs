@@ -639,13 +639,7 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
         )
         .unwrap();
     }
-    let stage = |script: String| {
-        let out = Command::new("bash")
-            .args(["-c", &format!("set -o pipefail; {script}")])
-            .output()
-            .unwrap();
-        common::assert_success(&out);
-    };
+    let stage = |script: String| common::assert_success(&bash(&script));
     let run_all = || {
         for host in HOSTS {
             stage(format!(
@@ -685,6 +679,28 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
     assert_eq!(drain(&nats.url(), "gridftp.>").len(), 2 * n);
 }
 
+/// Runs `script` under bash with pipefail.
+fn bash(script: &str) -> std::process::Output {
+    Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; {script}")])
+        .output()
+        .unwrap()
+}
+
+/// `n` transfers of `host` written to DIR/transfer.log and published with
+/// `gridftp-parse | nats-pub` to `gridftp.HOST`.
+fn publish_transfers(dir: &Path, nats: &Nats, host: &str, n: usize) {
+    let log = dir.join("transfer.log");
+    std::fs::write(&log, transfer_log(host, n)).unwrap();
+    common::assert_success(&bash(&format!(
+        "{} {} | {} -s {} gridftp.{host}",
+        bin_path("gridftp-parse").display(),
+        log.display(),
+        bin_path("nats-pub").display(),
+        nats.url(),
+    )));
+}
+
 /// With the sink's ack file, nats-sub acknowledges a message only once esmond-post has
 /// delivered it: when esmond-post fails (a refused key), what was in the pipe comes again
 /// to the next run, and every transfer is stored once.
@@ -698,25 +714,10 @@ fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
     let archive = common::serve::Serve::start(&[]);
     // Few enough that all of them fit in the pipe's buffer before esmond-post fails.
     let n = 40;
-    let host = HOSTS[0];
-    let log = dir.path().join("transfer.log");
-    std::fs::write(&log, transfer_log(host, n)).unwrap();
-    let bash = |script: String| {
-        Command::new("bash")
-            .args(["-c", &format!("set -o pipefail; {script}")])
-            .output()
-            .unwrap()
-    };
-    common::assert_success(&bash(format!(
-        "{} {} | {} -s {} gridftp.{host}",
-        bin_path("gridftp-parse").display(),
-        log.display(),
-        bin_path("nats-pub").display(),
-        nats.url(),
-    )));
+    publish_transfers(dir.path(), &nats, HOSTS[0], n);
     let ack = dir.path().join("post.ack");
     let deliver = |key: &str| {
-        bash(format!(
+        bash(&format!(
             "{} -s {} --durable archive --ack {a} --ack-wait 2s --idle 4s 'gridftp.>' \
              | {} --url http://{}/ --key {key} --retries 0 --ack {a}",
             bin_path("nats-sub").display(),
@@ -802,22 +803,7 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
     let archive = common::serve::Serve::start(&[]);
     let n = 20_000;
     let host = HOSTS[0];
-    let log = dir.path().join("transfer.log");
-    std::fs::write(&log, transfer_log(host, n)).unwrap();
-    let published = Command::new("bash")
-        .args([
-            "-c",
-            &format!(
-                "set -o pipefail; {} {} | {} -s {} gridftp.{host}",
-                bin_path("gridftp-parse").display(),
-                log.display(),
-                bin_path("nats-pub").display(),
-                nats.url()
-            ),
-        ])
-        .output()
-        .unwrap();
-    common::assert_success(&published);
+    publish_transfers(dir.path(), &nats, host, n);
     let ack = dir.path().join("post.ack");
     let mut sub = Command::new(bin_path("nats-sub"))
         .args([
@@ -870,21 +856,15 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
         "killed mid-stream: {}",
         before[0].1.len()
     );
-    let rerun = Command::new("bash")
-        .args([
-            "-c",
-            &format!(
-                "set -o pipefail; {} -s {} --durable archive --ack {a} --idle 4s 'gridftp.>' \
-                 | {} --url {url} --key {} --ack {a}",
-                bin_path("nats-sub").display(),
-                nats.url(),
-                bin_path("esmond-post").display(),
-                archive.key,
-                a = ack.display(),
-            ),
-        ])
-        .output()
-        .unwrap();
+    let rerun = bash(&format!(
+        "{} -s {} --durable archive --ack {a} --idle 4s 'gridftp.>' \
+         | {} --url {url} --key {} --ack {a}",
+        bin_path("nats-sub").display(),
+        nats.url(),
+        bin_path("esmond-post").display(),
+        archive.key,
+        a = ack.display(),
+    ));
     common::assert_success(&rerun);
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
         .unwrap()

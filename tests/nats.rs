@@ -880,3 +880,73 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
             .find(|t| !stored.iter().any(|h| h.1.contains(t)))
     );
 }
+
+/// The cron pipeline of the README: `gridftp-parse --ack A LOG | nats-pub --ack-cursor A`.
+/// A rerun goes on after the last transfer the stream confirmed, through a rotation of
+/// the log (the rotated file finished first, then the new one from its start), and a run
+/// with nothing new publishes nothing: the stream holds every transfer once, in order.
+#[test]
+fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let host = HOSTS[0];
+    let all: Vec<String> = transfer_log(host, 1_800)
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = dir.path().join("transfer.log");
+    let ack = dir.path().join("nats.ack");
+    // Each run sends only what is new: nats-pub says nothing (it names the re-sends the
+    // stream dropped as duplicates when there are any).
+    let run = || {
+        let out = bash(&format!(
+            "{} --ack {a} {} | {} -s {} --ack-cursor {a} gridftp.{host}",
+            bin_path("gridftp-parse").display(),
+            log.display(),
+            bin_path("nats-pub").display(),
+            nats.url(),
+            a = ack.display(),
+        ));
+        common::assert_success(&out);
+        out.stderr
+    };
+    std::fs::write(&log, all[..1_000].concat()).unwrap();
+    assert_eq!(String::from_utf8_lossy(&run()), "");
+    assert!(std::fs::read_to_string(&ack)
+        .unwrap()
+        .starts_with("gridftp"));
+    // 500 more, then the log rotated and 300 more in the new one.
+    let mut grown = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut grown, all[1_000..1_500].concat().as_bytes()).unwrap();
+    drop(grown);
+    std::fs::rename(&log, dir.path().join("transfer.log.1")).unwrap();
+    std::fs::write(&log, all[1_500..].concat()).unwrap();
+    let rotated = String::from_utf8_lossy(&run()).into_owned();
+    assert!(
+        rotated.starts_with("gridftp-parse: warning: ")
+            && rotated.ends_with(" from line 1001 first\n")
+            && rotated.lines().count() == 1,
+        "{rotated}"
+    );
+    assert_eq!(String::from_utf8_lossy(&run()), "");
+    let files: Vec<String> = drain(&nats.url(), "gridftp.>")
+        .iter()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["ts"].as_i64().unwrap().to_string()
+        })
+        .collect();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+        .unwrap()
+        .timestamp();
+    let every: Vec<String> = (0..1_800).map(|i| (start + i).to_string()).collect();
+    assert!(
+        files == every,
+        "every transfer once, in order: {} messages, the first out of place at {:?}",
+        files.len(),
+        files.iter().zip(&every).position(|(a, b)| a != b)
+    );
+}

@@ -19,6 +19,7 @@ complete -c nats-pub -l id-from -d 'What message ids are made from' -r -f -a "ha
 cursor\t'The subject and the record\'s cursor (the hash when it has none)'"
 complete -c nats-pub -l max-in-flight -d 'At most this many messages published and not yet confirmed' -r
 complete -c nats-pub -l ack -d 'Write the number of input records confirmed (or refused as bad lines) to FILE, atomically, while the run goes on and at its end' -r -F
+complete -c nats-pub -l ack-cursor -d 'Write the cursor of the last record the stream confirmed (every one before it confirmed too) to FILE, as esmond-post\'s --ack does, each second and at the end: the producer\'s --ack FILE goes on after it (gridftp-parse --ack FILE | nats-pub --ack-cursor FILE), across log rotations, which a count of records cannot follow' -r -F
 complete -c nats-pub -l tls -d 'Require TLS, whatever the URL says'
 complete -c nats-pub -l resume -d 'Skip the input records the --ack file already counts (a rerun over the same input)'
 complete -c nats-pub -s q -l quiet -d 'No status line on a terminal'

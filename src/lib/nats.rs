@@ -108,15 +108,7 @@ pub enum MessageId {
 pub fn message_id(kind: MessageId, subject: &str, line: &[u8]) -> String {
     use sha2::Digest;
     if kind == MessageId::Cursor {
-        #[derive(serde::Deserialize)]
-        struct Cursor<'a> {
-            #[serde(borrow)]
-            cursor: Option<std::borrow::Cow<'a, str>>,
-        }
-        if let Ok(Cursor {
-            cursor: Some(cursor),
-        }) = serde_json::from_slice::<Cursor>(line)
-        {
+        if let Some(cursor) = cursor_of(line) {
             return format!("{subject}:{cursor}");
         }
     }
@@ -126,6 +118,16 @@ pub fn message_id(kind: MessageId, subject: &str, line: &[u8]) -> String {
         let _ = write!(id, "{byte:02x}");
     }
     id
+}
+
+/// The `cursor` of a record (a JSON object), if it has one.
+fn cursor_of(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Cursor<'a> {
+        #[serde(borrow)]
+        cursor: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Cursor>(line).ok()?.cursor
 }
 
 /// What `nats-pub` does.
@@ -143,6 +145,9 @@ pub struct PublishSettings {
     pub max_in_flight: usize,
     /// The ack file: the number of input records confirmed (or refused as bad lines).
     pub ack: Option<PathBuf>,
+    /// The cursor ack file: the cursor of the last record confirmed (every one before it
+    /// confirmed too), as esmond-post's `--ack` writes it for the producer's `--ack`.
+    pub ack_cursor: Option<PathBuf>,
     /// Input records to skip (a rerun over the same input).
     pub skip: u64,
 }
@@ -158,7 +163,13 @@ pub struct PublishCounts {
     pub duplicates: u64,
     /// Messages published again after a failure.
     pub resent: u64,
+    /// The cursor of the last record confirmed with every one before it (with
+    /// `ack_cursor` only).
+    pub cursor: Option<Box<str>>,
 }
+
+/// A line read ahead: its payload, message id and (with `ack_cursor`) cursor.
+type Read = (bytes::Bytes, String, Option<Box<str>>);
 
 /// A line read, waiting for its confirm.
 struct Pending {
@@ -166,6 +177,8 @@ struct Pending {
     index: u64,
     payload: bytes::Bytes,
     id: String,
+    /// Its cursor (with `ack_cursor` only).
+    cursor: Option<Box<str>>,
     confirm: Option<Confirm>,
 }
 
@@ -186,11 +199,13 @@ pub fn publish(
     mut progress: impl FnMut(&PublishCounts),
 ) -> Result<(PublishCounts, BadLines), Error> {
     let (subject, id_kind) = (settings.subject.clone(), settings.id);
+    let cursors = settings.ack_cursor.is_some();
     let (mut rx, reader) = read_ahead("nats-read", lines, bad, settings.skip, 8192, move |line| {
         serde_json::from_slice::<serde::de::IgnoredAny>(line)
             .map_err(|e| format!("not JSON: {e}"))?;
         let id = message_id(id_kind, &subject, line);
-        Ok((bytes::Bytes::copy_from_slice(line), id))
+        let cursor = cursors.then(|| cursor_of(line).map(Box::from)).flatten();
+        Ok((bytes::Bytes::copy_from_slice(line), id, cursor))
     })?;
     let skip = settings.skip;
     let runtime = runtime()?;
@@ -203,15 +218,24 @@ pub fn publish(
     let bad = reader
         .join()
         .map_err(|_| Error::failed("the input thread failed"))?;
+    write_acks(&settings, &counts)?;
+    result.map(|()| (counts, bad))
+}
+
+/// Writes the ack files: the count of records done, and the last confirmed cursor.
+fn write_acks(settings: &PublishSettings, counts: &PublishCounts) -> Result<(), Error> {
     if let Some(path) = &settings.ack {
         crate::state::write_atomic(path, format!("{}\n", counts.done).as_bytes())?;
     }
-    result.map(|()| (counts, bad))
+    if let (Some(path), Some(cursor)) = (&settings.ack_cursor, &counts.cursor) {
+        crate::state::write_atomic(path, format!("{cursor}\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 async fn publish_loop(
     settings: &PublishSettings,
-    rx: &mut tokio::sync::mpsc::Receiver<Ahead<(bytes::Bytes, String)>>,
+    rx: &mut tokio::sync::mpsc::Receiver<Ahead<Read>>,
     counts: &mut PublishCounts,
     progress: &mut impl FnMut(&PublishCounts),
 ) -> Result<(), Error> {
@@ -245,9 +269,9 @@ async fn publish_loop(
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
             read = rx.recv(), if room => match read {
-                Some(Ahead::Item(index, (payload, id))) => {
+                Some(Ahead::Item(index, (payload, id, cursor))) => {
                     let confirm = send(&context, &settings.subject, &payload, &id).await;
-                    pending.push_back(Pending { index, payload, id, confirm });
+                    pending.push_back(Pending { index, payload, id, cursor, confirm });
                 }
                 Some(Ahead::End(total)) => end = Some(total),
                 Some(Ahead::Failed(err)) => return Err(err),
@@ -256,7 +280,11 @@ async fn publish_loop(
             confirmed = async { front.expect("a confirm to wait for").await }, if waiting => {
                 match confirmed {
                     Ok(ack) => {
-                        let done = pending.pop_front().map_or(0, |p| p.index);
+                        let first = pending.pop_front();
+                        let done = first.as_ref().map_or(0, |p| p.index);
+                        if let Some(cursor) = first.and_then(|p| p.cursor) {
+                            counts.cursor = Some(cursor);
+                        }
                         // Bad lines between confirmed ones are done too (those after the
                         // last, once the input has ended: at the loop's top).
                         counts.done = pending.front().map_or(done, |next| next.index - 1);
@@ -299,9 +327,7 @@ async fn publish_loop(
         }
         if last_ack.elapsed() >= Duration::from_secs(1) {
             last_ack = Instant::now();
-            if let Some(path) = &settings.ack {
-                crate::state::write_atomic(path, format!("{}\n", counts.done).as_bytes())?;
-            }
+            write_acks(settings, counts)?;
             progress(counts);
         }
     }

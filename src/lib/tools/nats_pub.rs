@@ -11,14 +11,19 @@ use crate::nats::{self, MessageId, PublishSettings, Server, StreamSpec};
 
 const EXAMPLES: &str = "\
 Examples:
-  # GridFTP transfers from this host into the site's JetStream, from cron: a rerun skips
-  # what the stream confirmed, and a record sent again is dropped by its message id
-  gridftp-parse /var/log/gridftp-transfer.log \\
-      | nats-pub --ack /var/lib/measpipe/nats.ack --resume \\
+  # GridFTP transfers from this host into the site's JetStream, from cron: a rerun goes
+  # on after the last transfer the stream confirmed, across log rotations, and a record
+  # sent again is dropped by its message id
+  gridftp-parse --ack /var/lib/measpipe/nats.ack /var/log/gridftp-transfer.log \\
+      | nats-pub --ack-cursor /var/lib/measpipe/nats.ack \\
           -s nats://nats1.example.net:4222 \"gridftp.$(hostname -s)\"
 
+  # any NDJSON file, sent again after a failure: --resume skips what was confirmed
+  nats-pub --ack sent.ack --resume events records.ndjson
+
   # and on the archive host, into esmond-serve
-  nats-sub --durable archive 'gridftp.>' | esmond-post --ack /var/lib/measpipe/post.ack";
+  nats-sub --durable archive --ack /var/lib/measpipe/post.ack 'gridftp.>' \\
+      | esmond-post --ack /var/lib/measpipe/post.ack";
 
 /// How nats-pub and nats-sub reach the servers (the flags of the nats CLI).
 #[derive(Debug, Clone, ClapArgs)]
@@ -181,6 +186,13 @@ pub struct Args {
     #[command(flatten)]
     ack: AckArgs,
 
+    /// Write the cursor of the last record the stream confirmed (every one before it
+    /// confirmed too) to FILE, as esmond-post's --ack does, each second and at the end:
+    /// the producer's --ack FILE goes on after it (gridftp-parse --ack FILE | nats-pub
+    /// --ack-cursor FILE), across log rotations, which a count of records cannot follow.
+    #[arg(long, value_name = "FILE")]
+    ack_cursor: Option<PathBuf>,
+
     /// No status line on a terminal.
     #[arg(short, long)]
     quiet: bool,
@@ -206,6 +218,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         },
         max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
         ack: args.ack.ack.clone(),
+        ack_cursor: args.ack_cursor.clone(),
         skip,
     };
     let bad = args.input.bad_lines().warn_each(cli::warn);

@@ -950,3 +950,40 @@ fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
         files.iter().zip(&every).position(|(a, b)| a != b)
     );
 }
+
+/// `nats-sub --ack FILE` into a sink that never writes FILE: once every record it may
+/// hold waits, and nothing was acknowledged for the ack wait, it says so (once).
+#[test]
+fn a_sink_that_acknowledges_nothing_is_named() {
+    use std::io::BufRead as _;
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, records(100)).unwrap();
+    let mut publish = nats_pub(&nats.url());
+    common::assert_success(&publish.args(["quiet.h"]).arg(&input).output().unwrap());
+    let ack = dir.path().join("never.ack");
+    let mut sub = nats_sub(&nats.url())
+        .args(["--batch", "10", "--ack-wait", "1s", "--ack"])
+        .arg(&ack)
+        .arg("quiet.>")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(sub.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    sub.kill().unwrap();
+    sub.wait().unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "nats-sub: warning: {}: the sink has acknowledged nothing for 1s and 40 records wait for it (is it writing its --ack to this file?)\n",
+            ack.display()
+        )
+    );
+}

@@ -447,6 +447,7 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
                 let room = most.saturating_sub(trail.waiting.len());
                 if room == 0 {
                     // The sink has the rest: wait for its trail to move.
+                    trail.stalled(settings);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
@@ -581,6 +582,10 @@ struct Trail {
     waiting: VecDeque<(u64, jetstream::Message)>,
     /// When the waiting messages' ack wait was last extended.
     extended: Instant,
+    /// When the sink last acknowledged something (or nothing was waiting), and whether
+    /// its silence since was reported.
+    moved: Instant,
+    warned: bool,
     line: Vec<u8>,
 }
 
@@ -593,6 +598,8 @@ impl Trail {
             flushed: 1,
             waiting: VecDeque::new(),
             extended: Instant::now(),
+            moved: Instant::now(),
+            warned: false,
             line: Vec::new(),
         }
     }
@@ -610,6 +617,21 @@ impl Trail {
         Ok(true)
     }
 
+    /// Says once when every record nats-sub may hold waits for the sink, and the sink has
+    /// acknowledged nothing for the ack wait (a sink not writing its ack to this file).
+    fn stalled(&mut self, settings: &SubscribeSettings) {
+        if !self.warned && self.moved.elapsed() >= settings.ack_wait {
+            self.warned = true;
+            (settings.server.warn)(&format!(
+                "{}: the sink has acknowledged nothing for {} and {} records wait for it \
+                 (is it writing its --ack to this file?)",
+                self.file.display(),
+                humantime::format_duration(settings.ack_wait),
+                self.waiting.len()
+            ));
+        }
+    }
+
     /// The number of the last record the sink acknowledged in this run, if any.
     fn acknowledged(&self) -> Option<u64> {
         let text = std::fs::read_to_string(&self.file).ok()?;
@@ -622,6 +644,10 @@ impl Trail {
         let url = &settings.server.url;
         let failed = |e: async_nats::Error| Error::failed(format!("{url}: acknowledging: {e}"));
         let upto = self.acknowledged().unwrap_or(0);
+        if self.waiting.front().is_none_or(|(n, _)| *n <= upto) {
+            self.moved = Instant::now();
+            self.warned = false;
+        }
         let mut last = None;
         while self.waiting.front().is_some_and(|(n, _)| *n <= upto) {
             if let Some((_, message)) = self.waiting.pop_front() {

@@ -4,6 +4,7 @@
 //! Each integration test binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod serve;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -30,6 +30,8 @@ pub mod fetch;
 pub mod keys;
 #[cfg(feature = "esmond-server")]
 pub mod meters;
+#[cfg(feature = "esmond-server")]
+pub mod pg;
 #[cfg(any(feature = "esmond-server", feature = "esmond-client"))]
 pub mod pscheduler;
 pub mod python;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
-use crate::esmond::backup;
 use crate::esmond::retention::{Policy as RetentionPolicy, Rule};
 use crate::esmond::server::{self, Config};
 use crate::esmond::store::Store;
+use crate::esmond::{backup, pg};
 
 mod pscheduler;
 
@@ -53,9 +53,10 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "esmond-serve", version, after_help = EXAMPLES)]
 pub struct Args {
-    /// Directory holding the archive (archive.sqlite); created if missing.
+    /// Directory holding the archive (archive.sqlite); created if missing. Needed by every
+    /// command but `migrate`.
     #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    data: Option<PathBuf>,
 
     /// Address and port to listen on (loopback unless you say otherwise).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -114,6 +115,16 @@ enum Command {
         /// The directory to copy into (must not hold an archive already).
         dest: PathBuf,
     },
+    /// Create or upgrade the archive's schema in a PostgreSQL database (15 or later), and
+    /// the partitions of this month and the next. Safe to run again, and from several
+    /// hosts at once. (Serving from PostgreSQL is not written yet: the API is served from
+    /// the embedded store only.)
+    Migrate {
+        /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or PGHOST-style
+        /// `host=… dbname=…`).
+        #[arg(long, value_name = "URL")]
+        store: String,
+    },
 }
 
 /// What to do with keys.
@@ -135,9 +146,16 @@ enum TokenAction {
 
 /// Runs `esmond-serve`.
 pub fn run(args: Args) -> Result<(), Error> {
-    let data = args.data.as_path();
+    if let Some(Command::Migrate { store }) = &args.command {
+        return migrate(store);
+    }
+    let data = args
+        .data
+        .as_deref()
+        .ok_or_else(|| Error::Usage("--data DIR is required".into()))?;
     let open = || Store::open(data).map_err(|e| Error::from(e).context(data.display()));
     match args.command {
+        Some(Command::Migrate { .. }) => unreachable!("handled above"),
         Some(Command::Backup { dest }) => {
             let mut status = crate::cli::Status::new(false);
             let copied = backup::backup(data, &dest, |done, total| {
@@ -193,4 +211,23 @@ pub fn run(args: Args) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `esmond-serve migrate --store URL`: the schema brought to this binary's version.
+fn migrate(url: &str) -> Result<(), Error> {
+    let mut client = pg::connect(url)?;
+    let migrated = pg::migrate(&mut client)?;
+    let now = crate::clock::now_seconds();
+    let created = pg::ensure_partitions(&mut client, now, now + 31 * 86_400)?;
+    let what = match migrated.from {
+        from if from == migrated.to => format!("already at schema version {from}"),
+        0 => format!("schema version {} created", migrated.to),
+        from => format!("schema upgraded from version {from} to {}", migrated.to),
+    };
+    let partitions = match created.len() {
+        0 => String::new(),
+        _ => format!("; partitions {} created", created.join(", ")),
+    };
+    crate::cli::notice(&format!("{}: {what}{partitions}", pg::redact(url)));
+    Ok(())
 }

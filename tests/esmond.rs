@@ -1662,6 +1662,37 @@ fn a_stream_that_pauses_is_delivered_and_acknowledged_without_a_full_batch() {
     );
 }
 
+/// Under `--on-error skip`, a record set aside (not a measurement, or its metadata refused)
+/// is done with: the ack moves past it even when it is the last, so the producer (or
+/// nats-sub --ack) does not send it again only to have it set aside again.
+#[test]
+fn the_ack_moves_past_records_set_aside() {
+    let archive = Archive::start();
+    let good = throughput_record("aside", 1, json!(100), true);
+    let mut refused = throughput_record("aside", 3, json!(300), true);
+    refused["metadata"]["destination"] = json!("not-an-address");
+    let input = format!(
+        "{good}\n{}\n{refused}\n",
+        json!({"kind": "stat", "file": "/run/x.mmstats", "pid": 1, "label": "a", "type": "Q", "value": 1, "ts": 2, "cursor": "c2"})
+    );
+    let path = archive.dir.path().join("records.ndjson");
+    std::fs::write(&path, input).unwrap();
+    for api in ["", "--esmond-api"] {
+        let ack = archive.dir.path().join(format!("ack{api}"));
+        let out = archive.post_pipeline(
+            &format!("cat {}", path.display()),
+            &format!("--on-error skip --ack {} {api}", ack.display()),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c3\n", "{api}");
+    }
+}
+
 #[test]
 fn conflicting_batches_are_split_and_duplicates_counted() {
     let archive = Archive::start();

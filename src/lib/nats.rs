@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 
 use crate::error::Error;
 use crate::ndjson::{read_ahead, Ahead, BadLines, LineReader};
-use crate::record::Text;
+use crate::record::{cursor_of, Text};
 
 /// How to reach the NATS servers, as nats users expect to say it.
 #[derive(Debug, Clone)]
@@ -118,16 +118,6 @@ pub fn message_id(kind: MessageId, subject: &str, line: &[u8]) -> String {
         let _ = write!(id, "{byte:02x}");
     }
     id
-}
-
-/// The `cursor` of a record (a JSON object), if it has one.
-fn cursor_of(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct Cursor<'a> {
-        #[serde(borrow)]
-        cursor: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Cursor>(line).ok()?.cursor
 }
 
 /// What `nats-pub` does.

@@ -420,6 +420,17 @@ struct Probe<'a> {
     event_type: Option<serde::de::IgnoredAny>,
 }
 
+/// The `cursor` of any record (a JSON object), if it has one: what a sink acknowledges,
+/// whatever the record's family.
+pub fn cursor_of(line: &[u8]) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Cursor<'a> {
+        #[serde(borrow)]
+        cursor: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Cursor>(line).ok()?.cursor
+}
+
 /// Tells which family `line` belongs to and checks it against that family's type.
 ///
 /// The error is a cause for an operator (`missing field \`ts\` at column 80`), without the

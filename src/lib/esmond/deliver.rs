@@ -75,6 +75,7 @@ fn records<T: Transport>(
                     Ok(other) => format!("a {} record, not a measurement", other.name()),
                 };
                 bad.handle_line(Error::bad_input(line.location, cause), line.bytes)?;
+                sink.pass(record::cursor_of(line.bytes).as_deref());
                 continue;
             }
         };
@@ -83,6 +84,7 @@ fn records<T: Transport>(
             Err(refused @ SinkError::Refused { .. }) => {
                 let err = Error::bad_input(line.location.clone(), refused.to_string());
                 bad.handle_line(err, line.bytes)?;
+                sink.pass(record.cursor.as_ref().map(|c| &*c.0));
             }
             Err(err) => return Err(err),
         }

@@ -442,6 +442,14 @@ impl<T: Transport> Sink<T> {
             || !self.flying.is_empty()
     }
 
+    /// Takes note of a record set aside (not sent: a bad line, refused metadata) whose
+    /// `cursor` the next acknowledgement may name: it is done with.
+    pub fn pass(&mut self, cursor: Option<&str>) {
+        if let Some(cursor) = cursor {
+            self.pending.cursor = Some(cursor.to_owned());
+        }
+    }
+
     /// What was done so far.
     pub fn totals(&self) -> Totals {
         self.totals
@@ -596,6 +604,11 @@ impl<T: Transport> Sink<T> {
         let cursor = self.pending.cursor.take();
         self.pending.points = 0;
         if flat.ends.is_empty() {
+            // Only records set aside since: acknowledged after every request under way has
+            // landed (their acknowledgements come first).
+            while let Some(flying) = self.flying.pop_front() {
+                self.land(flying)?;
+            }
             return self.acknowledge(cursor, None);
         }
         let url = format!("{}records/", self.config.root);
@@ -1737,5 +1750,27 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c2\n");
         assert!(s.flying.is_empty());
+    }
+
+    #[test]
+    fn a_record_set_aside_is_acknowledged_only_after_the_requests_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = dir.path().join("ack");
+        let (mut s, _) = concurrent_sink(Some("\"c1\""), &ack);
+        push_numbered(&mut s, 1).unwrap();
+        push_numbered(&mut s, 2).unwrap();
+        // c3 was set aside (a bad line): nothing is sent for it, and its cursor must not
+        // be acknowledged over c1's failure.
+        s.pass(Some("c3"));
+        assert!(s.finish().is_err());
+        assert!(!ack.exists(), "{:?}", std::fs::read_to_string(&ack));
+
+        let ack = dir.path().join("ack-clean");
+        let (mut s, _) = concurrent_sink(None, &ack);
+        push_numbered(&mut s, 1).unwrap();
+        push_numbered(&mut s, 2).unwrap();
+        s.pass(Some("c3"));
+        s.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c3\n");
     }
 }

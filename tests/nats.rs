@@ -987,3 +987,108 @@ fn a_sink_that_acknowledges_nothing_is_named() {
         )
     );
 }
+
+/// A file of pipelines/ with its paths, binaries and servers moved into this test.
+fn localize(pipeline: &str, dir: &Path, nats: &Nats, archive: &str) -> String {
+    let text =
+        std::fs::read_to_string(common::repo_root().join("pipelines").join(pipeline)).unwrap();
+    let mut text = text
+        .replace(
+            "/var/log/gridftp-transfer.log",
+            dir.join("transfer.log").to_str().unwrap(),
+        )
+        .replace(
+            "/var/lib/measpipe-nats-ingest",
+            dir.join("ingest").to_str().unwrap(),
+        )
+        .replace("/var/lib/measpipe", dir.join("lib").to_str().unwrap())
+        .replace("nats://127.0.0.1:4222", &nats.url())
+        .replace("http://127.0.0.1:8080", archive);
+    for program in ["gridftp-parse", "nats-pub", "nats-sub", "esmond-post"] {
+        text = text.replace(
+            &format!("{program} "),
+            &format!("{} ", bin_path(program).display()),
+        );
+    }
+    text
+}
+
+/// The shipped pipelines of the reference deployment: pipelines/gridftp-nats.cron on a
+/// GridFTP host (run twice around a log rotation) and the command of
+/// pipelines/systemd/measpipe-nats-ingest.service on the archive host. The archive ends
+/// with every transfer once.
+#[test]
+fn the_shipped_cron_line_and_ingest_service_deliver_every_transfer_once() {
+    if !have_nats() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::create_dir(dir.path().join("ingest")).unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    let archive = common::serve::Serve::start(&[]);
+    let url = format!("http://{}", archive.addr());
+    let cron = localize("gridftp-nats.cron", dir.path(), &nats, &url);
+    let entry = cron
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap();
+    // After the schedule (five fields) and the user.
+    let command = entry
+        .split_whitespace()
+        .skip(6)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let all: Vec<String> = transfer_log(HOSTS[0], 1_200)
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = dir.path().join("transfer.log");
+    let cron_run = || common::assert_success(&bash(&command));
+    std::fs::write(&log, all[..700].concat()).unwrap();
+    cron_run();
+    std::fs::rename(&log, dir.path().join("transfer.log.1")).unwrap();
+    std::fs::write(&log, all[700..].concat()).unwrap();
+    cron_run();
+
+    let service = localize(
+        "systemd/measpipe-nats-ingest.service",
+        dir.path(),
+        &nats,
+        &url,
+    );
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let mut ingest = Command::new("sh");
+    ingest
+        .args(["-c", exec])
+        .env("ESMOND_KEY", &archive.key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut ingest, 0);
+    let mut ingest = ingest.spawn().unwrap();
+    until("the archive has every transfer", || {
+        gridftp_points(&archive)
+            .first()
+            .is_some_and(|h| h.1.len() >= all.len())
+    });
+    // systemctl stop: SIGTERM to every process of the service.
+    // SAFETY: signalling the process group this test made.
+    unsafe { libc::kill(-(ingest.id() as i32), libc::SIGTERM) };
+    ingest.wait().unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+        .unwrap()
+        .timestamp();
+    let every: Vec<i64> = (0..all.len() as i64).map(|i| start + i).collect();
+    let stored = gridftp_points(&archive);
+    assert!(
+        stored == [(HOSTS[0].to_owned(), every)],
+        "every transfer once: {:?}",
+        stored.iter().map(|h| (&h.0, h.1.len())).collect::<Vec<_>>()
+    );
+    assert!(std::fs::read_to_string(dir.path().join("ingest/post.ack"))
+        .unwrap()
+        .starts_with("nats-sub:"));
+}

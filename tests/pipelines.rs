@@ -88,6 +88,10 @@ fn the_install_script_puts_pages_completions_and_wrappers_in_place() {
         "bin/esmond-ps-get-metadata",
         "bin/esmond-ps-get-bulk",
         "share/measpipe/pipelines/gridftp.logrotate",
+        "share/measpipe/pipelines/gridftp-nats.cron",
+        "share/measpipe/pipelines/systemd/esmond-serve.service",
+        "share/measpipe/pipelines/systemd/measpipe-nats-ingest.service",
+        "share/measpipe/pipelines/systemd/esmond-serve-backup.timer",
     ] {
         assert!(root.join(file).is_file(), "{file} not installed");
     }

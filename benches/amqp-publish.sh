@@ -20,7 +20,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port); dist=$(free_port); epmd=$(free_port)
 mkdir -p "$work/home"
 echo '[].' > "$work/enabled_plugins"
-: > "$work/rabbitmq.conf"
+# MEASPIPE_BENCH_RABBITMQ_CONF: lines for the broker's rabbitmq.conf (a site's settings).
+printf '%s\n' "${MEASPIPE_BENCH_RABBITMQ_CONF:-}" > "$work/rabbitmq.conf"
 export HOME="$work/home" RABBITMQ_NODENAME="bench-$port@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$dist ERL_EPMD_PORT=$epmd ERL_EPMD_ADDRESS=127.0.0.1 \
     RABBITMQ_MNESIA_BASE="$work/mnesia" RABBITMQ_LOG_BASE="$work/log" \

@@ -815,8 +815,95 @@ fn operations() {
     }
 }
 
+/// The test harness's PostgreSQL server (tests/common/pg.rs), for the raw baseline below.
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+/// Issue 20's baseline for a PostgreSQL store: the rows of the ingest bench written straight
+/// into the PostgreSQL schema's partitioned `point` table (`esmond-serve migrate`'s) by
+/// 1 and 4 writers (`MEASPIPE_BENCH_WRITERS`), each transaction 1,000 points, committed
+/// durably (synchronous_commit on, fsync on), two ways: a prepared INSERT a row, and one
+/// INSERT of the transaction's rows as arrays (`unnest`). Raw SQLite's rate in the same run
+/// gives the ratio. Needs PostgreSQL (initdb, postgres) installed.
+fn pg_raw() {
+    use measpipe::esmond::pg;
+    let Some(server) = common::pg::Postgres::start() else {
+        return;
+    };
+    let url = server.create("bench");
+    let points = ingest_points();
+    {
+        let mut client = pg::connect(&url).unwrap();
+        pg::migrate(&mut client).unwrap();
+        pg::ensure_partitions(&mut client, 1_700_000_000, 1_700_000_000 + points as i64).unwrap();
+    }
+    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
+        .ok()
+        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4]);
+    let run = |writers: usize, arrays: bool| -> f64 {
+        let mut client = pg::connect(&url).unwrap();
+        client.batch_execute("TRUNCATE point").unwrap();
+        client.batch_execute("CHECKPOINT").unwrap();
+        let per_writer = points / writers;
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let mut client = pg::connect(&url).unwrap();
+                    let one = client
+                        .prepare("INSERT INTO point (series_id, ts, value) VALUES ($1, $2, $3)")
+                        .unwrap();
+                    let many = client
+                        .prepare(
+                            "INSERT INTO point (series_id, ts, value) \
+                             SELECT $1, t, v FROM unnest($2::bigint[], $3::text[]) AS u(t, v)",
+                        )
+                        .unwrap();
+                    let series = w as i64;
+                    for batch in 0..per_writer / INGEST_BATCH {
+                        let stamps: Vec<i64> = (0..INGEST_BATCH)
+                            .map(|i| 1_700_000_000 + (batch * INGEST_BATCH + i) as i64)
+                            .collect();
+                        let values: Vec<String> = (0..INGEST_BATCH)
+                            .map(|i| (9_000_000_000i64 + i as i64).to_string())
+                            .collect();
+                        let mut tx = client.transaction().unwrap();
+                        if arrays {
+                            tx.execute(&many, &[&series, &stamps, &values]).unwrap();
+                        } else {
+                            for (ts, value) in stamps.iter().zip(&values) {
+                                tx.execute(&one, &[&series, ts, value]).unwrap();
+                            }
+                        }
+                        tx.commit().unwrap();
+                    }
+                });
+            }
+        });
+        (per_writer / INGEST_BATCH * INGEST_BATCH * writers) as f64
+            / started.elapsed().as_secs_f64()
+    };
+    for writers in counts {
+        let rows = run(writers, false);
+        let arrays = run(writers, true);
+        let sqlite = ingest_raw(writers);
+        println!(
+            "raw PostgreSQL, {writers} writer(s), {points} points: a row per INSERT {rows:.0} points/s, arrays {arrays:.0}; raw SQLite {sqlite:.0}: ratios {:.2} / {:.2}",
+            rows / sqlite,
+            arrays / sqlite
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    if only.as_deref() == Some("pg") {
+        pg_raw();
+        return;
+    }
     if only.as_deref().is_none_or(|o| o == "pscheduler") {
         pscheduler_ingest();
     }

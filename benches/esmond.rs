@@ -817,7 +817,6 @@ fn operations() {
 
 /// The test harness's PostgreSQL server (tests/common/pg.rs), for the raw baseline below.
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 /// Issue 20's baseline for a PostgreSQL store: the rows of the ingest bench written straight

@@ -161,6 +161,16 @@ fn nats_sub(url: &str) -> Command {
     command
 }
 
+/// One JetStream node in a temporary directory (`None`, a skip, without nats-server).
+fn one_node() -> Option<(tempfile::TempDir, Nats)> {
+    if !have_nats() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path(), "n1", None);
+    Some((dir, nats))
+}
+
 /// Every message on `subject` now, through a new consumer: its lines.
 fn drain(url: &str, subject: &str) -> Vec<String> {
     let out = nats_sub(url)
@@ -185,11 +195,9 @@ fn count(path: &Path) -> u64 {
 
 #[test]
 fn records_go_through_once_in_order_and_a_resend_is_dropped() {
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let input = dir.path().join("in.ndjson");
     let mut text = records(10_000);
     // One bad line in the middle: reported with its place, counted, skipped.
@@ -625,11 +633,9 @@ const HOSTS: [&str; 2] = ["198.51.100.10", "198.51.100.11"];
 /// running every stage again over the same logs stores nothing more.
 #[test]
 fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let archive = common::serve::Serve::start(&[]);
     let n = 1_500;
     for host in HOSTS {
@@ -706,11 +712,9 @@ fn publish_transfers(dir: &Path, nats: &Nats, host: &str, n: usize) {
 /// to the next run, and every transfer is stored once.
 #[test]
 fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let archive = common::serve::Serve::start(&[]);
     // Few enough that all of them fit in the pipe's buffer before esmond-post fails.
     let n = 40;
@@ -795,11 +799,9 @@ fn gridftp_points(archive: &common::serve::Serve) -> Vec<(String, Vec<i64>)> {
 /// transfer once.
 #[test]
 fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let archive = common::serve::Serve::start(&[]);
     let n = 20_000;
     let host = HOSTS[0];
@@ -887,11 +889,9 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
 /// with nothing new publishes nothing: the stream holds every transfer once, in order.
 #[test]
 fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let host = HOSTS[0];
     let all: Vec<String> = transfer_log(host, 1_800)
         .lines()
@@ -956,11 +956,9 @@ fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
 #[test]
 fn a_sink_that_acknowledges_nothing_is_named() {
     use std::io::BufRead as _;
-    if !have_nats() {
+    let Some((dir, nats)) = one_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start(dir.path(), "n1", None);
+    };
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, records(100)).unwrap();
     let mut publish = nats_pub(&nats.url());

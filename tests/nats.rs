@@ -1116,3 +1116,31 @@ fn the_shipped_cron_line_and_ingest_service_deliver_every_transfer_once() {
         .unwrap()
         .starts_with("nats-sub:"));
 }
+
+/// nats-sub shows a status line on a terminal (a pty from util-linux `script`) and clears
+/// it; off a terminal (every other test) there is none.
+#[test]
+fn nats_sub_shows_a_status_line_only_on_a_terminal() {
+    if !common::have("script", "util-linux's pty runner") {
+        return;
+    }
+    let Some((dir, nats)) = one_node() else {
+        return;
+    };
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, records(3)).unwrap();
+    let mut publish = nats_pub(&nats.url());
+    common::assert_success(&publish.args(["shown.h"]).arg(&input).output().unwrap());
+    let command = format!(
+        "{} -s {} --idle 1s 'shown.>' > /dev/null",
+        bin_path("nats-sub").display(),
+        nats.url()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("nats-sub: 3 written"), "{shown:?}");
+    assert!(shown.ends_with("\x1b[2K"), "the line is cleared: {shown:?}");
+}

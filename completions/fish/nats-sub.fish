@@ -20,5 +20,6 @@ complete -c nats-sub -l count -d 'Stop (exit 0) after writing this many messages
 complete -c nats-sub -l ack -d 'The sink\'s ack file (esmond-post --ack FILE): each record gets a cursor of this run\'s, and its message is acknowledged only when the sink has written that cursor (or a later one) there. A record in the pipe when the sink fails comes again. Lines that are not JSON objects cannot carry a cursor: they are acknowledged once written. At the end the output is closed and the sink\'s last acknowledgement is waited for, up to --ack-wait' -r -F
 complete -c nats-sub -l tls -d 'Require TLS, whatever the URL says'
 complete -c nats-sub -l new -d 'Start a new consumer at messages published from now on'
+complete -c nats-sub -s q -l quiet -d 'No status line on a terminal'
 complete -c nats-sub -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nats-sub -s V -l version -d 'Print version'

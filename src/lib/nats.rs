@@ -372,11 +372,28 @@ pub struct SubscribeSettings {
 
 /// Writes every message on the subject to `out`, one line each, acknowledging a batch's
 /// messages once they are written and flushed. Returns the number of messages written.
-pub fn subscribe(settings: SubscribeSettings, out: &mut dyn Write) -> Result<u64, Error> {
-    runtime()?.block_on(subscribe_loop(&settings, out))
+pub fn subscribe(
+    settings: SubscribeSettings,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(&SubscribeCounts),
+) -> Result<u64, Error> {
+    runtime()?.block_on(subscribe_loop(&settings, out, progress))
 }
 
-async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Result<u64, Error> {
+/// Where a subscribe run is, for a status line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscribeCounts {
+    /// Messages written.
+    pub written: u64,
+    /// Of those, the ones waiting for the sink's acknowledgement (with `ack`).
+    pub waiting: u64,
+}
+
+async fn subscribe_loop(
+    settings: &SubscribeSettings,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(&SubscribeCounts),
+) -> Result<u64, Error> {
     let server = &settings.server;
     let client = connect(server).await?;
     let context = jetstream::new(client);
@@ -420,6 +437,10 @@ async fn subscribe_loop(settings: &SubscribeSettings, out: &mut dyn Write) -> Re
         if let Some(signal) = (server.stop)() {
             return Err(Error::Interrupted(signal));
         }
+        progress(&SubscribeCounts {
+            written,
+            waiting: trail.as_ref().map_or(0, |t| t.waiting.len() as u64),
+        });
         // Only what will be written is asked for: nothing waits unacknowledged in this
         // process when it stops.
         let want = match settings.count {

@@ -79,6 +79,10 @@ pub struct Args {
     /// waited for, up to --ack-wait.
     #[arg(long, value_name = "FILE")]
     ack: Option<std::path::PathBuf>,
+
+    /// No status line on a terminal.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Runs `nats-sub`.
@@ -112,7 +116,19 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    match nats::subscribe(settings, &mut out) {
+    let mut status = cli::Status::new(args.quiet);
+    let waits = args.ack.is_some();
+    let result = nats::subscribe(settings, &mut out, &mut |counts| {
+        status.update(|| match waits {
+            true => format!(
+                "{} written, {} waiting for the sink",
+                counts.written, counts.waiting
+            ),
+            false => format!("{} written", counts.written),
+        })
+    });
+    drop(status);
+    match result {
         Err(err) if err.is_broken_pipe() => Ok(()),
         Err(err) => Err(err),
         Ok(_) => out

@@ -106,11 +106,18 @@ pub enum MessageId {
 
 /// The message id of `line` (a JSON object) published on `subject`.
 pub fn message_id(kind: MessageId, subject: &str, line: &[u8]) -> String {
+    let cursor = match kind {
+        MessageId::Cursor => cursor_of(line),
+        MessageId::Hash => None,
+    };
+    id_of(kind, subject, line, cursor.as_deref())
+}
+
+/// [`message_id`] with the line's cursor read already.
+fn id_of(kind: MessageId, subject: &str, line: &[u8], cursor: Option<&str>) -> String {
     use sha2::Digest;
-    if kind == MessageId::Cursor {
-        if let Some(cursor) = cursor_of(line) {
-            return format!("{subject}:{cursor}");
-        }
+    if let (MessageId::Cursor, Some(cursor)) = (kind, cursor) {
+        return format!("{subject}:{cursor}");
     }
     let digest = sha2::Sha256::digest(line);
     let mut id = String::with_capacity(43);
@@ -189,12 +196,15 @@ pub fn publish(
     mut progress: impl FnMut(&PublishCounts),
 ) -> Result<(PublishCounts, BadLines), Error> {
     let (subject, id_kind) = (settings.subject.clone(), settings.id);
-    let cursors = settings.ack_cursor.is_some();
+    // The cursor is read once, for the id or the cursor ack file or both.
+    let keep = settings.ack_cursor.is_some();
+    let read = keep || id_kind == MessageId::Cursor;
     let (mut rx, reader) = read_ahead("nats-read", lines, bad, settings.skip, 8192, move |line| {
         serde_json::from_slice::<serde::de::IgnoredAny>(line)
             .map_err(|e| format!("not JSON: {e}"))?;
-        let id = message_id(id_kind, &subject, line);
-        let cursor = cursors.then(|| cursor_of(line).map(Box::from)).flatten();
+        let cursor = read.then(|| cursor_of(line)).flatten();
+        let id = id_of(id_kind, &subject, line, cursor.as_deref());
+        let cursor = keep.then(|| cursor.map(Box::from)).flatten();
         Ok((bytes::Bytes::copy_from_slice(line), id, cursor))
     })?;
     let skip = settings.skip;
@@ -492,14 +502,15 @@ async fn subscribe_loop(
                 continue;
             }
         };
+        let written_before = written;
         let mut written_now: Vec<jetstream::Message> = Vec::with_capacity(want);
         while let Some(message) = messages.next().await {
             match message {
                 Ok(message) => {
                     written += 1;
                     if let Some(trail) = &mut trail {
-                        if trail.stamp(&message.payload, out)? {
-                            trail.waiting.push_back((trail.next - 1, message));
+                        if let Some(n) = trail.stamp(&message.payload, out)? {
+                            trail.waiting.push_back((n, message));
                             continue;
                         }
                     }
@@ -517,8 +528,7 @@ async fn subscribe_loop(
         // for the server's word, which comes after every acknowledgement before it.
         // (Acknowledging the last alone, as AckPolicy::All would, also acknowledges a
         // batch a killed run left behind before it is delivered again.)
-        let stamped = trail.as_ref().is_some_and(|t| t.next > t.flushed);
-        if written_now.is_empty() && !stamped {
+        if written == written_before {
             if settings
                 .idle
                 .is_some_and(|idle| quiet_since.elapsed() >= idle)
@@ -528,19 +538,27 @@ async fn subscribe_loop(
             continue;
         }
         out.flush().map_err(stdout)?;
-        if let Some(trail) = &mut trail {
-            trail.flushed = trail.next;
-        }
-        let acknowledged =
-            |e: async_nats::Error| Error::failed(format!("{}: acknowledging: {e}", server.url));
-        let last = written_now.pop();
-        for message in &written_now {
-            message.ack().await.map_err(acknowledged)?;
-        }
-        if let Some(last) = last {
-            last.double_ack().await.map_err(acknowledged)?;
-        }
+        acknowledge(written_now, &server.url).await?;
         quiet_since = Instant::now();
+    }
+}
+
+/// Acknowledges `messages`; the last one waits for the server's word, which comes after
+/// every acknowledgement before it.
+async fn acknowledge(
+    messages: impl IntoIterator<Item = jetstream::Message>,
+    url: &str,
+) -> Result<(), Error> {
+    let failed = |e: async_nats::Error| Error::failed(format!("{url}: acknowledging: {e}"));
+    let mut last = None;
+    for message in messages {
+        if let Some(before) = last.replace(message) {
+            before.ack().await.map_err(failed)?;
+        }
+    }
+    match last {
+        Some(last) => last.double_ack().await.map_err(failed),
+        None => Ok(()),
     }
 }
 
@@ -588,8 +606,6 @@ struct Trail {
     prefix: String,
     /// The next record's number in this run (from 1).
     next: u64,
-    /// Records numbered below this have been flushed to the sink.
-    flushed: u64,
     waiting: VecDeque<(u64, jetstream::Message)>,
     /// When the waiting messages' ack wait was last extended.
     extended: Instant,
@@ -597,7 +613,9 @@ struct Trail {
     /// its silence since was reported.
     moved: Instant,
     warned: bool,
+    /// The line being written and its cursor (kept for their buffers).
     line: Vec<u8>,
+    cursor: String,
 }
 
 impl Trail {
@@ -606,26 +624,28 @@ impl Trail {
             file: file.to_owned(),
             prefix: format!("nats-sub:{:016x}:", rand::random::<u64>()),
             next: 1,
-            flushed: 1,
             waiting: VecDeque::new(),
             extended: Instant::now(),
             moved: Instant::now(),
             warned: false,
             line: Vec::new(),
+            cursor: String::new(),
         }
     }
 
-    /// Writes `payload` with this run's next cursor in place of its own; false (nothing
-    /// written) when it is not a JSON object and cannot carry one.
-    fn stamp(&mut self, payload: &[u8], out: &mut dyn Write) -> Result<bool, Error> {
-        let cursor = format!("{}{}", self.prefix, self.next);
-        if !with_cursor(payload, &cursor, &mut self.line) {
-            return Ok(false);
+    /// Writes `payload` with this run's next cursor in place of its own; that cursor's
+    /// number, or `None` (nothing written) when it is not a JSON object and cannot carry
+    /// one.
+    fn stamp(&mut self, payload: &[u8], out: &mut dyn Write) -> Result<Option<u64>, Error> {
+        self.cursor.clear();
+        let _ = write!(self.cursor, "{}{}", self.prefix, self.next);
+        if !with_cursor(payload, &self.cursor, &mut self.line) {
+            return Ok(None);
         }
         self.line.push(b'\n');
         out.write_all(&self.line).map_err(stdout)?;
         self.next += 1;
-        Ok(true)
+        Ok(Some(self.next - 1))
     }
 
     /// Says once when every record nats-sub may hold waits for the sink, and the sink has
@@ -653,23 +673,15 @@ impl Trail {
     /// for the others when a third of the ack wait has gone by.
     async fn settle(&mut self, settings: &SubscribeSettings) -> Result<(), Error> {
         let url = &settings.server.url;
-        let failed = |e: async_nats::Error| Error::failed(format!("{url}: acknowledging: {e}"));
         let upto = self.acknowledged().unwrap_or(0);
         if self.waiting.front().is_none_or(|(n, _)| *n <= upto) {
             self.moved = Instant::now();
             self.warned = false;
         }
-        let mut last = None;
-        while self.waiting.front().is_some_and(|(n, _)| *n <= upto) {
-            if let Some((_, message)) = self.waiting.pop_front() {
-                if let Some(before) = last.replace(message) {
-                    before.ack().await.map_err(failed)?;
-                }
-            }
-        }
-        if let Some(last) = last {
-            last.double_ack().await.map_err(failed)?;
-        }
+        // Numbered in writing order: the passed ones are a prefix.
+        let passed = self.waiting.partition_point(|(n, _)| *n <= upto);
+        acknowledge(self.waiting.drain(..passed).map(|(_, m)| m), url).await?;
+        let failed = |e: async_nats::Error| Error::failed(format!("{url}: acknowledging: {e}"));
         if self.waiting.is_empty() || self.extended.elapsed() < settings.ack_wait / 3 {
             return Ok(());
         }

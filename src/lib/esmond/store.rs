@@ -478,9 +478,15 @@ impl Writer {
                 }
             }
         }
+        self.touch(id, name, ts);
+        Ok(())
+    }
+
+    /// Notes `ts` as a time written in the event type `name` of metadata `id` (the
+    /// newest one sets the series' `updated` at the end).
+    fn touch(&mut self, id: i64, name: usize, ts: i64) {
         let newest = self.touched.entry((id, name)).or_insert(ts);
         *newest = (*newest).max(ts);
-        Ok(())
     }
 
     /// Writes one point now (not held back), folding it into its summaries; `false`
@@ -509,8 +515,7 @@ impl Writer {
             let series = &self.series[&(id, name)];
             fold_point(tx, base, storage, series, ts, stored, replaced)?;
         }
-        let newest = self.touched.entry((id, name)).or_insert(ts);
-        *newest = (*newest).max(ts);
+        self.touch(id, name, ts);
         Ok(true)
     }
 

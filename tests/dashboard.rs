@@ -125,7 +125,7 @@ fn pixels_of(png: &std::path::Path, rgb: [u8; 3]) -> usize {
         .count()
 }
 
-#[test]
+on_both_stores! {
 fn the_dashboard_shows_each_pair_its_charts_and_a_changed_traceroute_path() {
     let serve = Serve::start(&[]);
     let (status, _, _, empty) = page(&serve, "/");
@@ -385,4 +385,5 @@ fn the_dashboard_shows_each_pair_its_charts_and_a_changed_traceroute_path() {
             shot.display()
         );
     }
+}
 }

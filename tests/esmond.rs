@@ -8,15 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::serve::Store;
 use common::{bin, bin_path, BackgroundServer};
 use serde_json::{json, Value};
 
-/// A running archive on a temporary data directory, with one writer key.
+/// A running archive on a temporary data directory (or a database, on PostgreSQL), with
+/// one writer key.
 struct Archive {
     server: Option<BackgroundServer>,
     port: u16,
     key: String,
     dir: tempfile::TempDir,
+    store: Store,
 }
 
 /// One HTTP exchange.
@@ -60,34 +63,24 @@ impl Archive {
 
     fn start_with(extra: &[&str]) -> Archive {
         let dir = tempfile::tempdir().unwrap();
-        let key = Self::token(dir.path(), "writer");
+        let store = Store::new(dir.path());
+        let key = store.token("writer");
         let mut archive = Archive {
             server: None,
             port: 0,
             key,
             dir,
+            store,
         };
         archive.launch(extra);
         archive
-    }
-
-    fn token(dir: &Path, user: &str) -> String {
-        let out = bin("esmond-serve")
-            .arg("--data")
-            .arg(dir)
-            .args(["token", "add", user])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     fn launch(&mut self, extra: &[&str]) {
         self.port = common::free_port();
         let mut command = Command::new(bin_path("esmond-serve"));
         command
-            .arg("--data")
-            .arg(self.dir.path())
+            .args(&self.store.args)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(extra)
             .stderr(Stdio::null());
@@ -204,7 +197,7 @@ fn throughput_metadata() -> Value {
     })
 }
 
-#[test]
+on_both_stores! {
 fn metadata_is_created_once_and_reads_back_in_esmonds_shape() {
     let archive = Archive::start();
     let reply = archive.post("/esmond/perfsonar/archive/", &throughput_metadata());
@@ -278,8 +271,9 @@ fn metadata_is_created_once_and_reads_back_in_esmonds_shape() {
         (405, "does not support PATCH verb".into())
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn metadata_posts_are_validated_with_esmonds_messages() {
     let archive = Archive::start();
     let base = throughput_metadata();
@@ -363,8 +357,9 @@ fn metadata_posts_are_validated_with_esmonds_messages() {
         assert_eq!(reply.content_type, "application/json");
     }
 }
+}
 
-#[test]
+on_both_stores! {
 fn writes_need_a_key_and_reads_do_not() {
     let archive = Archive::start();
     let url = archive.root();
@@ -388,30 +383,37 @@ fn writes_need_a_key_and_reads_do_not() {
     assert_eq!(archive.get("/esmond/perfsonar/archive/").status, 200);
 
     // Keys are listed, revoked, and stored only hashed.
-    let dir = archive.dir.path().to_owned();
     let list = bin("esmond-serve")
-        .arg("--data")
-        .arg(&dir)
+        .args(&archive.store.args)
         .args(["token", "list"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).starts_with("writer\t"));
-    let db = fs_bytes(&dir.join("archive.sqlite"));
+    let stored: Vec<u8> = match &archive.store.url {
+        Some(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            client
+                .query("SELECT \"user\" || hash FROM token", &[])
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.get::<_, String>(0).into_bytes())
+                .collect()
+        }
+        None => fs_bytes(&archive.dir.path().join("archive.sqlite")),
+    };
     assert!(
-        !contains(&db, archive.key.as_bytes()),
+        contains(&stored, b"writer") && !contains(&stored, archive.key.as_bytes()),
         "the key itself is not stored"
     );
     bin("esmond-serve")
-        .arg("--data")
-        .arg(&dir)
+        .args(&archive.store.args)
         .args(["token", "revoke", "writer"])
         .assert()
         .success();
     let revoked = archive.send("POST", &url, Some(&archive.key), Some(&body));
     assert_eq!(revoked.status, 401);
     bin("esmond-serve")
-        .arg("--data")
-        .arg(&dir)
+        .args(&archive.store.args)
         .args(["token", "revoke", "nobody"])
         .assert()
         .code(2);
@@ -425,6 +427,7 @@ fn writes_need_a_key_and_reads_do_not() {
         201
     );
 }
+}
 
 fn fs_bytes(path: &Path) -> Vec<u8> {
     let mut all = std::fs::read(path).unwrap_or_default();
@@ -437,7 +440,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[test]
+on_both_stores! {
 fn data_round_trips_with_summaries_matching_esmonds_oracle() {
     let archive = Archive::start();
     let key = archive.metadata(&throughput_metadata());
@@ -569,8 +572,9 @@ fn data_round_trips_with_summaries_matching_esmonds_oracle() {
         .json();
     assert_eq!(unknown, json!([]));
 }
+}
 
-#[test]
+on_both_stores! {
 fn duplicates_conflict_unless_identical_and_bulk_puts_are_atomic() {
     let archive = Archive::start();
     let key = archive.metadata(&throughput_metadata());
@@ -630,10 +634,11 @@ fn duplicates_conflict_unless_identical_and_bulk_puts_are_atomic() {
         json!([])
     );
 }
+}
 
+on_both_stores! {
 /// A body large enough to be parsed while it is written (16 KB and more) is still all or
 /// nothing: a bad item far into it gets esmond's message and leaves nothing stored.
-#[test]
 fn large_bulk_bodies_are_written_whole_or_not_at_all() {
     let archive = Archive::start();
     let key = archive.metadata(&throughput_metadata());
@@ -693,8 +698,9 @@ fn large_bulk_bodies_are_written_whole_or_not_at_all() {
     assert_eq!(reply.status, 201);
     assert_eq!(stored(), 2000);
 }
+}
 
-#[test]
+on_both_stores! {
 fn data_writes_and_reads_are_validated_with_esmonds_messages() {
     let archive = Archive::start();
     let key = archive.metadata(&throughput_metadata());
@@ -867,8 +873,9 @@ fn data_writes_and_reads_are_validated_with_esmonds_messages() {
         );
     }
 }
+}
 
-#[test]
+on_both_stores! {
 fn metadata_search_filters_and_pages_like_esmond() {
     let archive = Archive::start();
     let mut keys = Vec::new();
@@ -948,8 +955,9 @@ fn metadata_search_filters_and_pages_like_esmond() {
         Value::Null
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn a_script_alias_moves_every_uri() {
     let archive = Archive::start_with(&["--script-alias", "/"]);
     let reply = archive.post("/perfsonar/archive/", &throughput_metadata());
@@ -960,9 +968,10 @@ fn a_script_alias_moves_every_uri() {
         .starts_with("/perfsonar/archive/"));
     assert_eq!(archive.get("/esmond/perfsonar/archive/").status, 404);
 }
+}
 
+on_both_stores! {
 /// kill -9 in the middle of a write burst: every write that got 201 is there, whole.
-#[test]
 fn a_killed_archive_keeps_every_acknowledged_write() {
     let mut archive = Archive::start();
     let key = archive.metadata(&throughput_metadata());
@@ -1014,6 +1023,7 @@ fn a_killed_archive_keeps_every_acknowledged_write() {
         assert_eq!(point["val"], (i / 50) as f64);
     }
 }
+}
 
 #[test]
 fn retention_frees_the_space_of_old_points() {
@@ -1055,17 +1065,18 @@ fn retention_frees_the_space_of_old_points() {
     assert!(after < before / 4, "{before} → {after} bytes");
 }
 
-#[test]
+on_both_stores! {
 fn sigterm_stops_the_archive_cleanly() {
     let archive = Archive::start();
     let status = archive.server.unwrap().stop();
     assert_eq!(status.code(), Some(0));
 }
+}
 
 // ---------------------------------------------------------------------------------------
 // The real esmond-client 4.2.1 (Python 2.7).
 
-#[test]
+on_both_stores! {
 fn the_real_esmond_client_posts_and_reads_back() {
     let Some(python) = common::python27_with("esmond_client.perfsonar.post", "esmond-client 4.2.1")
     else {
@@ -1151,17 +1162,18 @@ fn the_real_esmond_client_posts_and_reads_back() {
     let rows: Value = serde_json::from_slice(&std::fs::read(failures.path()).unwrap()).unwrap();
     assert_eq!(rows[0]["msg"], posted["failure"]);
 }
+}
 
-#[test]
+on_both_stores! {
 fn oversized_bodies_get_a_json_413_and_every_request_is_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let key = Archive::token(dir.path(), "writer");
+    let store = Store::new(dir.path());
+    let key = store.token("writer");
     let port = common::free_port();
     let log = dir.path().join("access.log");
     let mut command = Command::new(bin_path("esmond-serve"));
     command
-        .arg("--data")
-        .arg(dir.path())
+        .args(&store.args)
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -1199,8 +1211,9 @@ fn oversized_bodies_get_a_json_413_and_every_request_is_logged() {
         "{text}"
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn network_elements_and_base_zero_paths() {
     let archive = Archive::start();
     let key = archive.metadata(&json!({
@@ -1250,6 +1263,7 @@ fn network_elements_and_base_zero_paths() {
         parse.detail(),
         "JSON parse error - key must be a string at line 1 column 2"
     );
+}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1337,7 +1351,7 @@ fn as_stored(metadata: Value) -> Value {
     Value::Object(shown)
 }
 
-#[test]
+on_both_stores! {
 fn bwctl_results_land_with_the_originals_metadata_and_values() {
     let archive = Archive::start();
     for case in ["tcp_1stream", "tcp_2streams", "udp_1stream"] {
@@ -1404,6 +1418,7 @@ fn bwctl_results_land_with_the_originals_metadata_and_values() {
         }
     }
 }
+}
 
 fn types_of(event_type: &str) -> &'static str {
     match measpipe::esmond::types::storage(event_type) {
@@ -1413,7 +1428,7 @@ fn types_of(event_type: &str) -> &'static str {
     }
 }
 
-#[test]
+on_both_stores! {
 fn gridftp_transfers_land_with_the_originals_metadata_and_values() {
     let archive = Archive::start();
     let log = common::fixture("gridftp/netlogger-synthetic.log");
@@ -1477,6 +1492,7 @@ fn gridftp_transfers_land_with_the_originals_metadata_and_values() {
         }
     }
 }
+}
 
 /// Lines of one transfer type that share their metadata: one point per second.
 fn gridftp_log(path: &Path, count: usize) {
@@ -1491,7 +1507,7 @@ fn gridftp_log(path: &Path, count: usize) {
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
+on_both_stores! {
 fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     let mut archive = Archive::start();
     let dir = archive.dir.path().to_owned();
@@ -1595,6 +1611,7 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
         "a further run sends nothing"
     );
 }
+}
 
 /// Waits (up to 30 s) until `path` holds exactly `want`.
 fn wait_for_file(path: &Path, want: &str) {
@@ -1613,7 +1630,7 @@ fn wait_for_file(path: &Path, want: &str) {
     }
 }
 
-#[test]
+on_both_stores! {
 fn a_stream_that_pauses_is_delivered_and_acknowledged_without_a_full_batch() {
     use std::io::Write as _;
     let archive = Archive::start();
@@ -1661,11 +1678,12 @@ fn a_stream_that_pauses_is_delivered_and_acknowledged_without_a_full_batch() {
         "esmond-post: records 4, points 4, requests 3, retries 0, duplicates 0, conflicts 0, failures 0\n"
     );
 }
+}
 
+on_both_stores! {
 /// Under `--on-error skip`, a record set aside (not a measurement, or its metadata refused)
 /// is done with: the ack moves past it even when it is the last, so the producer (or
 /// nats-sub --ack) does not send it again only to have it set aside again.
-#[test]
 fn the_ack_moves_past_records_set_aside() {
     let archive = Archive::start();
     let good = throughput_record("aside", 1, json!(100), true);
@@ -1692,8 +1710,9 @@ fn the_ack_moves_past_records_set_aside() {
         assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c3\n", "{api}");
     }
 }
+}
 
-#[test]
+on_both_stores! {
 fn conflicting_batches_are_split_and_duplicates_counted() {
     let archive = Archive::start();
     let record =
@@ -1778,8 +1797,9 @@ fn conflicting_batches_are_split_and_duplicates_counted() {
         2
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn a_forgotten_metadata_key_is_created_again() {
     let mut archive = Archive::start();
     let input = archive.dir.path().join("records.ndjson");
@@ -1794,18 +1814,19 @@ fn a_forgotten_metadata_key_is_created_again() {
     archive.server.take().unwrap().stop();
     let cache = std::fs::read(archive.dir.path().join("post-cache.json")).unwrap();
     let fresh = tempfile::tempdir().unwrap();
-    let key = Archive::token(fresh.path(), "writer");
+    let store = Store::new(fresh.path());
+    let key = store.token("writer");
     std::fs::write(fresh.path().join("post-cache.json"), cache).unwrap();
     let mut rebuilt = Archive {
         server: None,
         port,
         key,
         dir: fresh,
+        store,
     };
     let mut command = Command::new(bin_path("esmond-serve"));
     command
-        .arg("--data")
-        .arg(rebuilt.dir.path())
+        .args(&rebuilt.store.args)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::null());
     rebuilt.server = Some(BackgroundServer::start(
@@ -1820,6 +1841,7 @@ fn a_forgotten_metadata_key_is_created_again() {
         rebuilt.base(&found[0], "throughput"),
         json!([{"ts": 100, "val": 5.0}])
     );
+}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1841,7 +1863,7 @@ fn wrapper(name: &str) -> Command {
     command
 }
 
-#[test]
+on_both_stores! {
 fn the_esmond_ps_pipe_wrapper_takes_the_originals_flags() {
     let archive = Archive::start_with(&["--script-alias", "/"]);
     let url = format!("http://127.0.0.1:{}", archive.port);
@@ -1870,8 +1892,9 @@ fn the_esmond_ps_pipe_wrapper_takes_the_originals_flags() {
     assert!(String::from_utf8_lossy(&missing.stderr)
         .contains("both --user and --key args are required."));
 }
+}
 
-#[test]
+on_both_stores! {
 fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
     let archive = Archive::start();
     let url = format!("http://127.0.0.1:{}", archive.port);
@@ -1963,10 +1986,11 @@ fn the_esmond_ps_load_gridftp_wrapper_resumes_and_drops_its_state() {
         "usage: esmond-ps-load-gridftp -f FILE [options of esmond-ps-load-gridftp]\nesmond-ps-load-gridftp: error: Filename is required.\n"
     );
 }
+}
 
+on_both_stores! {
 /// One record the archive refuses (400) once stopped everything: 1,999 good + 1 bad gave 0
 /// stored, `--on-error skip` was ignored, and under `--ack` every rerun failed again.
-#[test]
 fn one_refused_point_is_set_aside_and_the_rest_lands() {
     let archive = Archive::start();
     let record =
@@ -2054,10 +2078,11 @@ fn one_refused_point_is_set_aside_and_the_rest_lands() {
     );
     assert_eq!(std::fs::read_to_string(&ack).unwrap(), "c2000\n");
 }
+}
 
+on_both_stores! {
 /// Under `--on-error fail` a line that is not a record stops the run, but the records
 /// before it are delivered and acknowledged first (they once waited for the next run).
-#[test]
 fn a_bad_line_under_fail_stops_after_delivering_what_came_before_it() {
     let archive = Archive::start();
     let record = |ts: i64| throughput_record("stop-test", ts, json!(ts), true).to_string();
@@ -2089,8 +2114,9 @@ fn a_bad_line_under_fail_stops_after_delivering_what_came_before_it() {
         .collect();
     assert_eq!(stamps, [1, 2, 3, 4, 5]);
 }
+}
 
-#[test]
+on_both_stores! {
 fn every_retry_is_named_and_a_refused_connection_gets_a_hint() {
     let port = common::free_port();
     let out = Command::new(bin_path("esmond-post"))
@@ -2121,4 +2147,5 @@ fn every_retry_is_named_and_a_refused_connection_gets_a_hint() {
              esmond-post: error: stopped; only acknowledged records were delivered\n"
         )
     );
+}
 }

@@ -141,7 +141,10 @@ fn bad_urls_and_absent_servers_are_one_line_each() {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).as_ref()
         ),
-        (Some(2), "esmond-serve: error: --data DIR is required\n")
+        (
+            Some(2),
+            "esmond-serve: error: --data DIR (or --store URL, for PostgreSQL) is required\n"
+        )
     );
 }
 

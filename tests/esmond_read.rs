@@ -38,19 +38,12 @@ struct Archive {
 impl Archive {
     fn start() -> Archive {
         let dir = tempfile::tempdir().unwrap();
-        let out = bin("esmond-serve")
-            .arg("--data")
-            .arg(dir.path().join("archive"))
-            .args(["token", "add", "writer"])
-            .output()
-            .unwrap();
-        common::assert_success(&out);
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let store = common::serve::Store::new(&dir.path().join("archive"));
+        let key = store.token("writer");
         let port = common::free_port();
         let mut command = Command::new(bin_path("esmond-serve"));
         command
-            .arg("--data")
-            .arg(dir.path().join("archive"))
+            .args(&store.args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stderr(Stdio::null());
         let server = BackgroundServer::start(command, port, Duration::from_secs(20));
@@ -141,7 +134,7 @@ fn expected(name: &str) -> String {
     std::fs::read_to_string(common::fixture(&format!("esmond/readback/{name}"))).unwrap()
 }
 
-#[test]
+on_both_stores! {
 fn every_reader_writes_every_format() {
     let archive = Archive::loaded();
     for format in ["human", "csv", "json", "ndjson"] {
@@ -203,8 +196,9 @@ fn every_reader_writes_every_format() {
     );
     assert_eq!(got, expected("get-throughput-average-86400.human"));
 }
+}
 
-#[test]
+on_both_stores! {
 fn nothing_found_is_said_as_the_originals_said_it() {
     let archive = Archive::loaded();
     let none = ["-e", "throughput", "-S", "2020-01-01", "-E", "2020-01-02"];
@@ -221,8 +215,9 @@ fn nothing_found_is_said_as_the_originals_said_it() {
     );
     assert_eq!(with("ndjson"), "");
 }
+}
 
-#[test]
+on_both_stores! {
 fn filters_take_ipv6_values_with_colons_and_free_form_keys() {
     let archive = Archive::loaded();
     for filter in [
@@ -245,12 +240,13 @@ fn filters_take_ipv6_values_with_colons_and_free_form_keys() {
         );
     }
 }
+}
 
+on_both_stores! {
 /// A series written again after the end of the window asked for (its `time-updated` is
 /// later than -E) is still found: esmond-serve filters metadata on `time-updated` as
 /// esmond did (time-end excludes it), and the readers bound the metadata search by the
 /// start only. The real esmond-ps-get, which sends time-end, finds nothing.
-#[test]
 fn a_series_written_after_the_window_is_still_found() {
     let archive = Archive::loaded();
     // bwctl/iperf3 throughput was last written at 2014-04-14 02:31:32; end before it.
@@ -295,8 +291,9 @@ fn a_series_written_after_the_window_is_still_found() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "source,destination,event_type,tool,summary_type,summary_window,timestamp,value\r\nNo data,No data,No data,No data,No data,No data,No data,No data\r\n\n");
     }
 }
+}
 
-#[test]
+on_both_stores! {
 fn the_copy_pipeline_gives_every_point_once() {
     let from = Archive::loaded();
     let to = Archive::start();
@@ -338,8 +335,9 @@ fn the_copy_pipeline_gives_every_point_once() {
         );
     }
 }
+}
 
-#[test]
+on_both_stores! {
 fn bulk_fetch_writes_a_file_per_metadata_and_event_type_and_resumes() {
     let archive = Archive::loaded();
     let out = tempfile::tempdir().unwrap();
@@ -411,8 +409,9 @@ fn bulk_fetch_writes_a_file_per_metadata_and_event_type_and_resumes() {
         .collect();
     assert_eq!(after.len(), 11, "{after:?}");
 }
+}
 
-#[test]
+on_both_stores! {
 fn bad_arguments_and_unreachable_archives_are_one_line_errors() {
     let archive = Archive::loaded();
     for (tool, args, code, message) in [
@@ -457,6 +456,7 @@ fn bad_arguments_and_unreachable_archives_are_one_line_errors() {
     );
     assert!(stderr.contains(": the archive answered 404: "), "{stderr}");
 }
+}
 
 #[test]
 fn list_events_prints_every_event_type_the_archive_knows() {
@@ -477,10 +477,10 @@ fn real_client() -> Option<(String, PathBuf)> {
     Some((python, scripts))
 }
 
+on_both_stores! {
 /// The rows of the real 4.2.1 tools and of measpipe's on the same archive are the same:
 /// human and CSV byte for byte (Python's dict order aside: JSON rows compared as
 /// objects); -M without the first row's pagination counts, which measpipe leaves out.
-#[test]
 fn rows_equal_those_of_the_real_esmond_client() {
     let Some((python, scripts)) = real_client() else {
         return;
@@ -629,9 +629,10 @@ fn rows_equal_those_of_the_real_esmond_client() {
         }
     }
 }
+}
 
+on_both_stores! {
 /// pipelines/esmond-ps-get* take the originals' flags and run measpipe's readers.
-#[test]
 fn the_drop_in_wrappers_take_the_original_flags() {
     let archive = Archive::loaded();
     let path = format!(
@@ -696,4 +697,5 @@ fn the_drop_in_wrappers_take_the_original_flags() {
     let (status, _, stderr) = wrapper("esmond-ps-get-bulk", &args);
     assert_eq!(status, Some(0), "{stderr}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 11);
+}
 }

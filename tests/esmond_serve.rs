@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 const METADATA: &str = r#"{"subject-type": "point-to-point", "source": "10.0.0.1", "destination": "10.0.0.2", "tool-name": "hardening", "measurement-agent": "10.0.0.1", "input-source": "a", "input-destination": "b", "event-types": [{"event-type": "throughput", "summaries": []}]}"#;
 
-#[test]
+on_both_stores! {
 fn a_silent_connection_is_closed_after_the_request_timeout() {
     let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
     let (_, took) = common::until_closed(serve.connect());
@@ -23,8 +23,9 @@ fn a_silent_connection_is_closed_after_the_request_timeout() {
         "{took:?}"
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn headers_sent_a_byte_at_a_time_are_cut_off() {
     let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
     let mut stream = serve.connect();
@@ -47,8 +48,9 @@ fn headers_sent_a_byte_at_a_time_are_cut_off() {
     assert!(took < Duration::from_secs(4), "{took:?}");
     trickle.join().unwrap();
 }
+}
 
-#[test]
+on_both_stores! {
 fn a_body_sent_a_byte_at_a_time_gets_408() {
     let serve = Serve::start(&["--request-timeout", "1", "--idle-timeout", "30"]);
     let mut stream = serve.connect();
@@ -81,8 +83,9 @@ fn a_body_sent_a_byte_at_a_time_gets_408() {
     drop(stream);
     trickle.join().unwrap();
 }
+}
 
-#[test]
+on_both_stores! {
 fn an_idle_keep_alive_connection_is_closed() {
     let serve = Serve::start(&["--request-timeout", "30", "--idle-timeout", "1"]);
     let mut stream = serve.connect();
@@ -97,8 +100,9 @@ fn an_idle_keep_alive_connection_is_closed() {
         "{took:?}"
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
     let serve = Serve::start(&[
         "--max-connections",
@@ -128,8 +132,9 @@ fn connections_beyond_the_cap_are_closed_at_once_and_logged() {
     }
     assert_eq!(serve.call("GET", "/health", None, false).0, 200);
 }
+}
 
-#[test]
+on_both_stores! {
 fn a_write_is_authenticated_before_its_body_is_read() {
     let serve = Serve::start(&[]);
     // Headers announcing 60 MB, and no body: the answer comes at once.
@@ -169,8 +174,9 @@ fn a_write_is_authenticated_before_its_body_is_read() {
         "{head}"
     );
 }
+}
 
-#[test]
+on_both_stores! {
 fn thousands_of_filters_get_a_plain_400_and_no_internal_text() {
     let serve = Serve::start(&[]);
     let filters: Vec<String> = (0..3000).map(|i| format!("p{i}=v")).collect();
@@ -183,8 +189,9 @@ fn thousands_of_filters_get_a_plain_400_and_no_internal_text() {
     assert_eq!(status, 400);
     assert_eq!(body, r#"{"detail":"Too many filters: 3000 (at most 64)"}"#);
 }
+}
 
-#[test]
+on_both_stores! {
 fn both_roots_head_and_a_health_check() {
     let serve = Serve::start(&[]);
     let (status, created) = serve.call("POST", "/perfsonar/archive/", Some(METADATA), true);
@@ -231,11 +238,12 @@ fn both_roots_head_and_a_health_check() {
         (200, String::new())
     );
 }
+}
 
+on_both_stores! {
 /// An identical point sent again is a no-op answered 201, not esmond's 409: the write is
 /// idempotent, so a client that retries after a lost answer is not told it failed. A
 /// different value at the same time is a conflict, 409, and the stored value stays.
-#[test]
 fn an_identical_resend_is_201_and_a_different_value_409() {
     let serve = Serve::start(&[]);
     let (_, created) = serve.call("POST", "/esmond/perfsonar/archive/", Some(METADATA), true);
@@ -268,6 +276,7 @@ fn an_identical_resend_is_201_and_a_different_value_409() {
         serde_json::from_str::<Value>(&stored).unwrap(),
         json!([{"ts": 100, "val": 5.0}])
     );
+}
 }
 
 /// A small tmpfs for the archive (needs root to mount).
@@ -405,9 +414,9 @@ fn a_full_disk_degrades_to_reads_and_recovers_losing_nothing_acknowledged() {
     drop(serve);
 }
 
+on_both_stores! {
 /// measpipe's batch API: records of any metadata in one request, a status per line, the
 /// bad ones set aside without stopping the rest, the same again answered `duplicate`.
-#[test]
 fn the_batch_api_answers_each_record_and_is_idempotent() {
     let serve = Serve::start(&[]);
     let record = |destination: &str, ts: u64, val: Value| {
@@ -505,4 +514,5 @@ fn the_batch_api_answers_each_record_and_is_idempotent() {
         serve.call("POST", "/perfsonar/archive/records/", Some(""), true),
         (200, String::new())
     );
+}
 }

@@ -46,17 +46,12 @@ fn archive(extra: &[&str]) -> (Serve, String) {
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, TESTBED_HOSTS).unwrap();
     let data = dir.path().join("archive");
-    let out = Command::new(bin_path("esmond-serve"))
-        .arg("--data")
-        .arg(&data)
-        .args(["token", "add", "pscheduler_logstash"])
-        .output()
-        .unwrap();
-    assert_success(&out);
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut args = vec!["--hosts", hosts.to_str().unwrap()];
+    let hosts = hosts.to_str().unwrap().to_owned();
+    let mut args = vec!["--hosts", &hosts];
     args.extend_from_slice(extra);
     let serve = Serve::start_in(dir, Some(data), &args);
+    // (Keys are looked up at each request.)
+    let key = serve.store.token("pscheduler_logstash");
     use base64::Engine;
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("pscheduler_logstash:{key}"));
@@ -214,12 +209,12 @@ fn as_esmond_value(event_type: &str, value: &Value) -> Value {
     }
 }
 
+on_both_stores! {
 /// Every fixture PUT as the http archiver PUTs it is answered `200 ok`, and reads back
 /// through the esmond API as the esmond archiver's POST and PUT would have been stored:
 /// the metadata's fields and event types (with the summaries), every value, the run with
 /// Logstash's test checksum; the archiver's unregistered event types are registered and
 /// readable too.
-#[test]
 fn every_fixture_posted_as_the_http_archiver_posts_it_reads_back_as_esmond_serves_it() {
     let (serve, basic) = archive(&[]);
     let cases = cases();
@@ -438,11 +433,12 @@ fn every_fixture_posted_as_the_http_archiver_posts_it_reads_back_as_esmond_serve
         9
     );
 }
+}
 
+on_both_stores! {
 /// Writes to /logstash are authenticated before the body is read (Basic with a key as
 /// the password, a Token, or a trusted network); a refused body is answered with why and
 /// nothing of it is stored.
-#[test]
 fn logstash_writes_are_authenticated_and_bad_bodies_refused_with_the_reason() {
     let (serve, basic) = archive(&[]);
     let body = fixture_text("rtt_ping.json");
@@ -512,10 +508,11 @@ fn logstash_writes_are_authenticated_and_bad_bodies_refused_with_the_reason() {
         1
     );
 }
+}
 
+on_both_stores! {
 /// `--strict-esmond` stores what esmond stored: the event types the archiver sends
 /// without registering them are dropped, as esmond dropped them.
-#[test]
 fn strict_esmond_drops_what_the_archiver_never_registered() {
     let (serve, basic) = archive(&["--strict-esmond"]);
     let body = fixture_text("throughput_tcp_4streams.json");
@@ -544,6 +541,7 @@ fn strict_esmond_drops_what_the_archiver_never_registered() {
             .len()
     );
     assert!(!types.contains(&"streams-packet-rtt"), "{types:?}");
+}
 }
 
 /// esmond-audit finds exactly the runs removed from an archive, says why for the one it
@@ -715,9 +713,9 @@ fn the_audit_finds_exactly_the_runs_removed_from_an_archive() {
     );
 }
 
+on_both_stores! {
 /// Retention by policy takes pScheduler runs with their metadata's points: the runs of
 /// kept series stay, the others go, and a refusal younger than the default stays.
-#[test]
 fn retention_takes_runs_with_their_points_and_keeps_what_a_rule_keeps() {
     let (mut serve, basic) = archive(&[]);
     let bodies: Vec<String> = cases().iter().map(|c| fixture_text(c)).collect();
@@ -759,11 +757,12 @@ fn retention_takes_runs_with_their_points_and_keeps_what_a_rule_keeps() {
         assert_eq!(found.len(), usize::from(kept), "{case}: {found:?}");
     }
 }
+}
 
+on_both_stores! {
 /// The real esmond-client 4.2.1 (Python 2.7) reads what pScheduler's http archiver sent
 /// as measpipe's esmond-get reads it: the same rows, in human and CSV form, for every
 /// event type the fixtures' latency, rtt, throughput and trace results produced.
-#[test]
 fn the_real_esmond_client_reads_pscheduler_results_as_esmond_get_does() {
     let Some(python) =
         common::python27_with("esmond_client.perfsonar.query", "esmond-client 4.2.1")
@@ -837,6 +836,7 @@ fn the_real_esmond_client_reads_pscheduler_results_as_esmond_get_does() {
         }
     }
     assert_eq!(compared, 18);
+}
 }
 
 /// `text` with the entries of every Python dict repr (`{u'a': 1, u'b': 2}`) in sorted

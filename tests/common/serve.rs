@@ -11,6 +11,8 @@ use super::{bin_path, BackgroundServer};
 pub struct Serve {
     pub server: Option<BackgroundServer>,
     pub data: PathBuf,
+    /// Where the archive is (`data`, or a database when the test runs on PostgreSQL).
+    pub store: Store,
     pub log: PathBuf,
     pub key: String,
     pub dir: tempfile::TempDir,
@@ -25,18 +27,13 @@ impl Serve {
     /// Starts on `data` (default: a directory in `dir`).
     pub fn start_in(dir: tempfile::TempDir, data: Option<PathBuf>, extra: &[&str]) -> Serve {
         let data = data.unwrap_or_else(|| dir.path().join("archive"));
-        let out = Command::new(bin_path("esmond-serve"))
-            .arg("--data")
-            .arg(&data)
-            .args(["token", "add", "writer"])
-            .output()
-            .unwrap();
-        super::assert_success(&out);
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let store = Store::new(&data);
+        let key = store.token("writer");
         let log = dir.path().join("serve.log");
         let mut serve = Serve {
             server: None,
             data,
+            store,
             log,
             key,
             dir,
@@ -49,8 +46,7 @@ impl Serve {
         let port = super::free_port();
         let mut command = Command::new(bin_path("esmond-serve"));
         command
-            .arg("--data")
-            .arg(&self.data)
+            .args(&self.store.args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stderr(
@@ -113,4 +109,96 @@ impl Serve {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+thread_local! {
+    /// The PostgreSQL of the running test, when it runs on that store (stopped when the
+    /// test's thread ends).
+    static POSTGRES: std::cell::RefCell<Option<super::pg::Postgres>> =
+        const { std::cell::RefCell::new(None) };
+    /// Databases made on it.
+    static DATABASES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs the calling test's archives on a PostgreSQL of its own from now on; false (a skip,
+/// a failure under MEASPIPE_REQUIRE_LIVE) when PostgreSQL is not installed.
+pub fn on_postgres() -> bool {
+    let Some(server) = super::pg::Postgres::start() else {
+        return false;
+    };
+    POSTGRES.with(|pg| *pg.borrow_mut() = Some(server));
+    true
+}
+
+/// Where an archive is kept: its arguments to esmond-serve, `--data DIR` or, when the test
+/// runs on PostgreSQL ([`on_postgres`]), `--store URL` of a database of its own, migrated.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub args: Vec<std::ffi::OsString>,
+    /// The database's URL, on PostgreSQL.
+    pub url: Option<String>,
+}
+
+impl Store {
+    /// The archive in data directory `data`, or in a new database on the test's PostgreSQL.
+    pub fn new(data: &std::path::Path) -> Store {
+        let url = POSTGRES.with(|pg| {
+            pg.borrow().as_ref().map(|pg| {
+                let n = DATABASES.with(|d| {
+                    d.set(d.get() + 1);
+                    d.get()
+                });
+                pg.create(&format!("archive{n}"))
+            })
+        });
+        match url {
+            Some(url) => {
+                let out = Command::new(bin_path("esmond-serve"))
+                    .args(["--store", &url, "migrate"])
+                    .output()
+                    .unwrap();
+                super::assert_success(&out);
+                Store {
+                    args: vec!["--store".into(), url.clone().into()],
+                    url: Some(url),
+                }
+            }
+            None => Store {
+                args: vec!["--data".into(), data.as_os_str().to_owned()],
+                url: None,
+            },
+        }
+    }
+
+    /// A new key for `user`.
+    pub fn token(&self, user: &str) -> String {
+        let out = Command::new(bin_path("esmond-serve"))
+            .args(&self.args)
+            .args(["token", "add", user])
+            .output()
+            .unwrap();
+        super::assert_success(&out);
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+/// Each test, once on the embedded store and once on PostgreSQL: `name::sqlite` and
+/// `name::postgres`. The body starts its archives through [`Store`] (or [`Serve`]).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn sqlite() $body
+
+            #[test]
+            fn postgres() {
+                if $crate::common::serve::on_postgres() $body
+            }
+        }
+    )*};
 }

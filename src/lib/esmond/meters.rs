@@ -4,8 +4,6 @@
 //! They live in a metrics-exporter-prometheus recorder the server owns (not the process's
 //! global one), so two servers in one process never mix their figures.
 
-use std::path::{Path, PathBuf};
-
 use metrics::{Key, Label, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -25,16 +23,20 @@ const BUCKETS: [f64; 14] = [
 pub struct Meters {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// The archive's files, whose sizes are the database's.
-    files: [PathBuf; 2],
+}
+
+impl Default for Meters {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
 
 impl Meters {
-    /// Meters for the archive in `data`.
-    pub fn new(data: &Path) -> Meters {
+    /// Meters for a server.
+    pub fn new() -> Meters {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(LATENCY.into()), &BUCKETS)
             .expect("buckets are not empty")
@@ -60,14 +62,7 @@ impl Meters {
             "Size of the archive's files (the database and its write-ahead log).".into(),
         );
         let handle = recorder.handle();
-        Meters {
-            recorder,
-            handle,
-            files: [
-                data.join(super::backup::FILE),
-                data.join(format!("{}-wal", super::backup::FILE)),
-            ],
-        }
+        Meters { recorder, handle }
     }
 
     /// Counts an answered request.
@@ -99,13 +94,13 @@ impl Meters {
             .record(seconds);
     }
 
-    /// The exposition, with `points` written and the files' sizes as they are now.
-    pub fn render(&self, points: u64) -> String {
+    /// The exposition, with `points` written and the database's `sizes` (bytes, by file:
+    /// [`Store::sizes`](super::store::Store::sizes)) as they are now.
+    pub fn render(&self, points: u64, sizes: &[(&'static str, u64)]) -> String {
         self.recorder
             .register_counter(&Key::from_name(POINTS), &METADATA)
             .absolute(points);
-        for (path, file) in self.files.iter().zip(["database", "wal"]) {
-            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        for &(file, size) in sizes {
             self.recorder
                 .register_gauge(
                     &Key::from_parts(DATABASE, vec![Label::from_static_parts("file", file)]),

@@ -44,6 +44,8 @@ pub mod rows;
 pub mod server;
 #[cfg(feature = "esmond-client")]
 pub mod sink;
+#[cfg(feature = "esmond-server")]
+pub mod sql;
 pub mod statistics;
 #[cfg(feature = "esmond-server")]
 pub mod store;
@@ -108,6 +110,23 @@ impl From<rusqlite::Error> for Failure {
             return Failure::disk_full();
         }
         Failure::internal(format!("database error: {err}"))
+    }
+}
+
+#[cfg(feature = "esmond-server")]
+impl From<postgres::Error> for Failure {
+    /// A full disk is the client's 507, as SQLite's; anything else a 500 whose text is
+    /// logged, never sent.
+    fn from(err: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        match err.code() {
+            Some(code) if *code == SqlState::DISK_FULL => Failure::disk_full(),
+            _ => Failure::internal(format!(
+                "database error: {}",
+                err.as_db_error()
+                    .map_or_else(|| err.to_string(), |db| db.message().to_owned())
+            )),
+        }
     }
 }
 

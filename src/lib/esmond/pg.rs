@@ -10,8 +10,8 @@
 //! advisory lock, so servers started together on one database apply each migration once.
 //! The applied versions are kept in `measpipe_schema`.
 //!
-//! Not yet here: serving the API from this schema (`esmond-serve --store`); the embedded
-//! SQLite store is the only one that serves.
+//! The API is served from this schema by the store itself ([`super::store`], through
+//! [`super::sql`]); this module is what is PostgreSQL's own.
 
 use postgres::{Client, NoTls};
 
@@ -23,6 +23,11 @@ pub const VERSION: i32 = MIGRATIONS.len() as i32;
 /// The advisory lock every migration takes ("measpipe" in ASCII), so concurrent runs wait
 /// for each other instead of racing on the DDL.
 const LOCK: i64 = 0x6d65_6173_7069_7065;
+
+/// The advisory lock a write transaction holds ("measwrit"): the writes of every server
+/// sharing the database are serialised as one SQLite file's are, and partitions are made
+/// under it too (no two transactions create one at once).
+pub const WRITE_LOCK: i64 = 0x6d65_6173_7772_6974;
 
 /// Each migration's SQL, in order: version N is `MIGRATIONS[N - 1]`.
 const MIGRATIONS: &[&str] = &[
@@ -97,20 +102,17 @@ pub fn connect(url: &str) -> Result<Client, Error> {
 /// schema is newer than this binary's is refused.
 pub fn migrate(client: &mut Client) -> Result<Migrated, Error> {
     let failed = |e: postgres::Error| Error::failed(format!("migrating: {}", cause(&e)));
+    // Under the lock: two runs creating it at once collide on its type's name (IF NOT
+    // EXISTS does not keep them apart).
     client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS measpipe_schema (
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({LOCK});
+             CREATE TABLE IF NOT EXISTS measpipe_schema (
                  version INTEGER PRIMARY KEY,
-                 applied TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .or_else(|e| {
-            // Two runs creating it at once: the loser's CREATE fails on the type's name;
-            // the table is there.
-            match e.code() {
-                Some(code) if *code == postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
-                _ => Err(e),
-            }
-        })
+                 applied TIMESTAMPTZ NOT NULL DEFAULT now());
+             COMMIT;"
+        ))
         .map_err(failed)?;
     let from = current_version(client).map_err(failed)?;
     if from > VERSION {
@@ -148,6 +150,19 @@ pub fn migrate(client: &mut Client) -> Result<Migrated, Error> {
     // What another run applied meanwhile is not this run's.
     let from = first_applied.map_or(VERSION, |v| v - 1);
     Ok(Migrated { from, to: VERSION })
+}
+
+/// The database's schema version (0 when `esmond-serve migrate` never ran on it).
+pub fn version(client: &mut Client) -> Result<i32, Error> {
+    let failed = |e: postgres::Error| Error::failed(format!("schema version: {}", cause(&e)));
+    let exists: bool = client
+        .query_one("SELECT to_regclass('measpipe_schema') IS NOT NULL", &[])
+        .map_err(failed)?
+        .get(0);
+    match exists {
+        true => current_version(client).map_err(failed),
+        false => Ok(0),
+    }
 }
 
 /// The schema's version (0 before the first migration).
@@ -193,7 +208,7 @@ pub fn partition_of(ts: i64) -> Result<Partition, Error> {
 }
 
 /// Creates the partitions holding every time in [from, to] that are missing; returns
-/// those it created.
+/// those it created. Each in a transaction of its own, under [`WRITE_LOCK`].
 pub fn ensure_partitions(client: &mut Client, from: i64, to: i64) -> Result<Vec<String>, Error> {
     let failed = |e: postgres::Error| Error::failed(format!("partitions: {}", cause(&e)));
     let existing = partitions(client)?;
@@ -202,21 +217,10 @@ pub fn ensure_partitions(client: &mut Client, from: i64, to: i64) -> Result<Vec<
     while at <= to {
         let partition = partition_of(at)?;
         if !existing.iter().any(|p| p.name == partition.name) {
-            // Under the lock, and IF NOT EXISTS: another server may have made it since the
-            // listing (IF NOT EXISTS alone does not keep two creations apart).
             let mut tx = client.transaction().map_err(failed)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
                 .map_err(failed)?;
-            let made: bool = tx
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&partition.name])
-                .map_err(failed)?
-                .get(0);
-            if !made {
-                tx.batch_execute(&format!(
-                    "CREATE TABLE {} PARTITION OF point FOR VALUES FROM ({}) TO ({})",
-                    partition.name, partition.start, partition.end
-                ))
-                .map_err(failed)?;
+            if create_partition(&mut tx, at)?.made {
                 created.push(partition.name.clone());
             }
             tx.commit().map_err(failed)?;
@@ -226,8 +230,43 @@ pub fn ensure_partitions(client: &mut Client, from: i64, to: i64) -> Result<Vec<
     Ok(created)
 }
 
+/// A partition [`create_partition`] found or made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    /// Its first second.
+    pub start: i64,
+    /// The next partition's first second.
+    pub end: i64,
+    /// Whether it was made now.
+    pub made: bool,
+}
+
+/// Creates the partition holding `ts` unless it exists, in the caller's transaction,
+/// which must hold [`WRITE_LOCK`] (a partition made meanwhile by another is then seen).
+pub fn create_partition(client: &mut impl postgres::GenericClient, ts: i64) -> Result<Made, Error> {
+    let failed = |e: postgres::Error| Error::failed(format!("partitions: {}", cause(&e)));
+    let partition = partition_of(ts)?;
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&partition.name])
+        .map_err(failed)?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {} PARTITION OF point FOR VALUES FROM ({}) TO ({})",
+                partition.name, partition.start, partition.end
+            ))
+            .map_err(failed)?;
+    }
+    Ok(Made {
+        start: partition.start,
+        end: partition.end,
+        made: !exists,
+    })
+}
+
 /// The partitions of the points, oldest first.
-pub fn partitions(client: &mut Client) -> Result<Vec<Partition>, Error> {
+pub fn partitions(client: &mut impl postgres::GenericClient) -> Result<Vec<Partition>, Error> {
     let rows = client
         .query(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)

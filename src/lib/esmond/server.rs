@@ -87,7 +87,7 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
             "warning: the archive's disk is full: serving reads; writes are refused (507) until space is freed",
         );
     }
-    let meters = super::meters::Meters::new(store.dir());
+    let meters = super::meters::Meters::new();
     let app = Arc::new(App {
         meters,
         store,
@@ -206,7 +206,10 @@ async fn respond(
         return blocking(move || health(&app)).await;
     }
     if path == "/metrics" && matches!(method, Method::GET | Method::HEAD) {
-        let mut response = Response::new(Body::from(app.meters.render(app.store.points_written())));
+        let store = app.clone();
+        let sizes = blocking(move || store.store.sizes()).await?;
+        let text = app.meters.render(app.store.points_written(), &sizes);
+        let mut response = Response::new(Body::from(text));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -31,10 +31,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::sql::{args, Arg, Conn, Param};
 use super::statistics;
 use super::types::{self, Storage, Stored, Summary};
 use super::Failure;
@@ -96,6 +97,8 @@ type SearchCache = (u64, HashMap<String, Arc<Vec<i64>>>);
 
 /// Readers that may query at once (WAL lets them run beside the writer).
 const READERS: usize = 8;
+/// Connections a server keeps for reads on PostgreSQL.
+const PG_READERS: usize = 4;
 
 /// The archive's store.
 pub struct Store {
@@ -106,14 +109,14 @@ pub struct Store {
     committed: std::sync::Condvar,
     /// Writes waiting for the writer.
     queued: AtomicUsize,
-    readers: Vec<Mutex<Connection>>,
+    readers: Vec<Mutex<Conn>>,
     next: AtomicUsize,
     /// Bumped after every committed write.
     generation: AtomicU64,
     /// New points written since the archive opened (see [`Store::points_written`]).
     written: AtomicU64,
-    /// The data directory.
-    dir: std::path::PathBuf,
+    /// The data directory (none for PostgreSQL).
+    dir: Option<std::path::PathBuf>,
     /// Search results (matching ids in key order) of the current generation: a client
     /// paging through a search repeats it for every page, and finding and counting every
     /// match is the costly part.
@@ -252,7 +255,7 @@ pub struct RunFilter {
 
 /// The writer connection and its group-commit bookkeeping.
 struct Writing {
-    connection: Connection,
+    connection: Conn,
     /// When the open transaction began.
     open: Option<std::time::Instant>,
     /// The open (or last) transaction's number.
@@ -308,8 +311,10 @@ struct Writer {
     runs: Vec<Run>,
     /// Points stored that were new (not the same value again).
     new_points: usize,
-    /// A buffer for the text of a value.
+    /// A buffer for the text of values.
     text: Vec<u8>,
+    /// Where each value's text ends in `text`.
+    ends: Vec<usize>,
 }
 
 impl Writer {
@@ -347,7 +352,7 @@ impl Writer {
     /// value).
     fn point(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         ts: i64,
         event_type: &str,
@@ -362,28 +367,27 @@ impl Writer {
     /// The series of a metadata's event type (looked up once per write).
     fn series(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         event_type: &str,
         storage: Storage,
     ) -> Result<(usize, &SeriesRows), Failure> {
         let name = self.intern(event_type);
         if let std::collections::hash_map::Entry::Vacant(vacant) = self.series.entry((id, name)) {
-            let mut statement = tx.prepare_cached(
+            let rows = tx.all(
                 "SELECT id, summary, win FROM series WHERE metadata_id = ?1 AND event_type = ?2",
-            )?;
-            let rows = statement
-                .query_map(params![id, event_type], |r| {
+                args![id, event_type],
+                |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
+                        r.i64(0)?,
+                        r.text(1)?.and_then(Summary::from_name),
+                        r.i64(2)?,
                     ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                },
+            )?;
             let rows = rows
                 .into_iter()
-                .filter_map(|(sid, s, w)| Summary::from_name(&s).map(|s| (sid, s, w)))
+                .filter_map(|(sid, s, w)| s.map(|s| (sid, s, w)))
                 .filter(|(_, s, _)| storage.allows(*s))
                 .collect();
             vacant.insert(rows);
@@ -395,7 +399,7 @@ impl Writer {
     /// register it).
     fn base(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         event_type: &str,
         storage: Storage,
@@ -410,7 +414,7 @@ impl Writer {
     /// Another value held at `ts` (its stored JSON), if any.
     fn held(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         event_type: &str,
         storage: Storage,
@@ -432,7 +436,7 @@ impl Writer {
     /// it. Another value at its time is a 409 (now or when the run is written).
     fn write(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         ts: i64,
         event_type: &str,
@@ -494,7 +498,7 @@ impl Writer {
     /// failure). One look at the time, not one before and one in the write.
     fn write_unless_taken(
         &mut self,
-        tx: &Connection,
+        tx: &Conn,
         id: i64,
         ts: i64,
         event_type: &str,
@@ -520,7 +524,7 @@ impl Writer {
     }
 
     /// Writes the points held back.
-    fn flush(&mut self, tx: &Connection) -> Result<(), Failure> {
+    fn flush(&mut self, tx: &Conn) -> Result<(), Failure> {
         while let Some(run) = self.runs.pop() {
             self.flush_run(tx, run)?;
         }
@@ -529,15 +533,18 @@ impl Writer {
 
     /// Writes a run of points: if no point is stored in its span, all by one INSERT and
     /// each summary bin folded once; else each on its own.
-    fn flush_run(&mut self, tx: &Connection, run: Run) -> Result<(), Failure> {
+    fn flush_run(&mut self, tx: &Conn, run: Run) -> Result<(), Failure> {
         let (Some(first), Some(last)) = (run.points.first(), run.points.last()) else {
             return Ok(());
         };
+        tx.cover(first.0, last.0)?;
         let free = run.points.len() > 1 && {
-            let mut taken = tx.prepare_cached(
+            let taken = tx.one(
                 "SELECT EXISTS (SELECT 1 FROM point WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3)",
+                args![run.base, first.0, last.0],
+                |r| r.i64(0),
             )?;
-            !taken.query_row(params![run.base, first.0, last.0], |r| r.get::<_, bool>(0))?
+            taken == Some(0)
         };
         if !free {
             let name = &self.names[run.name];
@@ -556,23 +563,37 @@ impl Writer {
             } else {
                 1 << rows.len().ilog2()
             };
-            let mut insert = tx.prepare_cached(insert_rows_sql(n))?;
-            insert.raw_bind_parameter(1, run.base)?;
-            for (i, (ts, stored)) in rows[..n].iter().enumerate() {
-                insert.raw_bind_parameter(3 * i + 2, ts)?;
-                // (SQLite copies a bound text.)
-                self.text.clear();
+            // Every value's and state's text in one buffer, bound by their ends.
+            self.text.clear();
+            self.ends.clear();
+            for (_, stored) in &rows[..n] {
                 stored.write_json(&mut self.text);
-                insert.raw_bind_parameter(3 * i + 3, text(&self.text)?)?;
+                self.ends.push(self.text.len());
                 if stored.keeps_state(run.storage) {
-                    self.text.clear();
                     stored.write_store(&mut self.text);
-                    insert.raw_bind_parameter(3 * i + 4, text(&self.text)?)?;
+                    self.ends.push(self.text.len());
                 } else {
-                    insert.raw_bind_parameter(3 * i + 4, rusqlite::types::Null)?;
+                    self.ends.push(usize::MAX);
                 }
             }
-            insert.raw_execute()?;
+            let all = text(&self.text)?;
+            let mut values = Vec::with_capacity(1 + 3 * n);
+            values.push(Arg::Int(run.base));
+            let mut start = 0;
+            for ((ts, _), ends) in rows[..n].iter().zip(self.ends.chunks(2)) {
+                values.push(Arg::Int(*ts));
+                values.push(Arg::Text(&all[start..ends[0]]));
+                start = ends[0];
+                values.push(match ends[1] {
+                    usize::MAX => Arg::Null,
+                    end => {
+                        let state = Arg::Text(&all[start..end]);
+                        start = end;
+                        state
+                    }
+                });
+            }
+            tx.execute(insert_rows_sql(n), &values)?;
             rows = &rows[n..];
         }
         self.new_points += run.points.len();
@@ -606,7 +627,7 @@ impl Writer {
     /// newest time; how many new points the writer wrote. The time is kept on the event
     /// type's base series row alone (its summaries are read with it): one row and one
     /// index entry moved per event type, not one per summary.
-    fn finish(mut self, tx: &Connection) -> Result<usize, Failure> {
+    fn finish(mut self, tx: &Conn) -> Result<usize, Failure> {
         self.flush(tx)?;
         // The event types of one metadata written up to the same time (all of a
         // pScheduler result's) are set by one statement.
@@ -620,16 +641,16 @@ impl Writer {
         for group in due.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             for names in group.chunks(32) {
                 let sql = format!(
-                    "UPDATE series SET updated = MAX(COALESCE(updated, ?1), ?1) WHERE metadata_id = ?2 AND summary = 'base' AND win = 0 AND event_type IN ({})",
+                    "UPDATE series SET updated = CASE WHEN updated > ?1 THEN updated ELSE ?1 END WHERE metadata_id = ?2 AND summary = 'base' AND win = 0 AND event_type IN ({})",
                     placeholders(names.len())
                 );
-                let mut touch = tx.prepare_cached(&sql)?;
-                touch.raw_bind_parameter(1, group[0].1)?;
-                touch.raw_bind_parameter(2, group[0].0)?;
-                for (i, &(_, _, name)) in names.iter().enumerate() {
-                    touch.raw_bind_parameter(3 + i, self.names[name].as_str())?;
-                }
-                touch.raw_execute()?;
+                let mut values = vec![Arg::Int(group[0].1), Arg::Int(group[0].0)];
+                values.extend(
+                    names
+                        .iter()
+                        .map(|&(_, _, name)| Arg::Text(&self.names[name])),
+                );
+                tx.execute(&sql, &values)?;
             }
         }
         Ok(self.new_points)
@@ -639,7 +660,7 @@ impl Writer {
 /// Writes one point and folds it into its summaries if it is new; whether it was (not
 /// the same value again). Another value at its time is a 409 with esmond's message.
 fn write_one(
-    tx: &Connection,
+    tx: &Conn,
     base: i64,
     event_type: &str,
     storage: Storage,
@@ -664,7 +685,7 @@ fn write_one(
 /// Folds one new point of base series `base` into each of its summaries (`series`, the
 /// base among them or not); `replaced` when it replaced another raw value.
 fn fold_point(
-    tx: &Connection,
+    tx: &Conn,
     base: i64,
     storage: Storage,
     series: &[(i64, Summary, i64)],
@@ -1003,9 +1024,9 @@ impl Drop for Store {
     /// closes (the checkpoint thread's may close after the process has ended).
     fn drop(&mut self) {
         let state = crate::sync::lock(&self.writer);
-        let _ = state
-            .connection
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if let Conn::Lite(c) = &state.connection {
+            let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 }
 
@@ -1046,10 +1067,53 @@ impl Store {
             .map(|_| {
                 let reader = Connection::open(&path)?;
                 step(configure(&reader))?;
-                Ok(Mutex::new(reader))
+                Ok(Conn::Lite(reader))
             })
             .collect::<Result<Vec<_>, Failure>>()?;
-        Ok(Store {
+        Ok(Store::with(
+            Conn::Lite(writer),
+            readers,
+            Some(dir.to_owned()),
+            full,
+        ))
+    }
+
+    /// Opens the store in the PostgreSQL database at `url`, whose schema `esmond-serve
+    /// migrate` made (an older schema is refused, naming the command), and makes the point
+    /// partitions of this month and the next. Writes take the database's write lock, so
+    /// servers sharing it are interchangeable: each answers a write once it is committed,
+    /// and every one reads it at once.
+    pub fn open_pg(url: &str) -> Result<Store, crate::Error> {
+        use super::pg;
+        let mut writer = pg::connect(url)?;
+        let version = pg::version(&mut writer)?;
+        if version != pg::VERSION {
+            return Err(crate::Error::failed(format!(
+                "{}: the database's schema is version {version}, this esmond-serve's is {}: run `esmond-serve migrate --store URL`",
+                pg::redact(url),
+                pg::VERSION
+            )));
+        }
+        let now = crate::clock::now_seconds();
+        pg::ensure_partitions(&mut writer, now, now + 31 * 86_400)?;
+        let readers = (0..PG_READERS)
+            .map(|_| Ok(Conn::Pg(Box::new(super::sql::Pg::new(pg::connect(url)?)))))
+            .collect::<Result<Vec<_>, crate::Error>>()?;
+        Ok(Store::with(
+            Conn::Pg(Box::new(super::sql::Pg::new(writer))),
+            readers,
+            None,
+            false,
+        ))
+    }
+
+    fn with(
+        writer: Conn,
+        readers: Vec<Conn>,
+        dir: Option<std::path::PathBuf>,
+        full: bool,
+    ) -> Store {
+        Store {
             full_at_start: full,
             writer: Mutex::new(Writing {
                 connection: writer,
@@ -1060,13 +1124,13 @@ impl Store {
             }),
             committed: std::sync::Condvar::new(),
             queued: AtomicUsize::new(0),
-            readers,
+            readers: readers.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             written: AtomicU64::new(0),
-            dir: dir.to_owned(),
+            dir,
             searches: Mutex::new((0, HashMap::new())),
-        })
+        }
     }
 
     /// Whether the disk was full when the archive opened.
@@ -1076,10 +1140,13 @@ impl Store {
 
     /// Whether the archive answers a read (the health check).
     pub fn check(&self) -> Result<(), Failure> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM token", [], |_| Ok(()))?))
+        self.read(|c| {
+            c.one("SELECT count(*) FROM token", &[], |_| Ok(()))
+                .map(drop)
+        })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+    fn read<T>(&self, f: impl FnOnce(&Conn) -> Result<T, Failure>) -> Result<T, Failure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let connection = crate::sync::lock(&self.readers[index]);
         f(&connection)
@@ -1089,7 +1156,7 @@ impl Store {
     /// while one runs share its transaction (group commit: one fsync for all of them), each
     /// in its own savepoint, so one that fails is undone alone; the last of a burst, or the
     /// first after 20 ms, commits for all.
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, Failure> {
+    fn write<T>(&self, f: impl FnOnce(&Conn) -> Result<T, Failure>) -> Result<T, Failure> {
         self.write_in(true, f)
     }
 
@@ -1097,17 +1164,14 @@ impl Store {
     /// the database itself (a full disk) can fail it midway: it joins without a savepoint
     /// (SQLite would journal every page it touches), and should it fail, the whole shared
     /// transaction fails (every write in it is answered with the failure, none lands).
-    fn write_checked<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
+    fn write_checked<T>(&self, f: impl FnOnce(&Conn) -> Result<T, Failure>) -> Result<T, Failure> {
         self.write_in(false, f)
     }
 
     fn write_in<T>(
         &self,
         isolate: bool,
-        f: impl FnOnce(&Connection) -> Result<T, Failure>,
+        f: impl FnOnce(&Conn) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         /// The longest a transaction stays open for more writes to join it.
         const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
@@ -1119,7 +1183,7 @@ impl Store {
         // journals the pages it touches).
         let first = state.open.is_none();
         if first {
-            state.connection.execute_batch("BEGIN IMMEDIATE")?;
+            state.connection.begin()?;
             state.open = Some(std::time::Instant::now());
             state.generation += 1;
         }
@@ -1127,12 +1191,12 @@ impl Store {
         let savepoint = !first && isolate;
         let result = match savepoint {
             false => f(&state.connection),
-            true => match state.connection.execute_batch("SAVEPOINT write") {
+            true => match state.connection.batch("SAVEPOINT write") {
                 Ok(()) => f(&state.connection),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             },
         };
-        if state.connection.is_autocommit() {
+        if !state.connection.in_transaction() {
             // SQLite rolled the whole transaction back (a full disk, say): every write in
             // it fails.
             let failure = result.err().unwrap_or_else(Failure::disk_full);
@@ -1147,19 +1211,17 @@ impl Store {
             (Ok(_), _) if !savepoint => Ok(()),
             (Err(failure), true) => {
                 // Alone in it: end the transaction; the failure is this write's only.
-                let _ = state.connection.execute_batch("ROLLBACK");
+                let _ = state.connection.batch("ROLLBACK");
                 state.open = None;
                 state.committed = generation;
                 self.committed.notify_all();
                 return Err(failure.clone());
             }
-            (Ok(_), _) => state.connection.execute_batch("RELEASE write"),
-            (Err(_), _) => state
-                .connection
-                .execute_batch("ROLLBACK TO write; RELEASE write"),
+            (Ok(_), _) => state.connection.batch("RELEASE write"),
+            (Err(_), _) => state.connection.batch("ROLLBACK TO write; RELEASE write"),
         };
         if let Err(e) = undone {
-            return Err(self.fail(state, generation, e.into()));
+            return Err(self.fail(state, generation, e));
         }
         let waiting = self.queued.load(Ordering::SeqCst) > 0;
         if waiting && state.open.is_some_and(|opened| opened.elapsed() < GATHER) {
@@ -1193,8 +1255,8 @@ impl Store {
         mut state: std::sync::MutexGuard<'_, Writing>,
         generation: u64,
     ) -> Result<(), Failure> {
-        if let Err(e) = state.connection.execute_batch("COMMIT") {
-            return Err(self.fail(state, generation, e.into()));
+        if let Err(e) = state.connection.batch("COMMIT") {
+            return Err(self.fail(state, generation, e));
         }
         state.open = None;
         state.committed = generation;
@@ -1211,8 +1273,8 @@ impl Store {
         generation: u64,
         failure: Failure,
     ) -> Failure {
-        if !state.connection.is_autocommit() {
-            let _ = state.connection.execute_batch("ROLLBACK");
+        if state.connection.in_transaction() {
+            let _ = state.connection.batch("ROLLBACK");
         }
         state.open = None;
         state.committed = generation;
@@ -1226,14 +1288,23 @@ impl Store {
     }
 
     /// The ids `sql` selects, in order, cached until the next write.
+    ///
+    /// Not on PostgreSQL: other servers write to the database too.
     fn matching_ids(
         &self,
-        c: &Connection,
+        c: &Conn,
         sql: &str,
-        values: &[rusqlite::types::Value],
+        values: &[Param],
     ) -> Result<Arc<Vec<i64>>, Failure> {
         /// Ids kept at most, over all cached searches (8 bytes each).
         const MAX_CACHED: usize = 2_000_000;
+        let select = || {
+            let values: Vec<Arg> = values.iter().map(Param::arg).collect();
+            c.all(sql, &values, |r| r.i64(0))
+        };
+        if c.is_pg() {
+            return Ok(Arc::new(select()?));
+        }
         let generation = self.generation.load(Ordering::Acquire);
         let key = format!("{sql}\u{0}{values:?}");
         {
@@ -1244,11 +1315,7 @@ impl Store {
                 }
             }
         }
-        let mut statement = c.prepare_cached(sql)?;
-        let ids: Vec<i64> = statement
-            .query_map(params_from_iter(values.iter()), |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let ids = Arc::new(ids);
+        let ids = Arc::new(select()?);
         let mut cached = crate::sync::lock(&self.searches);
         if cached.0 != generation {
             *cached = (generation, HashMap::new());
@@ -1285,11 +1352,9 @@ impl Store {
     /// The metadata with this key.
     pub fn metadata(&self, key: &str) -> Result<Option<Metadata>, Failure> {
         self.read(|c| {
-            let id: Option<i64> = c
-                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let id = c.one("SELECT id FROM metadata WHERE key = ?1", args![key], |r| {
+                r.i64(0)
+            })?;
             id.map(|id| load(c, id)).transpose()
         })
     }
@@ -1305,7 +1370,7 @@ impl Store {
         // the planner can then drive from the parameter index when it is the selective
         // filter. Everything else is a condition on the metadata row.
         let mut joins = Vec::new();
-        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut values: Vec<Param> = Vec::new();
         for (i, condition) in conditions.iter().enumerate() {
             if let Condition::Parameter(name, value) = condition {
                 joins.push(format!(
@@ -1316,7 +1381,7 @@ impl Store {
             }
         }
         let joined: String = joins.iter().map(|j| format!(" JOIN {j}")).collect();
-        let mut sql = format!(" FROM metadata m{joined} WHERE 1");
+        let mut sql = format!(" FROM metadata m{joined} WHERE TRUE");
         for condition in conditions {
             match condition {
                 Condition::SubjectIn(column, options) => {
@@ -1398,11 +1463,9 @@ impl Store {
         I: IntoIterator<Item = Result<Vec<Point<'p>>, Failure>>,
     {
         let written = self.write(|tx| {
-            let id: Option<i64> = tx
-                .query_row("SELECT id FROM metadata WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let id = tx.one("SELECT id FROM metadata WHERE key = ?1", args![key], |r| {
+                r.i64(0)
+            })?;
             let Some(id) = id else {
                 return Err(Failure::not_found());
             };
@@ -1418,9 +1481,26 @@ impl Store {
         Ok(())
     }
 
-    /// The data directory the archive is in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The data directory the archive is in (none on PostgreSQL).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The database's size in bytes, by file: the SQLite file and its log, or the
+    /// PostgreSQL database (`pg_database_size`).
+    pub fn sizes(&self) -> Result<Vec<(&'static str, u64)>, Failure> {
+        let Some(dir) = &self.dir else {
+            let size = self.read(|c| {
+                c.one("SELECT pg_database_size(current_database())", &[], |r| {
+                    r.i64(0)
+                })
+            })?;
+            return Ok(vec![("database", size.unwrap_or(0).max(0) as u64)]);
+        };
+        let file = dir.join(super::backup::FILE);
+        let log = dir.join(format!("{}-wal", super::backup::FILE));
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        Ok(vec![("database", size(&file)), ("wal", size(&log))])
     }
 
     /// New points written since the archive opened (by writes that were answered).
@@ -1532,23 +1612,22 @@ impl Store {
             valid.push((event_type.as_str(), storage, stored));
         }
         let (outcome, written) = self.write(|tx| {
-            let repeat: Option<String> = tx
-                .prepare_cached(
-                    "SELECT m.key FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE r.id = ?1",
-                )?
-                .query_row([run.id], |r| r.get(0))
-                .optional()?;
+            let repeat = tx.one(
+                "SELECT m.key FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE r.id = ?1",
+                args![run.id],
+                |r| r.string(0),
+            )?;
             if let Some(key) = repeat {
                 return Ok((RunOutcome::Repeat(key), 0));
             }
             let (id, key, _) = insert_metadata(tx, &run.metadata)?;
-            let mut series = tx.prepare_cached(
-                "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, NULL)",
-            )?;
             for (event_type, summaries) in &run.extra {
                 let rows = std::iter::once((Summary::Base, 0)).chain(summaries.iter().copied());
                 for (summary, window) in rows {
-                    series.execute(params![id, event_type, summary.name(), window])?;
+                    tx.execute(
+                        "INSERT INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, NULL) ON CONFLICT DO NOTHING",
+                        args![id, event_type, summary.name(), window],
+                    )?;
                 }
             }
             let mut writer = Writer::default();
@@ -1561,10 +1640,9 @@ impl Store {
             let written = writer.finish(tx)?;
             let collided_json = (!collided.is_empty())
                 .then(|| serde_json::to_string(&collided).unwrap_or_default());
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO run (id, metadata_id, ts, received, test_type, tool, succeeded, run_href, task_href, test_checksum, observer, collided, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
+                args![
                 run.id,
                 id,
                 run.ts,
@@ -1576,9 +1654,10 @@ impl Store {
                 run.task_href,
                 run.test_checksum,
                 run.observer,
-                collided_json,
+                collided_json.as_deref(),
                 run.body,
-            ])?;
+            ],
+            )?;
             Ok((RunOutcome::Stored(key, collided), written))
         })?;
         self.written.fetch_add(written as u64, Ordering::Relaxed);
@@ -1617,22 +1696,22 @@ impl Store {
                             continue 'records;
                         }
                     };
-                    let base: Option<i64> = c
-                        .prepare_cached(
-                            "SELECT id FROM series WHERE metadata_id = ?1 AND event_type = ?2 AND summary = 'base' AND win = 0",
-                        )?
-                        .query_row(params![id, &**event_type], |r| r.get(0))
-                        .optional()?;
+                    let base = c.one(
+                        "SELECT id FROM series WHERE metadata_id = ?1 AND event_type = ?2 AND summary = 'base' AND win = 0",
+                        args![id, &**event_type],
+                        |r| r.i64(0),
+                    )?;
                     let Some(base) = base else {
                         checks.push(Check::Missing(format!(
                             "metadata {key} has no {event_type}"
                         )));
                         continue 'records;
                     };
-                    let held: Option<String> = c
-                        .prepare_cached("SELECT value FROM point WHERE series_id = ?1 AND ts = ?2")?
-                        .query_row(params![base, ts], |r| r.get(0))
-                        .optional()?;
+                    let held = c.one(
+                        "SELECT value FROM point WHERE series_id = ?1 AND ts = ?2",
+                        args![base, *ts],
+                        |r| r.string(0),
+                    )?;
                     match held {
                         None => {
                             checks.push(Check::Missing(format!(
@@ -1664,10 +1743,10 @@ impl Store {
         failure: &Failure,
     ) -> Result<(), Failure> {
         self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO refusal (id, run_href, received, status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![id, run_href, received, failure.status, failure.detail])?;
+            tx.execute(
+                "INSERT INTO refusal (id, run_href, received, status, detail) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET run_href = excluded.run_href, received = excluded.received, status = excluded.status, detail = excluded.detail",
+                args![id, run_href, received, failure.status, &failure.detail],
+            )?;
             Ok(())
         })
     }
@@ -1675,11 +1754,15 @@ impl Store {
     /// Why the run with this href (or id) was refused, and when: (status, detail, received).
     pub fn refusal(&self, run: &str) -> Result<Option<(u16, String, i64)>, Failure> {
         self.read(|c| {
-            Ok(c.prepare_cached(
+            c.one(
                 "SELECT status, detail, received FROM refusal WHERE run_href = ?1 OR id = ?1 ORDER BY received DESC LIMIT 1",
-            )?
-            .query_row([run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?)
+                args![run],
+                |r| {
+                    let status = u16::try_from(r.i64(0)?)
+                        .map_err(|e| Failure::internal(format!("a refusal's status: {e}")))?;
+                    Ok((status, r.string(1)?, r.i64(2)?))
+                },
+            )
         })
     }
 
@@ -1690,8 +1773,9 @@ impl Store {
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<StoredRun>, u64), Failure> {
-        let mut sql = String::from(" FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE 1");
-        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut sql =
+            String::from(" FROM run r JOIN metadata m ON m.id = r.metadata_id WHERE TRUE");
+        let mut values: Vec<Param> = Vec::new();
         for (column, value) in [
             ("r.id", &filter.id),
             ("r.run_href", &filter.run_href),
@@ -1708,34 +1792,35 @@ impl Store {
             values.push(since.into());
         }
         self.read(|c| {
-            let total: i64 = c
-                .prepare(&format!("SELECT count(*){sql}"))?
-                .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
-            let mut paged = values.clone();
-            paged.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-            paged.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
-            let mut statement = c.prepare(&format!(
-                "SELECT r.id, m.key, r.ts, r.received, r.test_type, r.tool, r.succeeded, r.run_href, r.task_href, r.test_checksum, r.observer, r.collided, r.body{sql} ORDER BY r.ts DESC, r.id LIMIT ? OFFSET ?"
-            ))?;
-            let runs = statement
-                .query_map(params_from_iter(paged.iter()), |r| {
+            let mut paged: Vec<Arg> = values.iter().map(Param::arg).collect();
+            let total = c
+                .one(&format!("SELECT count(*){sql}"), &paged, |r| r.i64(0))?
+                .unwrap_or(0);
+            paged.push(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+            paged.push(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+            let runs = c.all(
+                &format!(
+                    "SELECT r.id, m.key, r.ts, r.received, r.test_type, r.tool, r.succeeded, r.run_href, r.task_href, r.test_checksum, r.observer, r.collided, r.body{sql} ORDER BY r.ts DESC, r.id LIMIT ? OFFSET ?"
+                ),
+                &paged,
+                |r| {
                     Ok(StoredRun {
-                        id: r.get(0)?,
-                        metadata_key: r.get(1)?,
-                        ts: r.get(2)?,
-                        received: r.get(3)?,
-                        test_type: r.get(4)?,
-                        tool: r.get(5)?,
-                        succeeded: r.get(6)?,
-                        run_href: r.get(7)?,
-                        task_href: r.get(8)?,
-                        test_checksum: r.get(9)?,
-                        observer: r.get(10)?,
-                        collided: r.get(11)?,
-                        body: r.get(12)?,
+                        id: r.string(0)?,
+                        metadata_key: r.string(1)?,
+                        ts: r.i64(2)?,
+                        received: r.i64(3)?,
+                        test_type: r.string(4)?,
+                        tool: r.string(5)?,
+                        succeeded: r.i64(6)? != 0,
+                        run_href: r.opt_string(7)?,
+                        task_href: r.opt_string(8)?,
+                        test_checksum: r.string(9)?,
+                        observer: r.opt_string(10)?,
+                        collided: r.opt_string(11)?,
+                        body: r.string(12)?,
                     })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                },
+            )?;
             Ok((runs, total as u64))
         })
     }
@@ -1744,36 +1829,38 @@ impl Store {
         self.read(|c| {
             // LIMIT and OFFSET are applied here: SQLite compiles a bound LIMIT's value into
             // the statement, and prepares it again whenever another is bound.
-            let mut statement = c.prepare_cached(POINTS_SQL)?;
-            let mut rows = statement.query(params![
+            let mut out = String::with_capacity(4096);
+            out.push('[');
+            let mut first = true;
+            let mut skip = query.offset;
+            let mut left = query.limit;
+            let values = args![
                 query.key,
                 query.event_type,
                 query.summary.name(),
                 query.window,
                 query.begin,
                 query.end,
-            ])?;
-            let mut out = String::with_capacity(4096);
-            out.push('[');
-            let mut first = true;
-            let mut skip = query.offset;
-            let mut left = query.limit;
-            while left > 0 {
-                let Some(row) = rows.next()? else { break };
+            ];
+            c.each(POINTS_SQL, values, &mut |row| {
+                if left == 0 {
+                    return Ok(false);
+                }
                 if skip > 0 {
                     skip -= 1;
-                    continue;
+                    return Ok(true);
                 }
                 left -= 1;
                 if !std::mem::take(&mut first) {
                     out.push(',');
                 }
                 out.push_str("{\"ts\":");
-                out.push_str(itoa::Buffer::new().format(row.get::<_, i64>(0)?));
+                out.push_str(itoa::Buffer::new().format(row.i64(0)?));
                 out.push_str(",\"val\":");
-                out.push_str(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?);
+                out.push_str(row.text(1)?.unwrap_or("null"));
                 out.push('}');
-            }
+                Ok(left > 0)
+            })?;
             out.push(']');
             Ok(out)
         })
@@ -1783,19 +1870,17 @@ impl Store {
     /// and how many there are in all.
     pub fn listing(&self, limit: u64, offset: u64) -> Result<(Vec<Metadata>, u64), Failure> {
         self.read(|c| {
-            let total: i64 = c.query_row("SELECT count(*) FROM metadata", [], |r| r.get(0))?;
-            let mut statement = c.prepare_cached(
+            let total = c
+                .one("SELECT count(*) FROM metadata", &[], |r| r.i64(0))?
+                .unwrap_or(0);
+            let ids = c.all(
                 "SELECT id FROM metadata ORDER BY source, destination, tool_name, key LIMIT ?1 OFFSET ?2",
+                args![
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                |r| r.i64(0),
             )?;
-            let ids = statement
-                .query_map(
-                    params![
-                        i64::try_from(limit).unwrap_or(i64::MAX),
-                        i64::try_from(offset).unwrap_or(i64::MAX)
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
             let found = ids
                 .into_iter()
                 .map(|id| load(c, id))
@@ -1814,23 +1899,19 @@ impl Store {
         max: u64,
     ) -> Result<Vec<(i64, Value)>, Failure> {
         self.read(|c| {
-            let mut statement = c.prepare_cached(
+            let mut points = c.all(
                 "SELECT p.ts, p.value FROM metadata m JOIN series s ON s.metadata_id = m.id JOIN point p ON p.series_id = s.id WHERE m.key = ?1 AND s.event_type = ?2 AND s.summary = 'base' AND s.win = 0 AND p.ts >= ?3 ORDER BY p.ts DESC LIMIT ?4",
+                args![key, event_type, since, i64::try_from(max).unwrap_or(i64::MAX)],
+                |row| {
+                    let text = row.text(1)?.unwrap_or("null");
+                    let value = serde_json::from_str(text).map_err(|e| {
+                        Failure::internal(format!(
+                            "metadata {key}: {event_type}: a stored value: {e}"
+                        ))
+                    })?;
+                    Ok((row.i64(0)?, value))
+                },
             )?;
-            let mut rows = statement.query(params![
-                key,
-                event_type,
-                since,
-                i64::try_from(max).unwrap_or(i64::MAX)
-            ])?;
-            let mut points = Vec::new();
-            while let Some(row) = rows.next()? {
-                let text = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-                let value = serde_json::from_str(text).map_err(|e| {
-                    Failure::internal(format!("metadata {key}: {event_type}: a stored value: {e}"))
-                })?;
-                points.push((row.get::<_, i64>(0)?, value));
-            }
             points.reverse();
             Ok(points)
         })
@@ -1846,11 +1927,11 @@ impl Store {
         let cutoff = |days: Option<u64>| days.map(|d| now.saturating_sub(d as i64 * 86_400));
         // (series, metadata, cutoff): None keeps everything.
         let series: Vec<(i64, i64, Option<i64>)> = self.read(|c| {
-            let mut select = c.prepare(
+            c.all(
                 "SELECT s.id, s.metadata_id, s.event_type, s.summary, m.subject_type, m.source, m.destination, m.measurement_agent, m.tool_name, m.input_source, m.input_destination FROM series s JOIN metadata m ON m.id = s.metadata_id",
-            )?;
-            let rows = select.query_map([], |r| {
-                let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+                &[],
+                |r| {
+                let text = |i: usize| r.opt_string(i).map(Option::unwrap_or_default);
                 let fields = [
                     text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?,
                     text(9)?, text(10)?,
@@ -1868,9 +1949,8 @@ impl Store {
                         Field::InputDestination => 8,
                     }]
                 });
-                Ok((r.get(0)?, r.get(1)?, cutoff(days)))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                Ok((r.i64(0)?, r.i64(1)?, cutoff(days)))
+            })
         })?;
         let mut purged = Purged::default();
         let points: Vec<(i64, i64)> = series
@@ -1898,7 +1978,7 @@ impl Store {
             self.delete_before("DELETE FROM run WHERE metadata_id = ?1 AND ts < ?2", &runs)?;
         if let Some(before) = cutoff(policy.default_days) {
             purged.refusals += self
-                .write(|tx| Ok(tx.execute("DELETE FROM refusal WHERE received < ?1", [before])?))?;
+                .write(|tx| tx.execute("DELETE FROM refusal WHERE received < ?1", args![before]))?;
         }
         if purged.points + purged.runs + purged.refusals > 0 {
             self.give_space_back()?;
@@ -1912,10 +1992,9 @@ impl Store {
         let mut deleted = 0;
         for chunk in rows.chunks(500) {
             deleted += self.write(|tx| {
-                let mut delete = tx.prepare_cached(sql)?;
                 let mut deleted = 0;
-                for (id, before) in chunk {
-                    deleted += delete.execute(params![id, before])?;
+                for &(id, before) in chunk {
+                    deleted += tx.execute(sql, args![id, before])?;
                 }
                 Ok(deleted)
             })?;
@@ -1927,10 +2006,10 @@ impl Store {
     /// checkpoint), unless writes are gathering into a transaction (next time, then).
     fn give_space_back(&self) -> Result<(), Failure> {
         let state = crate::sync::lock(&self.writer);
-        if state.open.is_some() {
+        // (PostgreSQL's own vacuum reuses the space.)
+        let (Conn::Lite(connection), None) = (&state.connection, state.open) else {
             return Ok(());
-        }
-        let connection = &state.connection;
+        };
         // The pragma frees one page per step: run it to the end.
         let mut vacuum = connection.prepare("PRAGMA incremental_vacuum")?;
         let mut rows = vacuum.query([])?;
@@ -1957,10 +2036,9 @@ impl Store {
         let hash = sha256_hex(&key);
         self.write(|tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO token (user, hash, created) VALUES (?1, ?2, ?3)",
-                params![user, hash, now],
-            )?;
-            Ok(())
+                "INSERT INTO token (\"user\", hash, created) VALUES (?1, ?2, ?3) ON CONFLICT (\"user\") DO UPDATE SET hash = excluded.hash, created = excluded.created",
+                args![user, &hash, now],
+            )
         })?;
         Ok(key)
     }
@@ -1968,28 +2046,27 @@ impl Store {
     /// Users with keys and when they were created.
     pub fn tokens(&self) -> Result<Vec<(String, i64)>, Failure> {
         self.read(|c| {
-            let mut statement = c.prepare("SELECT user, created FROM token ORDER BY user")?;
-            let rows = statement
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            c.all(
+                "SELECT \"user\", created FROM token ORDER BY \"user\"",
+                &[],
+                |r| Ok((r.string(0)?, r.i64(1)?)),
+            )
         })
     }
 
     /// Removes `user`'s key; false if there was none.
     pub fn revoke_token(&self, user: &str) -> Result<bool, Failure> {
-        self.write(|tx| Ok(tx.execute("DELETE FROM token WHERE user = ?1", [user])? > 0))
+        self.write(|tx| Ok(tx.execute("DELETE FROM token WHERE \"user\" = ?1", args![user])? > 0))
     }
 
     /// The user owning `key`, if any.
     pub fn token_user(&self, key: &str) -> Result<Option<String>, Failure> {
         let hash = sha256_hex(key);
         self.read(|c| {
-            Ok(
-                c.query_row("SELECT user FROM token WHERE hash = ?1", [hash], |r| {
-                    r.get(0)
-                })
-                .optional()?,
+            c.one(
+                "SELECT \"user\" FROM token WHERE hash = ?1",
+                args![&hash],
+                |r| r.string(0),
             )
         })
     }
@@ -1997,7 +2074,7 @@ impl Store {
 
 /// Inserts one metadata (or finds its identical twin) inside a transaction.
 /// Creates a metadata, or finds the identical one: its row id, key and whether it is new.
-fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
+fn insert_metadata(tx: &Conn, new: &NewMetadata) -> Result<(i64, String, bool), Failure> {
     let checksum = checksum(new);
     if let Some((id, key)) = find_metadata(tx, &checksum)? {
         return Ok((id, key, false));
@@ -2007,13 +2084,12 @@ fn insert_metadata(tx: &Connection, new: &NewMetadata) -> Result<(i64, String, b
 }
 
 /// The row id and key of the metadata with this checksum, if any.
-fn find_metadata(tx: &Connection, checksum: &[u8; 32]) -> Result<Option<(i64, String)>, Failure> {
-    Ok(tx
-        .prepare_cached("SELECT id, key FROM metadata WHERE ck = ?1 AND checksum = ?2")?
-        .query_row(params![short_checksum(checksum), &checksum[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?)
+fn find_metadata(tx: &Conn, checksum: &[u8; 32]) -> Result<Option<(i64, String)>, Failure> {
+    tx.one(
+        "SELECT id, key FROM metadata WHERE ck = ?1 AND checksum = ?2",
+        args![short_checksum(checksum), &checksum[..]],
+        |r| Ok((r.i64(0)?, r.string(1)?)),
+    )
 }
 
 /// The series a metadata was created with: event type, row id, summary, window.
@@ -2023,7 +2099,7 @@ type CreatedSeries<'m> = Vec<(&'m str, i64, Summary, i64)>;
 /// parameters and series, each series' newest time being `updated` of its event type (the
 /// points about to be written); returns its row id, key and series.
 fn create_metadata_row<'m>(
-    tx: &Connection,
+    tx: &Conn,
     new: &'m NewMetadata,
     checksum: &[u8; 32],
     updated: impl Fn(&str) -> Option<i64>,
@@ -2045,51 +2121,52 @@ fn create_metadata_row<'m>(
         new.subject
             .iter()
             .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_str())
     };
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO metadata (key, ck, checksum, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    insert.execute(params![
-        key,
-        short_checksum(checksum),
-        &checksum[..],
-        new.subject_type,
-        value("source"),
-        value("destination"),
-        value("measurement-agent"),
-        value("tool-name"),
-        value("input-source"),
-        value("input-destination"),
-        parameters,
-    ])?;
-    let id = tx.last_insert_rowid();
+    let id = tx
+        .one(
+            "INSERT INTO metadata (key, ck, checksum, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+            args![
+                &key,
+                short_checksum(checksum),
+                &checksum[..],
+                &new.subject_type,
+                value("source"),
+                value("destination"),
+                value("measurement-agent"),
+                value("tool-name"),
+                value("input-source"),
+                value("input-destination"),
+                &parameters,
+            ],
+            |r| r.i64(0),
+        )?
+        .ok_or_else(|| Failure::internal("a metadata inserted without an id"))?;
     // One statement for all of them (most metadata have a handful; the statement for
     // each count is cached).
     for chunk in new.parameters.chunks(32) {
         let sql = format!(
-            "INSERT OR IGNORE INTO parameter (name, value, metadata_id) VALUES {}",
+            "INSERT INTO parameter (name, value, metadata_id) VALUES {} ON CONFLICT DO NOTHING",
             vec!["(?, ?, ?)"; chunk.len()].join(", ")
         );
-        let values = chunk.iter().flat_map(|(name, value)| {
-            [
-                rusqlite::types::ToSqlOutput::from(name.as_str()),
-                value.as_str().into(),
-                id.into(),
-            ]
-        });
-        tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
+        let values: Vec<Arg> = chunk
+            .iter()
+            .flat_map(|(name, value)| [Arg::Text(name), Arg::Text(value), Arg::Int(id)])
+            .collect();
+        tx.execute(&sql, &values)?;
     }
-    let mut series = tx.prepare_cached(
-        "INSERT OR IGNORE INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     let mut created = Vec::new();
     for (event_type, summaries) in &new.event_types {
         let newest = updated(event_type);
         let rows = std::iter::once((Summary::Base, 0)).chain(summaries.iter().copied());
         for (summary, window) in rows {
-            if series.execute(params![id, event_type, summary.name(), window, newest])? == 1 {
-                created.push((event_type.as_str(), tx.last_insert_rowid(), summary, window));
+            let made = tx.one(
+                "INSERT INTO series (metadata_id, event_type, summary, win, updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+                args![id, event_type, summary.name(), window, newest],
+                |r| r.i64(0),
+            )?;
+            if let Some(sid) = made {
+                created.push((event_type.as_str(), sid, summary, window));
             }
         }
     }
@@ -2144,41 +2221,32 @@ fn checksum_text(new: &NewMetadata) -> String {
 }
 
 /// Loads a metadata by row id.
-fn load(c: &Connection, id: i64) -> Result<Metadata, Failure> {
-    let mut statement = c.prepare_cached(
-        "SELECT key, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters FROM metadata WHERE id = ?1",
-    )?;
-    let (key, subject_type, subject, parameters) = statement.query_row([id], |r| {
-        let mut subject = Vec::new();
-        for (i, (name, _)) in SUBJECT_FIELDS.iter().enumerate() {
-            if let Some(value) = r.get::<_, Option<String>>(i + 2)? {
-                subject.push((*name, value));
-            }
-        }
-        let parameters = r.get::<_, String>(2 + SUBJECT_FIELDS.len())?;
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            subject,
-            parameters,
-        ))
-    })?;
+fn load(c: &Conn, id: i64) -> Result<Metadata, Failure> {
+    let (key, subject_type, subject, parameters) = c
+        .one(
+            "SELECT key, subject_type, source, destination, measurement_agent, tool_name, input_source, input_destination, parameters FROM metadata WHERE id = ?1",
+            args![id],
+            |r| {
+                let mut subject = Vec::new();
+                for (i, (name, _)) in SUBJECT_FIELDS.iter().enumerate() {
+                    if let Some(value) = r.opt_string(i + 2)? {
+                        subject.push((*name, value));
+                    }
+                }
+                let parameters = r.string(2 + SUBJECT_FIELDS.len())?;
+                Ok((r.string(0)?, r.string(1)?, subject, parameters))
+            },
+        )?
+        .ok_or_else(|| Failure::internal(format!("metadata {id} vanished")))?;
     let parameters: Vec<(String, String)> = serde_json::from_str(&parameters)
         .map_err(|e| Failure::internal(format!("metadata {key}: parameters: {e}")))?;
-    let mut statement = c.prepare_cached(
-        "SELECT s.event_type, s.summary, s.win, b.updated FROM series s LEFT JOIN series b ON b.metadata_id = s.metadata_id AND b.event_type = s.event_type AND b.summary = 'base' AND b.win = 0 WHERE s.metadata_id = ?1 ORDER BY s.event_type, s.summary, s.win",
-    )?;
     let mut event_types: Vec<(String, Vec<SeriesInfo>)> = Vec::new();
-    let rows = statement.query_map([id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (event_type, summary, window, updated) = row?;
+    let rows = c.all(
+        "SELECT s.event_type, s.summary, s.win, b.updated FROM series s LEFT JOIN series b ON b.metadata_id = s.metadata_id AND b.event_type = s.event_type AND b.summary = 'base' AND b.win = 0 WHERE s.metadata_id = ?1 ORDER BY s.event_type, s.summary, s.win",
+        args![id],
+        |r| Ok((r.string(0)?, r.string(1)?, r.i64(2)?, r.int(3)?)),
+    )?;
+    for (event_type, summary, window, updated) in rows {
         let Some(summary) = Summary::from_name(&summary) else {
             continue;
         };
@@ -2221,17 +2289,17 @@ enum Written {
 /// What a point at `ts` would find: nothing there (or a raw value it replaces), the same
 /// value, or another one.
 fn existing(
-    tx: &Connection,
+    tx: &Conn,
     series: i64,
     storage: Storage,
     ts: i64,
     stored: &Stored,
 ) -> Result<Written, Failure> {
-    let mut select =
-        tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
-    let found: Option<(String, Option<String>)> = select
-        .query_row(params![series, ts], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let found = tx.one(
+        "SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2",
+        args![series, ts],
+        |r| Ok((r.string(0)?, r.opt_string(1)?)),
+    )?;
     // A base point without a state is the value its JSON reads back as
     // (`Stored::keeps_state`); archives written before kept every numeric point's state.
     let same_state = |held: &Option<String>| match held {
@@ -2247,31 +2315,33 @@ fn existing(
 }
 
 fn write_point(
-    tx: &Connection,
+    tx: &Conn,
     series: i64,
     storage: Storage,
     ts: i64,
     stored: &Stored,
 ) -> Result<Written, Failure> {
     let json = stored.to_json();
+    tx.cover(ts, ts)?;
     if storage.is_raw() {
         // A raw value is replaced by a new one, as esmond did.
         let found = existing(tx, series, storage, ts, stored)?;
         if let Written::Same = found {
             return Ok(Written::Same);
         }
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL)",
+        tx.execute(
+            "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, NULL) ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, state = NULL",
+            args![series, ts, &json],
         )?;
-        insert.execute(params![series, ts, json])?;
         return Ok(found);
     }
     // Insert first, look only when the time is taken (one B-tree walk for a new point).
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-    )?;
     let state = stored.keeps_state(storage).then(|| stored.to_store());
-    if insert.execute(params![series, ts, json, state])? == 1 {
+    let inserted = tx.execute(
+        "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        args![series, ts, &json, state.as_deref()],
+    )?;
+    if inserted == 1 {
         return Ok(Written::New);
     }
     existing(tx, series, storage, ts, stored)
@@ -2283,7 +2353,7 @@ fn write_point(
 /// replaced another in this bin), made again from every base histogram in it.
 #[allow(clippy::too_many_arguments)]
 fn fold<'s>(
-    tx: &Connection,
+    tx: &Conn,
     base: i64,
     series: i64,
     storage: Storage,
@@ -2293,17 +2363,21 @@ fn fold<'s>(
     points: impl IntoIterator<Item = &'s Stored>,
     rebuild: bool,
 ) -> Result<(), Failure> {
-    let mut select =
-        tx.prepare_cached("SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2")?;
     // The bin's point, if any: its state, and its value where only a histogram
     // aggregation needs it (a numeric fold copies no text it does not read).
     let value_needed = storage == Storage::Histogram && summary == Summary::Aggregation;
-    let held: Option<(Option<String>, Option<String>)> = select
-        .query_row(params![series, bin], |r| {
-            let value = if value_needed { Some(r.get(0)?) } else { None };
-            Ok((value, r.get(1)?))
-        })
-        .optional()?;
+    let held = tx.one(
+        "SELECT value, state FROM point WHERE series_id = ?1 AND ts = ?2",
+        args![series, bin],
+        |r| {
+            let value = if value_needed {
+                Some(r.string(0)?)
+            } else {
+                None
+            };
+            Ok((value, r.opt_string(1)?))
+        },
+    )?;
     let (held, state) = match held {
         Some((value, state)) => (Some(value), state),
         None => (None, None),
@@ -2392,14 +2466,11 @@ fn fold<'s>(
                 }
                 _ if window == 0 => statistics::merge(new),
                 _ => {
-                    let mut statement = tx.prepare_cached(
+                    let histograms = tx.all(
                         "SELECT value FROM point WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3",
+                        args![base, bin, bin.saturating_add(window)],
+                        |r| r.string(0),
                     )?;
-                    let histograms = statement
-                        .query_map(params![base, bin, bin.saturating_add(window)], |r| {
-                            r.get::<_, String>(0)
-                        })?
-                        .collect::<Result<Vec<_>, _>>()?;
                     statistics::merge(
                         histograms
                             .iter()
@@ -2420,10 +2491,11 @@ fn fold<'s>(
         }
         _ => return Ok(()),
     };
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4)",
+    tx.cover(bin, bin)?;
+    tx.execute(
+        "INSERT INTO point (series_id, ts, value, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, state = excluded.state",
+        args![series, bin, &value, new_state.as_deref()],
     )?;
-    insert.execute(params![series, bin, value, new_state])?;
     Ok(())
 }
 
@@ -2527,6 +2599,9 @@ mod tests {
         }
         for reader in &store.readers {
             let reader = reader.lock().unwrap();
+            let Conn::Lite(reader) = &*reader else {
+                unreachable!("a SQLite store")
+            };
             let statement = reader.prepare_cached(POINTS_SQL).unwrap();
             assert_eq!(
                 statement.get_status(rusqlite::StatementStatus::RePrepare),
@@ -2557,13 +2632,11 @@ mod tests {
     fn all_points(store: &Store) -> Vec<(String, i64, String, Option<String>)> {
         store
             .read(|c| {
-                let mut statement = c.prepare(
+                c.all(
                     "SELECT s.event_type || '/' || s.summary || '/' || s.win, p.ts, p.value, p.state FROM point p JOIN series s ON s.id = p.series_id ORDER BY 1, 2",
-                )?;
-                let rows = statement
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
+                    &[],
+                    |r| Ok((r.string(0)?, r.i64(1)?, r.string(2)?, r.opt_string(3)?)),
+                )
             })
             .unwrap()
     }
@@ -2810,7 +2883,7 @@ mod tests {
         assert_eq!(states, [None, Some("9007199254740993"), None, None]);
         // As an earlier measpipe stored it.
         store
-            .write(|c| Ok(c.execute("UPDATE point SET state = '8' WHERE ts = 4", [])?))
+            .write(|c| c.execute("UPDATE point SET state = '8' WHERE ts = 4", &[]))
             .unwrap();
         let stored = all_points(&store);
         for (ts, v) in sent {

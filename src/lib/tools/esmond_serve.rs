@@ -1,4 +1,5 @@
-//! `esmond-serve`: an esmond-compatible measurement archive on an embedded store.
+//! `esmond-serve`: an esmond-compatible measurement archive on an embedded store, or on
+//! PostgreSQL shared by several servers.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -22,9 +23,15 @@ Examples:
   esmond-serve --data /var/lib/esmond-serve token add bwctl-host
 
   # keep a year, let the measurement hosts of 10.1.0.0/16 write without a key
-  esmond-serve --data /var/lib/esmond-serve --retention 365 --trust 10.1.0.0/16 --listen 0.0.0.0:8080";
+  esmond-serve --data /var/lib/esmond-serve --retention 365 --trust 10.1.0.0/16 --listen 0.0.0.0:8080
 
-/// Serve the esmond perfSONAR REST API from an embedded SQLite store.
+  # on PostgreSQL: the schema made once (and after each upgrade), then any number of servers
+  export ESMOND_SERVE_STORE=postgres://esmond@db.example.net/archive
+  esmond-serve migrate
+  esmond-serve token add bwctl-host
+  esmond-serve --listen 0.0.0.0:8080";
+
+/// Serve the esmond perfSONAR REST API from an embedded SQLite store, or from PostgreSQL.
 ///
 /// Reads are anonymous; writes need `Authorization: Token <key>` (or the legacy
 /// `ApiKey user:key`), or a client address inside a --trust network, checked before a byte
@@ -50,13 +57,30 @@ Examples:
 /// Metadata keys are 32 hex digits, as esmond's, ordered by creation time. An archive
 /// written by an earlier measpipe is migrated to the current schema when it opens, in one
 /// transaction that rebuilds the metadata tables (keep a backup of the archive first).
+///
+/// With --store, the archive is a PostgreSQL database (15 or later) whose schema
+/// `esmond-serve migrate` made. Servers sharing it are interchangeable: a write answered by
+/// one is read through every other at once, and one that stops leaves the others serving.
+/// Writes are serialised by a database lock, as SQLite serialises them; points are kept in
+/// monthly partitions, so --retention drops whole months once every series is past them.
 #[derive(Debug, Parser)]
 #[command(name = "esmond-serve", version, after_help = EXAMPLES)]
 pub struct Args {
-    /// Directory holding the archive (archive.sqlite); created if missing. Needed by every
-    /// command but `migrate`.
-    #[arg(long, value_name = "DIR")]
+    /// Directory holding the archive (archive.sqlite); created if missing. This or --store.
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     data: Option<PathBuf>,
+
+    /// The archive in a PostgreSQL database instead:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better
+    /// given in the environment than on the command line, where `ps` shows a password.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ESMOND_SERVE_STORE",
+        global = true,
+        hide_env_values = true
+    )]
+    store: Option<String>,
 
     /// Address and port to listen on (loopback unless you say otherwise).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -115,16 +139,11 @@ enum Command {
         /// The directory to copy into (must not hold an archive already).
         dest: PathBuf,
     },
-    /// Create or upgrade the archive's schema in a PostgreSQL database (15 or later), and
+    /// Create or upgrade the archive's schema in the PostgreSQL database of --store, and
     /// the partitions of this month and the next. Safe to run again, and from several
-    /// hosts at once. (Serving from PostgreSQL is not written yet: the API is served from
-    /// the embedded store only.)
-    Migrate {
-        /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or PGHOST-style
-        /// `host=… dbname=…`).
-        #[arg(long, value_name = "URL")]
-        store: String,
-    },
+    /// hosts at once; servers refuse a database whose schema it has not brought up to
+    /// date.
+    Migrate,
 }
 
 /// What to do with keys.
@@ -146,17 +165,26 @@ enum TokenAction {
 
 /// Runs `esmond-serve`.
 pub fn run(args: Args) -> Result<(), Error> {
-    if let Some(Command::Migrate { store }) = &args.command {
-        return migrate(store);
-    }
-    let data = args
-        .data
-        .as_deref()
-        .ok_or_else(|| Error::Usage("--data DIR is required".into()))?;
-    let open = || Store::open(data).map_err(|e| Error::from(e).context(data.display()));
+    let open = || match (&args.store, &args.data) {
+        (Some(url), _) => Store::open_pg(url),
+        (None, Some(data)) => Store::open(data).map_err(|e| Error::from(e).context(data.display())),
+        (None, None) => Err(Error::Usage(
+            "--data DIR (or --store URL, for PostgreSQL) is required".into(),
+        )),
+    };
     match args.command {
-        Some(Command::Migrate { .. }) => unreachable!("handled above"),
+        Some(Command::Migrate) => match &args.store {
+            Some(url) => migrate(url),
+            None => Err(Error::Usage(
+                "migrate needs --store URL (or ESMOND_SERVE_STORE): it upgrades a PostgreSQL database; an embedded archive is upgraded when it opens".into(),
+            )),
+        },
         Some(Command::Backup { dest }) => {
+            let Some(data) = &args.data else {
+                return Err(Error::Usage(
+                    "backup copies the embedded archive of --data DIR; back a PostgreSQL store up with pg_dump".into(),
+                ));
+            };
             let mut status = crate::cli::Status::new(false);
             let copied = backup::backup(data, &dest, |done, total| {
                 status.update(|| format!("{done} of {total} pages copied"))

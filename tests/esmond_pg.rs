@@ -221,3 +221,284 @@ fn retention_drops_whole_partitions_and_their_files() {
         .collect();
     assert_eq!(left, [(1_793_491_200, 1440), (december, 1440)]);
 }
+
+/// esmond-serve on `url`, listening on a free port, its stderr in `log`.
+fn serve(url: &str, log: &std::path::Path, extra: &[&str]) -> common::BackgroundServer {
+    let port = common::free_port();
+    let mut command = std::process::Command::new(common::bin_path("esmond-serve"));
+    command
+        .args(["--store", url, "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
+    common::BackgroundServer::start(command, port, std::time::Duration::from_secs(20))
+}
+
+/// One request: status and body.
+fn call(
+    server: &common::BackgroundServer,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    send(server.addr, method, path, key, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// One request to `addr`: status and body, or why there was no answer.
+fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("Authorization", format!("Token {key}"))
+        .header("Content-Type", "application/json");
+    let mut response = match body {
+        Some(body) => agent.run(request.body(body.to_owned()).unwrap()),
+        None => agent.run(request.body(()).unwrap()),
+    }?;
+    let status = response.status().as_u16();
+    Ok((
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    ))
+}
+
+const METADATA: &str = r#"{"subject-type": "point-to-point", "source": "10.0.0.1",
+    "destination": "10.0.0.2", "tool-name": "bwctl/iperf3", "measurement-agent": "10.0.0.1",
+    "input-source": "a", "input-destination": "b", "time-duration": "20",
+    "event-types": [{"event-type": "throughput", "summaries": [{"summary-type": "average",
+    "summary-window": "3600"}]}]}"#;
+
+/// The metadata's key, created through `server`.
+fn create(server: &common::BackgroundServer, key: &str) -> String {
+    let (status, text) = call(
+        server,
+        "POST",
+        "/esmond/perfsonar/archive/",
+        key,
+        Some(METADATA),
+    );
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["metadata-key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The base throughput points of `metadata` read through `server`: (time, value).
+fn points(server: &common::BackgroundServer, metadata: &str) -> Vec<(i64, i64)> {
+    let (status, text) = call(
+        server,
+        "GET",
+        &format!("/esmond/perfsonar/archive/{metadata}/throughput/base?time-start=0&time-end=4000000000&limit=1000000"),
+        "",
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str::<Vec<serde_json::Value>>(&text)
+        .unwrap()
+        .iter()
+        .map(|p| (p["ts"].as_i64().unwrap(), p["val"].as_f64().unwrap() as i64))
+        .collect()
+}
+
+/// Two servers on one database are interchangeable: a metadata posted to both at once is
+/// one metadata, a write through one is read through the other at once, concurrent writes
+/// through both all land, and one killed with -9 mid-stream leaves the other serving
+/// every write either acknowledged.
+#[test]
+fn two_servers_on_one_database_are_interchangeable() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.create("archive");
+    assert_eq!(migrate(&url).0, Some(0));
+    let out = bin("esmond-serve")
+        .args(["--store", &url, "token", "add", "writer"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let a = serve(&url, &log, &[]);
+    let b = serve(&url, &log, &[]);
+
+    // The same metadata posted to both at once: one key.
+    let (from_a, from_b) = std::thread::scope(|s| {
+        let one = s.spawn(|| create(&a, &key));
+        let other = s.spawn(|| create(&b, &key));
+        (one.join().unwrap(), other.join().unwrap())
+    });
+    assert_eq!(from_a, from_b);
+    let metadata = from_a;
+
+    // Written through one, read through the other at once.
+    let put = |addr: std::net::SocketAddr, ts: i64| {
+        let body = format!(
+            r#"{{"data": [{{"ts": {ts}, "val": [{{"event-type": "throughput", "val": {ts}}}]}}]}}"#
+        );
+        let path = format!("/esmond/perfsonar/archive/{metadata}/");
+        // (No answer, from a server killed meanwhile, is no acknowledgement.)
+        send(addr, "PUT", &path, &key, Some(&body)).map_or(0, |(status, _)| status)
+    };
+    assert_eq!(put(a.addr, 1_000), 201);
+    assert_eq!(points(&b, &metadata), [(1_000, 1_000)]);
+
+    // Writers through both at once; A killed with -9 while they write (those writing
+    // through it go on through B): every write acknowledged by either is read through B.
+    let acknowledged = std::sync::Mutex::new(vec![1_000]);
+    let a_alive = std::sync::atomic::AtomicBool::new(true);
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    std::thread::scope(|s| {
+        for writer in 0..4i64 {
+            let (a_alive, acknowledged, put) = (&a_alive, &acknowledged, &put);
+            s.spawn(move || {
+                for i in 0..200 {
+                    let ts = 10_000 + writer * 1_000 + i;
+                    let through_a =
+                        writer % 2 == 0 && a_alive.load(std::sync::atomic::Ordering::SeqCst);
+                    let status = put(if through_a { a_addr } else { b_addr }, ts);
+                    if status == 201 {
+                        acknowledged.lock().unwrap().push(ts);
+                    }
+                }
+            });
+        }
+        let (a_alive, acknowledged) = (&a_alive, &acknowledged);
+        s.spawn(move || {
+            // Kill A once it and B have acknowledged some of the writes.
+            while acknowledged.lock().unwrap().len() < 150 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(a);
+            a_alive.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+    });
+    let mut acknowledged = acknowledged.into_inner().unwrap();
+    acknowledged.sort_unstable();
+    let read: Vec<i64> = points(&b, &metadata).iter().map(|p| p.0).collect();
+    assert!(
+        acknowledged.len() >= 750,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    // Every acknowledged write is there; a write A took but was killed before answering
+    // may be there too (committed, its answer lost), and nothing else.
+    assert!(
+        acknowledged.iter().all(|ts| read.binary_search(ts).is_ok()),
+        "acknowledged {acknowledged:?}, read {read:?}"
+    );
+    assert!(read.len() - acknowledged.len() <= 2, "{read:?}");
+    assert_eq!(put(b.addr, 900_000), 201);
+}
+
+/// With every series past a month, esmond-serve's retention drops the month's partition
+/// whole; a month partly past has its old points deleted; what is kept reads back.
+#[test]
+fn retention_through_the_server_drops_whole_months() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.create("archive");
+    assert_eq!(migrate(&url).0, Some(0));
+    let out = bin("esmond-serve")
+        .args(["--store", &url, "token", "add", "writer"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let server = serve(&url, &log, &[]);
+    let metadata = create(&server, &key);
+    let now = measpipe::clock::now_seconds();
+    let day = 86_400;
+    // A point a day for 120 days, half a day off the retention's cutoff (the server's
+    // clock reads a little later than this one).
+    let at = |d: i64| now - d * day - day / 2;
+    let data: Vec<String> = (0..120)
+        .map(|d| {
+            let ts = at(d);
+            format!(r#"{{"ts": {ts}, "val": [{{"event-type": "throughput", "val": {d}}}]}}"#)
+        })
+        .collect();
+    let (status, text) = call(
+        &server,
+        "PUT",
+        &format!("/esmond/perfsonar/archive/{metadata}/"),
+        &key,
+        Some(&format!(r#"{{"data": [{}]}}"#, data.join(","))),
+    );
+    assert_eq!(status, 201, "{text}");
+    drop(server);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let months = |client: &mut postgres::Client| -> Vec<String> {
+        measpipe::esmond::pg::partitions(client)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    let before = months(&mut client);
+    let cutoff = now - 30 * day;
+    let whole: Vec<String> = measpipe::esmond::pg::partitions(&mut client)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.end <= cutoff)
+        .map(|p| p.name)
+        .collect();
+    assert!(whole.len() >= 2, "{before:?}");
+    let server = serve(&url, &log, &["--retention", "30"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let said = |log: &str| {
+        log.lines()
+            .find(|l| l.starts_with("esmond-serve: retention: deleted"))
+            .map(str::to_owned)
+    };
+    while said(&std::fs::read_to_string(&log).unwrap()).is_none() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kept: Vec<i64> = points(&server, &metadata).iter().map(|p| p.0).collect();
+    let expected: Vec<i64> = (0..120).rev().map(at).filter(|&ts| ts >= cutoff).collect();
+    assert_eq!(kept, expected);
+    let after = months(&mut client);
+    assert!(
+        whole.iter().all(|m| !after.contains(m)),
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.len(),
+        before.len() - whole.len(),
+        "{before:?} → {after:?}"
+    );
+    // Every base point past its time went, and every hourly average whose bin starts
+    // past it.
+    let base = (0..120).filter(|&d| at(d) < cutoff).count();
+    let averages = (0..120)
+        .filter(|&d| at(d).div_euclid(3600) * 3600 < cutoff)
+        .count();
+    assert_eq!(
+        said(&std::fs::read_to_string(&log).unwrap()).unwrap(),
+        format!(
+            "esmond-serve: retention: deleted {} points, 0 runs and 0 refusals past their time",
+            base + averages
+        )
+    );
+}

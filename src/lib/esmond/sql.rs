@@ -196,10 +196,8 @@ pub struct Pg {
     /// Prepared statements by their SQLite spelling.
     statements: RefCell<HashMap<String, postgres::Statement>>,
     open: Cell<bool>,
-    /// The point partitions known to exist, [start, end) each.
+    /// The point partitions known to exist in the open transaction, [start, end) each.
     partitions: RefCell<Vec<(i64, i64)>>,
-    /// The transaction made partitions (forgotten should it roll back).
-    made: Cell<bool>,
 }
 
 impl Pg {
@@ -210,7 +208,6 @@ impl Pg {
             statements: RefCell::new(HashMap::new()),
             open: Cell::new(false),
             partitions: RefCell::new(Vec::new()),
-            made: Cell::new(false),
         }
     }
 
@@ -418,13 +415,6 @@ impl Conn {
                 let result = pg.client().batch_execute(sql);
                 if ends {
                     pg.open.set(false);
-                    if sql != "COMMIT" || result.is_err() {
-                        // Partitions made by a transaction that did not commit are gone.
-                        if pg.made.take() {
-                            pg.partitions.borrow_mut().clear();
-                        }
-                    }
-                    pg.made.set(false);
                 }
                 Ok(result?)
             }
@@ -443,6 +433,7 @@ impl Conn {
                     super::pg::WRITE_LOCK
                 ))?;
                 pg.open.set(true);
+                pg.partitions.borrow_mut().clear();
                 Ok(())
             }
         }
@@ -463,42 +454,61 @@ impl Conn {
     }
 
     /// Makes sure points at times `from..=to` can be written: on PostgreSQL, the month
-    /// partitions holding them exist (made in the open transaction if not). Nothing to do
-    /// on SQLite.
+    /// partitions holding them exist (made in the open transaction if not; what is known
+    /// to exist is kept for the transaction only, since another server's retention may
+    /// drop a month meanwhile). Nothing to do on SQLite.
     pub fn cover(&self, from: i64, to: i64) -> Result<(), Failure> {
         let Conn::Pg(pg) = self else {
             return Ok(());
         };
-        let covered = |ts: i64, known: &[(i64, i64)]| known.iter().any(|p| p.0 <= ts && ts < p.1);
-        for ts in [from, to] {
-            // (Months past chrono's ±262,000 years have no partition.)
-            super::pg::partition_of(ts)
-                .map_err(|_| Failure::bad_request(format!("Time {ts} is out of range")))?;
-        }
         let mut at = from;
         while at <= to {
-            if !covered(at, &pg.partitions.borrow()) {
-                let mut client = pg.client();
-                let found = super::pg::partitions(&mut *client).map_err(internal)?;
-                *pg.partitions.borrow_mut() = found.iter().map(|p| (p.start, p.end)).collect();
-                if !covered(at, &pg.partitions.borrow()) {
-                    let made = super::pg::create_partition(&mut *client, at).map_err(internal)?;
-                    pg.made.set(true);
-                    pg.partitions.borrow_mut().push((made.start, made.end));
-                }
-            }
-            let end = pg
+            let known = pg
                 .partitions
                 .borrow()
                 .iter()
                 .find(|p| p.0 <= at && at < p.1)
-                .map_or(i64::MAX, |p| p.1);
-            if end == i64::MAX {
+                .map(|p| p.1);
+            let end = match known {
+                Some(end) => end,
+                None => {
+                    // (Months past chrono's ±262,000 years have no partition.)
+                    super::pg::partition_of(at)
+                        .map_err(|_| Failure::bad_request(format!("Time {at} is out of range")))?;
+                    let made =
+                        super::pg::create_partition(&mut *pg.client(), at).map_err(internal)?;
+                    pg.partitions.borrow_mut().push((made.start, made.end));
+                    made.end
+                }
+            };
+            if end <= at {
                 break;
             }
             at = end;
         }
         Ok(())
+    }
+
+    /// On PostgreSQL, drops the month partitions whose every time is before `cutoff`, in
+    /// the open write transaction; how many points they held. Nothing on SQLite.
+    pub fn drop_months_before(&self, cutoff: i64) -> Result<usize, Failure> {
+        let Conn::Pg(pg) = self else {
+            return Ok(0);
+        };
+        let mut client = pg.client();
+        let mut dropped = 0;
+        for partition in super::pg::partitions(&mut *client).map_err(internal)? {
+            if partition.end > cutoff {
+                continue;
+            }
+            let count: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {}", partition.name), &[])?
+                .get(0);
+            client.batch_execute(&format!("DROP TABLE {}", partition.name))?;
+            dropped += usize::try_from(count).unwrap_or(0);
+        }
+        pg.partitions.borrow_mut().clear();
+        Ok(dropped)
     }
 }
 

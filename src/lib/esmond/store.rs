@@ -1953,11 +1953,20 @@ impl Store {
             })
         })?;
         let mut purged = Purged::default();
+        // On PostgreSQL, the months every series is past go whole (their files deleted at
+        // once); the rows left past their time are deleted below.
+        let whole = match self.dir {
+            Some(_) => None,
+            None => series.iter().map(|s| s.2).collect::<Option<Vec<i64>>>(),
+        };
+        if let Some(cutoff) = whole.and_then(|cutoffs| cutoffs.into_iter().min()) {
+            purged.points += self.write(|tx| tx.drop_months_before(cutoff))?;
+        }
         let points: Vec<(i64, i64)> = series
             .iter()
             .filter_map(|&(id, _, before)| Some((id, before?)))
             .collect();
-        purged.points = self.delete_before(
+        purged.points += self.delete_before(
             "DELETE FROM point WHERE series_id = ?1 AND ts < ?2",
             &points,
         )?;

@@ -20,6 +20,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_on(&["--data".as_ref(), dir.as_os_str()])
+    }
+
+    /// esmond-serve with these store arguments (`--data DIR` or `--store URL`).
+    fn start_on(store: &[&std::ffi::OsStr]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -30,8 +35,7 @@ impl Server {
             .map(|dir| format!("{dir}/esmond-serve"))
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_esmond-serve").to_owned());
         let child = Command::new(binary)
-            .arg("--data")
-            .arg(dir)
+            .args(store)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stderr(Stdio::null())
             .spawn()
@@ -332,9 +336,18 @@ const INGEST_BATCH: usize = 1000;
 
 /// One esmond-serve ingest run: points/s.
 fn ingest_served(writers: usize) -> f64 {
+    ingest_served_on(writers, None)
+}
+
+/// One esmond-serve ingest run on the embedded store, or on the PostgreSQL database at
+/// `url` (migrated, empty): points/s.
+fn ingest_served_on(writers: usize, url: Option<&str>) -> f64 {
     let per_writer = ingest_points() / writers;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = match url {
+        Some(url) => Store::open_pg(url).unwrap(),
+        None => Store::open(dir.path()).unwrap(),
+    };
     let key = store.add_token("bench", 0).unwrap();
     let keys: Vec<String> = (0..writers)
         .map(|w| {
@@ -344,7 +357,10 @@ fn ingest_served(writers: usize) -> f64 {
         })
         .collect();
     drop(store);
-    let server = Server::start(dir.path());
+    let server = match url {
+        Some(url) => Server::start_on(&["--store".as_ref(), url.as_ref()]),
+        None => Server::start(dir.path()),
+    };
     // The bodies are made before the clock starts: the client's JSON is not measured.
     let bodies: Vec<String> = (0..per_writer / INGEST_BATCH)
         .map(|batch| {
@@ -897,10 +913,68 @@ fn pg_raw() {
     }
 }
 
+/// Issue 20: esmond-serve's bulk ingest (the `ingest` bench's PUTs of 1,000 points) on
+/// PostgreSQL against the same on the embedded SQLite store, alternating for
+/// `MEASPIPE_BENCH_ROUNDS` rounds (default 3), by 1 and 4 writers
+/// (`MEASPIPE_BENCH_WRITERS`); each PostgreSQL round on a fresh database. Goal: ≥ 100,000
+/// points/s with 4 writers.
+fn pg_served() {
+    use measpipe::esmond::pg;
+    let Some(server) = common::pg::Postgres::start() else {
+        return;
+    };
+    let rounds: usize = std::env::var("MEASPIPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
+        .ok()
+        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4]);
+    let mut databases = 0;
+    for writers in counts {
+        let (mut on_pg, mut on_sqlite): (Vec<f64>, Vec<f64>) = (0..rounds)
+            .map(|_| {
+                databases += 1;
+                let url = server.create(&format!("bench{databases}"));
+                pg::migrate(&mut pg::connect(&url).unwrap()).unwrap();
+                let mut client = pg::connect(&url).unwrap();
+                pg::ensure_partitions(
+                    &mut client,
+                    1_700_000_000,
+                    1_700_000_000 + ingest_points() as i64,
+                )
+                .unwrap();
+                (
+                    ingest_served_on(writers, Some(&url)),
+                    ingest_served(writers),
+                )
+            })
+            .unzip();
+        on_pg.sort_by(f64::total_cmp);
+        on_sqlite.sort_by(f64::total_cmp);
+        let median = |v: &[f64]| v[v.len() / 2];
+        println!(
+            "esmond-serve bulk ingest, {writers} writer(s), {rounds} rounds: on PostgreSQL median {:.0} points/s ({:.0}–{:.0}), on SQLite median {:.0} ({:.0}–{:.0}): ratio {:.2}",
+            median(&on_pg),
+            on_pg[0],
+            on_pg[rounds - 1],
+            median(&on_sqlite),
+            on_sqlite[0],
+            on_sqlite[rounds - 1],
+            median(&on_pg) / median(&on_sqlite)
+        );
+    }
+}
+
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     if only.as_deref() == Some("pg") {
         pg_raw();
+        return;
+    }
+    if only.as_deref() == Some("pg-serve") {
+        pg_served();
         return;
     }
     if only.as_deref().is_none_or(|o| o == "pscheduler") {

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_esmond_serve_global_optspecs
-    string join \n data= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= keep= hosts= measurement-agent= data-policy= strict-esmond fix-streams fix-spec-map udp-loss-from-streams keep-diags= h/help V/version
+    string join \n data= store= listen= script-alias= trust= max-body= body-budget= max-connections= request-timeout= idle-timeout= retention= keep= hosts= measurement-agent= data-policy= strict-esmond fix-streams fix-spec-map udp-loss-from-streams keep-diags= h/help V/version
 end
 
 function __fish_esmond_serve_needs_command
@@ -24,7 +24,8 @@ function __fish_esmond_serve_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data -d 'Directory holding the archive (archive.sqlite); created if missing. Needed by every command but `migrate`' -r -F
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l data -d 'Directory holding the archive (archive.sqlite); created if missing. This or --store' -r -F
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l listen -d 'Address and port to listen on (loopback unless you say otherwise)' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l script-alias -d 'URL prefix before /perfsonar/archive/; `/` for none' -r
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -l trust -d 'A network (CIDR) whose clients may write without a key; repeatable' -r
@@ -50,26 +51,31 @@ complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s h -l help -d 
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -s V -l version -d 'Print version'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "token" -d 'Manage the API keys writers use'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "backup" -d 'Copy the live archive into DEST/archive.sqlite: consistent as of one commit, made while the server goes on writing (every write answered before it began is in it). To restore, start a server on it: `esmond-serve --data DEST`'
-complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "migrate" -d 'Create or upgrade the archive\'s schema in a PostgreSQL database (15 or later), and the partitions of this month and the next. Safe to run again, and from several hosts at once. (Serving from PostgreSQL is not written yet: the API is served from the embedded store only.)'
+complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "migrate" -d 'Create or upgrade the archive\'s schema in the PostgreSQL database of --store, and the partitions of this month and the next. Safe to run again, and from several hosts at once; servers refuse a database whose schema it has not brought up to date'
 complete -c esmond-serve -n "__fish_esmond_serve_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -s h -l help -d 'Print help'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "list" -d 'List users with keys and when each key was made'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "revoke" -d 'Delete USER\'s key'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and not __fish_seen_subcommand_from add list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from add" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from list" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from revoke" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with keys and when each key was made'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Delete USER\'s key'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand backup" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand backup" -s h -l help -d 'Print help'
-complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand migrate" -l store -d 'The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or PGHOST-style `host=… dbname=…`)' -r
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand migrate" -l store -d 'The archive in a PostgreSQL database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or `host=… user=… dbname=…`). Better given in the environment than on the command line, where `ps` shows a password' -r
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand migrate" -s h -l help -d 'Print help'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token backup migrate help" -f -a "token" -d 'Manage the API keys writers use'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token backup migrate help" -f -a "backup" -d 'Copy the live archive into DEST/archive.sqlite: consistent as of one commit, made while the server goes on writing (every write answered before it began is in it). To restore, start a server on it: `esmond-serve --data DEST`'
-complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token backup migrate help" -f -a "migrate" -d 'Create or upgrade the archive\'s schema in a PostgreSQL database (15 or later), and the partitions of this month and the next. Safe to run again, and from several hosts at once. (Serving from PostgreSQL is not written yet: the API is served from the embedded store only.)'
+complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token backup migrate help" -f -a "migrate" -d 'Create or upgrade the archive\'s schema in the PostgreSQL database of --store, and the partitions of this month and the next. Safe to run again, and from several hosts at once; servers refuse a database whose schema it has not brought up to date'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and not __fish_seen_subcommand_from token backup migrate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "add" -d 'Create (or replace) USER\'s key and print it once, on stdout'
 complete -c esmond-serve -n "__fish_esmond_serve_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List users with keys and when each key was made'

@@ -12,7 +12,9 @@ pub struct Postgres {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    _dir: tempfile::TempDir,
+    /// The `postgres` program.
+    program: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 /// PostgreSQL's program `name`: on the PATH, else in Debian's /usr/lib/postgresql/N/bin
@@ -83,44 +85,34 @@ impl Postgres {
             String::from_utf8_lossy(&init.stderr)
         );
         let port = super::free_port();
-        let mut child = as_server_user(&postgres)
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-k")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Ready when it says so (its log goes to stderr); the rest of its log is drained.
-        let stderr = child.stderr.take().unwrap();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains("database system is ready to accept connections") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        });
-        let server = Postgres {
+        let child = launch(&postgres, dir.path(), port);
+        Some(Postgres {
             child,
             port,
-            _dir: dir,
-        };
-        ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("postgres never said it was ready");
-        Some(server)
+            program: postgres,
+            dir,
+        })
     }
 
+    /// Stops the server (fast shutdown) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = launch(&self.program, self.dir.path(), self.port);
+    }
+
+    fn stop(&mut self) {
+        // SIGINT: fast shutdown (the server is run by setpriv's exec, so its pid is ours).
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
     /// A URL of database `db` as the superuser (trust authentication).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
@@ -138,16 +130,42 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // SIGINT: fast shutdown (the server is run by setpriv's exec, so its pid is ours).
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Starts `postgres` on the cluster in `dir`/data and `port`; returns once it says it is
+/// ready (the rest of its log is drained).
+fn launch(postgres: &std::path::Path, dir: &std::path::Path, port: u16) -> Child {
+    let mut child = as_server_user(postgres)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-k")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready when it says so (its log goes to stderr); the rest of its log is drained.
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut ready = Some(ready_tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("database system is ready to accept connections") {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("postgres never said it was ready");
+    child
 }

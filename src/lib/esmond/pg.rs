@@ -89,9 +89,13 @@ pub struct Migrated {
 /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB` or
 /// `host=… dbname=…`). Errors name the database without its password.
 pub fn connect(url: &str) -> Result<Client, Error> {
-    let config: postgres::Config = url
+    let mut config: postgres::Config = url
         .parse()
         .map_err(|e| Error::Usage(format!("{}: not a PostgreSQL URL: {e}", redact(url))))?;
+    // An unreachable host is an error in moments, not a request that hangs.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
     config
         .connect(NoTls)
         .map_err(|e| Error::failed(format!("{}: {}", redact(url), cause(&e))))

@@ -191,6 +191,8 @@ pub enum Conn {
 
 /// A PostgreSQL connection, its prepared statements, and whether a transaction is open.
 pub struct Pg {
+    /// The database's URL.
+    url: String,
     /// (Taken when dropped: see the `Drop`.)
     client: RefCell<Option<postgres::Client>>,
     /// Prepared statements by their SQLite spelling.
@@ -201,9 +203,10 @@ pub struct Pg {
 }
 
 impl Pg {
-    /// Wraps a connected client.
-    pub fn new(client: postgres::Client) -> Pg {
+    /// Wraps a client connected to `url` (which connects again should it be lost).
+    pub fn new(url: &str, client: postgres::Client) -> Pg {
         Pg {
+            url: url.to_owned(),
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             open: Cell::new(false),
@@ -211,20 +214,48 @@ impl Pg {
         }
     }
 
-    /// The client.
-    fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
-        std::cell::RefMut::map(self.client.borrow_mut(), |c| {
-            c.as_mut()
-                .expect("a connection is kept until it is dropped")
-        })
+    /// The client: connected again first if the connection was lost (a database
+    /// restarted, say) and no transaction was open on it (that one failed with it).
+    fn client(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, Failure> {
+        if self.lost() {
+            let client = super::pg::connect(&self.url)
+                .map_err(|e| Failure::internal(format!("database error: {e}")))?;
+            self.statements.borrow_mut().clear();
+            *self.client.borrow_mut() = Some(client);
+        }
+        std::cell::RefMut::filter_map(self.client.borrow_mut(), Option::as_mut)
+            .map_err(|_| Failure::internal("database error: no connection"))
+    }
+
+    /// Whether the connection was lost outside a transaction (the next use connects
+    /// again).
+    fn lost(&self) -> bool {
+        !self.open.get()
+            && self
+                .client
+                .borrow()
+                .as_ref()
+                .is_none_or(postgres::Client::is_closed)
+    }
+
+    /// `f`, tried once more on a new connection when it failed because the connection
+    /// was lost outside a transaction (the database restarted since the last statement;
+    /// what was sent on the lost connection was not committed).
+    fn again<T>(&self, f: impl Fn() -> Result<T, Failure>) -> Result<T, Failure> {
+        match f() {
+            Err(_) if self.lost() => f(),
+            other => other,
+        }
     }
 
     /// The statement for `sql`, prepared once.
     fn statement(&self, sql: &str) -> Result<postgres::Statement, Failure> {
+        // A lost connection is made again first: its statements went with it.
+        drop(self.client()?);
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client().prepare(&dollars(sql))?;
+        let statement = self.client()?.prepare(&dollars(sql))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_owned(), statement.clone());
@@ -326,14 +357,14 @@ impl Conn {
                 lite_bind(&mut statement, args)?;
                 Ok(statement.raw_execute()?)
             }
-            Conn::Pg(pg) => {
+            Conn::Pg(pg) => pg.again(|| {
                 let statement = pg.statement(sql)?;
                 let typed = Pg::bind(&statement, args)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     typed.iter().map(|t| t as _).collect();
-                let changed = pg.client().execute(&statement, &refs)?;
+                let changed = pg.client()?.execute(&statement, &refs)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
-            }
+            }),
         }
     }
 
@@ -358,16 +389,31 @@ impl Conn {
             }
             Conn::Pg(pg) => {
                 use postgres::fallible_iterator::FallibleIterator;
-                let statement = pg.statement(sql)?;
-                let typed = Pg::bind(&statement, args)?;
-                let mut client = pg.client();
-                let mut rows = client.query_raw(&statement, typed.iter())?;
-                while let Some(row) = rows.next()? {
-                    if !each(&row)? {
-                        break;
+                // Tried again on a new connection if the first is found lost before a row
+                // came (nothing is delivered twice).
+                for attempt in 0..2 {
+                    let failed: Failure = {
+                        let statement = pg.again(|| pg.statement(sql))?;
+                        let typed = Pg::bind(&statement, args)?;
+                        let mut client = pg.client()?;
+                        let result = client.query_raw(&statement, typed.iter());
+                        match result {
+                            Err(e) => e.into(),
+                            Ok(mut rows) => {
+                                while let Some(row) = rows.next()? {
+                                    if !each(&row)? {
+                                        break;
+                                    }
+                                }
+                                return Ok(());
+                            }
+                        }
+                    };
+                    if attempt == 1 || !pg.lost() {
+                        return Err(failed);
                     }
                 }
-                Ok(())
+                Err(Failure::internal("database error: no connection"))
             }
         }
     }
@@ -405,18 +451,30 @@ impl Conn {
         Ok(found)
     }
 
-    /// Runs statements without parameters (transaction control among them).
+    /// Runs statements without parameters (savepoints, say) inside a transaction.
     pub fn batch(&self, sql: &str) -> Result<(), Failure> {
         match self {
             Conn::Lite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(pg) => Ok(pg.client()?.batch_execute(sql)?),
+        }
+    }
+
+    /// Commits the open transaction (it is over even if this fails).
+    pub fn commit(&self) -> Result<(), Failure> {
+        self.end("COMMIT")
+    }
+
+    /// Rolls the open transaction back.
+    pub fn rollback(&self) -> Result<(), Failure> {
+        self.end("ROLLBACK")
+    }
+
+    fn end(&self, sql: &str) -> Result<(), Failure> {
+        match self {
+            Conn::Lite(c) => Ok(c.execute_batch(sql)?),
             Conn::Pg(pg) => {
-                let ends =
-                    sql.starts_with("COMMIT") || sql.starts_with("ROLLBACK;") || sql == "ROLLBACK";
-                let result = pg.client().batch_execute(sql);
-                if ends {
-                    pg.open.set(false);
-                }
-                Ok(result?)
+                pg.open.set(false);
+                Ok(pg.client()?.batch_execute(sql)?)
             }
         }
     }
@@ -428,10 +486,24 @@ impl Conn {
         match self {
             Conn::Lite(c) => Ok(c.execute_batch("BEGIN IMMEDIATE")?),
             Conn::Pg(pg) => {
-                pg.client().batch_execute(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({})",
-                    super::pg::WRITE_LOCK
-                ))?;
+                let begin = || {
+                    pg.client()?
+                        .batch_execute(&format!(
+                            "BEGIN; SELECT pg_advisory_xact_lock({})",
+                            super::pg::WRITE_LOCK
+                        ))
+                        .map_err(Failure::from)
+                };
+                // (A connection found lost is made again, once.)
+                let begun = match begin() {
+                    Err(_) if pg.lost() => begin(),
+                    other => other,
+                };
+                if begun.is_err() {
+                    // (What of it ran is rolled back; a lost connection has ended it.)
+                    let _ = pg.client().map(|mut c| c.batch_execute("ROLLBACK"));
+                }
+                begun?;
                 pg.open.set(true);
                 pg.partitions.borrow_mut().clear();
                 Ok(())
@@ -476,7 +548,7 @@ impl Conn {
                     super::pg::partition_of(at)
                         .map_err(|_| Failure::bad_request(format!("Time {at} is out of range")))?;
                     let made =
-                        super::pg::create_partition(&mut *pg.client(), at).map_err(internal)?;
+                        super::pg::create_partition(&mut *pg.client()?, at).map_err(internal)?;
                     pg.partitions.borrow_mut().push((made.start, made.end));
                     made.end
                 }
@@ -495,7 +567,7 @@ impl Conn {
         let Conn::Pg(pg) = self else {
             return Ok(0);
         };
-        let mut client = pg.client();
+        let mut client = pg.client()?;
         let mut dropped = 0;
         for partition in super::pg::partitions(&mut *client).map_err(internal)? {
             if partition.end > cutoff {

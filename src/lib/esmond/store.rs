@@ -1097,10 +1097,15 @@ impl Store {
         let now = crate::clock::now_seconds();
         pg::ensure_partitions(&mut writer, now, now + 31 * 86_400)?;
         let readers = (0..PG_READERS)
-            .map(|_| Ok(Conn::Pg(Box::new(super::sql::Pg::new(pg::connect(url)?)))))
+            .map(|_| {
+                Ok(Conn::Pg(Box::new(super::sql::Pg::new(
+                    url,
+                    pg::connect(url)?,
+                ))))
+            })
             .collect::<Result<Vec<_>, crate::Error>>()?;
         Ok(Store::with(
-            Conn::Pg(Box::new(super::sql::Pg::new(writer))),
+            Conn::Pg(Box::new(super::sql::Pg::new(url, writer))),
             readers,
             None,
             false,
@@ -1211,7 +1216,7 @@ impl Store {
             (Ok(_), _) if !savepoint => Ok(()),
             (Err(failure), true) => {
                 // Alone in it: end the transaction; the failure is this write's only.
-                let _ = state.connection.batch("ROLLBACK");
+                let _ = state.connection.rollback();
                 state.open = None;
                 state.committed = generation;
                 self.committed.notify_all();
@@ -1255,7 +1260,7 @@ impl Store {
         mut state: std::sync::MutexGuard<'_, Writing>,
         generation: u64,
     ) -> Result<(), Failure> {
-        if let Err(e) = state.connection.batch("COMMIT") {
+        if let Err(e) = state.connection.commit() {
             return Err(self.fail(state, generation, e));
         }
         state.open = None;
@@ -1274,7 +1279,7 @@ impl Store {
         failure: Failure,
     ) -> Failure {
         if state.connection.in_transaction() {
-            let _ = state.connection.batch("ROLLBACK");
+            let _ = state.connection.rollback();
         }
         state.open = None;
         state.committed = generation;

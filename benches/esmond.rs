@@ -295,15 +295,8 @@ fn growth() {
 /// shared and noisy); the ratio is esmond-serve's median points/s over the baseline's
 /// (goal ≥ 0.8).
 fn ingest_against_sqlite() {
-    let rounds: usize = std::env::var("MEASPIPE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
-    // `MEASPIPE_BENCH_WRITERS=1,4` measures only those writer counts.
-    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
-        .ok()
-        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 4, 16]);
+    let rounds: usize = rounds(5);
+    let counts: Vec<usize> = writer_counts(&[1, 4, 16]);
     for writers in counts {
         let (mut served, mut raw): (Vec<f64>, Vec<f64>) = (0..rounds)
             .map(|_| (ingest_served(writers), ingest_raw(writers)))
@@ -322,6 +315,23 @@ fn ingest_against_sqlite() {
             median(&served) / median(&raw)
         );
     }
+}
+
+/// The writer counts to measure: `MEASPIPE_BENCH_WRITERS` (`1,4`: only those), else
+/// `default`.
+fn writer_counts(default: &[usize]) -> Vec<usize> {
+    std::env::var("MEASPIPE_BENCH_WRITERS")
+        .ok()
+        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Rounds of a comparison: `MEASPIPE_BENCH_ROUNDS`, else `default`.
+fn rounds(default: usize) -> usize {
+    std::env::var("MEASPIPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Points in each ingest run (`MEASPIPE_BENCH_POINTS`, default 200,000), and per PUT or
@@ -567,10 +577,7 @@ fn pscheduler_ingest() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    let writers: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
-        .ok()
-        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 4]);
+    let writers: Vec<usize> = writer_counts(&[1, 4]);
     // `MEASPIPE_BENCH_FIXTURE=latencybg_powstream_1.json`: another test's results.
     let name = std::env::var("MEASPIPE_BENCH_FIXTURE").unwrap_or_else(|_| "rtt_ping.json".into());
     let fixture: Value = serde_json::from_str(
@@ -853,10 +860,7 @@ fn pg_raw() {
         pg::migrate(&mut client).unwrap();
         pg::ensure_partitions(&mut client, 1_700_000_000, 1_700_000_000 + points as i64).unwrap();
     }
-    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
-        .ok()
-        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 4]);
+    let counts: Vec<usize> = writer_counts(&[1, 4]);
     let run = |writers: usize, arrays: bool| -> f64 {
         let mut client = pg::connect(&url).unwrap();
         client.batch_execute("TRUNCATE point").unwrap();
@@ -923,14 +927,8 @@ fn pg_served() {
     let Some(server) = common::pg::Postgres::start() else {
         return;
     };
-    let rounds: usize = std::env::var("MEASPIPE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let counts: Vec<usize> = std::env::var("MEASPIPE_BENCH_WRITERS")
-        .ok()
-        .map(|w| w.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 4]);
+    let rounds: usize = rounds(3);
+    let counts: Vec<usize> = writer_counts(&[1, 4]);
     let mut databases = 0;
     for writers in counts {
         let (mut on_pg, mut on_sqlite): (Vec<f64>, Vec<f64>) = (0..rounds)

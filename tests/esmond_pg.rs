@@ -222,6 +222,41 @@ fn retention_drops_whole_partitions_and_their_files() {
     assert_eq!(left, [(1_793_491_200, 1440), (december, 1440)]);
 }
 
+/// A PostgreSQL of the test's own with a database `esmond-serve migrate` made, a writer's
+/// key, and where the servers' log goes.
+struct Database {
+    pg: Postgres,
+    url: String,
+    key: String,
+    /// Holds `log` (removed when dropped).
+    _dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+impl Database {
+    /// `None` (a skip) when PostgreSQL is not installed.
+    fn new() -> Option<Database> {
+        let pg = Postgres::start()?;
+        let url = pg.create("archive");
+        assert_eq!(migrate(&url).0, Some(0));
+        let out = bin("esmond-serve")
+            .args(["--store", &url, "token", "add", "writer"])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serve.log");
+        Some(Database {
+            pg,
+            url,
+            key,
+            _dir: dir,
+            log,
+        })
+    }
+}
+
 /// esmond-serve on `url`, listening on a free port, its stderr in `log`.
 fn serve(url: &str, log: &std::path::Path, extra: &[&str]) -> common::BackgroundServer {
     let port = common::free_port();
@@ -323,19 +358,10 @@ fn points(server: &common::BackgroundServer, metadata: &str) -> Vec<(i64, i64)> 
 /// every write either acknowledged.
 #[test]
 fn two_servers_on_one_database_are_interchangeable() {
-    let Some(pg) = Postgres::start() else {
+    let Some(db) = Database::new() else {
         return;
     };
-    let url = pg.create("archive");
-    assert_eq!(migrate(&url).0, Some(0));
-    let out = bin("esmond-serve")
-        .args(["--store", &url, "token", "add", "writer"])
-        .output()
-        .unwrap();
-    common::assert_success(&out);
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("serve.log");
+    let (url, key, log) = (db.url.clone(), db.key.clone(), db.log.clone());
     let a = serve(&url, &log, &[]);
     let b = serve(&url, &log, &[]);
 
@@ -409,19 +435,10 @@ fn two_servers_on_one_database_are_interchangeable() {
 /// whole; a month partly past has its old points deleted; what is kept reads back.
 #[test]
 fn retention_through_the_server_drops_whole_months() {
-    let Some(pg) = Postgres::start() else {
+    let Some(db) = Database::new() else {
         return;
     };
-    let url = pg.create("archive");
-    assert_eq!(migrate(&url).0, Some(0));
-    let out = bin("esmond-serve")
-        .args(["--store", &url, "token", "add", "writer"])
-        .output()
-        .unwrap();
-    common::assert_success(&out);
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("serve.log");
+    let (url, key, log) = (db.url.clone(), db.key.clone(), db.log.clone());
     let server = serve(&url, &log, &[]);
     let metadata = create(&server, &key);
     let now = measpipe::clock::now_seconds();
@@ -504,19 +521,10 @@ fn retention_through_the_server_drops_whole_months() {
 /// and for every read connection; what it acknowledged before and after reads back.
 #[test]
 fn a_restarted_database_is_connected_again() {
-    let Some(mut pg) = Postgres::start() else {
+    let Some(mut db) = Database::new() else {
         return;
     };
-    let url = pg.create("archive");
-    assert_eq!(migrate(&url).0, Some(0));
-    let out = bin("esmond-serve")
-        .args(["--store", &url, "token", "add", "writer"])
-        .output()
-        .unwrap();
-    common::assert_success(&out);
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("serve.log");
+    let (url, key, log) = (db.url.clone(), db.key.clone(), db.log.clone());
     let server = serve(&url, &log, &[]);
     let metadata = create(&server, &key);
     let put = |ts: i64| {
@@ -535,7 +543,7 @@ fn a_restarted_database_is_connected_again() {
     for _ in 0..8 {
         assert_eq!(points(&server, &metadata), [(1_000, 1_000)]);
     }
-    pg.restart();
+    db.pg.restart();
     let (status, text) = put(2_000);
     assert_eq!(
         status,

@@ -1,10 +1,11 @@
 //! An esmond-compatible measurement archive: the perfSONAR REST API of esmond 4.2.1
-//! (esmond.md §1) served from an embedded SQLite store, so the real esmond-client and
-//! existing perfSONAR scripts have an archive again.
+//! (esmond.md §1) served from an embedded SQLite store (or PostgreSQL, for several servers
+//! on one database), so the real esmond-client and existing perfSONAR scripts have an
+//! archive again.
 //!
 //! [`types`] is the event-type catalogue and value validation, [`timefilter`] the time
-//! parameters, [`statistics`] histogram summaries, [`store`] the database and [`server`]
-//! the HTTP routes. [`query`] reads an archive back (a real esmond or this one) and
+//! parameters, [`statistics`] histogram summaries, [`store`] the database (over [`sql`]'s
+//! connection; [`pg`] is what is PostgreSQL's own) and [`server`] the HTTP routes. [`query`] reads an archive back (a real esmond or this one) and
 //! [`rows`] prints what it reads as the esmond-client tools did.
 //!
 //! Where esmond was wrong or fragile the archive does better and says so:

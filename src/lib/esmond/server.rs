@@ -343,7 +343,8 @@ async fn read_body(mut body: Body, declared: Option<u64>, max: usize) -> Result<
     Ok(Bytes::from(buffer))
 }
 
-/// Runs `f` on the blocking pool (the store is synchronous SQLite).
+/// Runs `f` on the blocking pool (the store is synchronous: SQLite, or PostgreSQL's
+/// blocking client, which must not run on a runtime thread).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {

@@ -1,4 +1,7 @@
-//! The archive's embedded store: SQLite in WAL mode, one file in the data directory.
+//! The archive's store: SQLite in WAL mode, one file in the data directory (the
+//! default), or a PostgreSQL database shared by several servers ([`Store::open_pg`]). The
+//! statements and logic below are the same for both: they run on a [`Conn`], and
+//! PostgreSQL's own part (schema migrations, month partitions) is [`super::pg`].
 //!
 //! ```text
 //! metadata  (id, key, ck, checksum, subject_type, source, destination,
@@ -21,7 +24,8 @@
 //! //! ```
 //!
 //! Every request's writes are one transaction: a bulk PUT lands whole or not at all, and a
-//! write that got 201 is in the WAL before the response is sent (`synchronous = FULL`).
+//! write that got 201 is in the WAL before the response is sent (`synchronous = FULL`;
+//! on PostgreSQL, committed).
 //! Summaries are kept on write: numeric ones fold the new value into their bin's running
 //! state, histogram ones are recomputed from the bin's base points (so an overwritten
 //! histogram is not counted twice).

@@ -183,8 +183,22 @@ fn ingest_and_read() {
 }
 
 fn metadata_search() {
+    metadata_search_on(None);
+}
+
+/// [`metadata_search`] on the embedded store, or on the PostgreSQL database at `url`
+/// (migrated, empty).
+fn metadata_search_on(url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = match url {
+        Some(url) => Store::open_pg(url).unwrap(),
+        None => Store::open(dir.path()).unwrap(),
+    };
+    let on = if url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let total = 100_000;
     let started = Instant::now();
     for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
@@ -192,11 +206,14 @@ fn metadata_search() {
         store.create_metadata_batch(&batch).unwrap();
     }
     println!(
-        "loaded {total} metadata in {:.1} s",
+        "loaded {total} metadata in {:.1} s on {on}",
         started.elapsed().as_secs_f64()
     );
     drop(store);
-    let server = Server::start(dir.path());
+    let server = match url {
+        Some(url) => Server::start_on(&["--store".as_ref(), url.as_ref()]),
+        None => Server::start(dir.path()),
+    };
     let agent = agent();
     for (name, query) in [
         (
@@ -232,7 +249,7 @@ fn metadata_search() {
         }
         latencies.sort();
         println!(
-            "metadata search ({name}) over {total}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "metadata search ({name}) over {total} on {on}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             percentile(&latencies, 1.0)
@@ -921,7 +938,8 @@ fn pg_raw() {
 /// PostgreSQL against the same on the embedded SQLite store, alternating for
 /// `MEASPIPE_BENCH_ROUNDS` rounds (default 3), by 1 and 4 writers
 /// (`MEASPIPE_BENCH_WRITERS`); each PostgreSQL round on a fresh database. Goal: ≥ 100,000
-/// points/s with 4 writers.
+/// points/s with 4 writers. With `MEASPIPE_BENCH_SEARCH=1`, the `search` bench on both
+/// stores instead.
 fn pg_served() {
     use measpipe::esmond::pg;
     let Some(server) = common::pg::Postgres::start() else {
@@ -930,6 +948,14 @@ fn pg_served() {
     let rounds: usize = rounds(3);
     let counts: Vec<usize> = writer_counts(&[1, 4]);
     let mut databases = 0;
+    if std::env::var("MEASPIPE_BENCH_SEARCH").is_ok_and(|v| v == "1") {
+        // Metadata search over 100,000 metadata on both stores.
+        let url = server.create("search");
+        pg::migrate(&mut pg::connect(&url).unwrap()).unwrap();
+        metadata_search_on(Some(&url));
+        metadata_search_on(None);
+        return;
+    }
     for writers in counts {
         let (mut on_pg, mut on_sqlite): (Vec<f64>, Vec<f64>) = (0..rounds)
             .map(|_| {

@@ -189,6 +189,9 @@ pub enum Conn {
     Pg(Box<Pg>),
 }
 
+/// The most prepared statements a PostgreSQL connection keeps.
+const STATEMENTS: usize = 256;
+
 /// A PostgreSQL connection, its prepared statements, and whether a transaction is open.
 pub struct Pg {
     /// The database's URL.
@@ -256,9 +259,13 @@ impl Pg {
             return Ok(statement.clone());
         }
         let statement = self.client()?.prepare(&dollars(sql))?;
-        self.statements
-            .borrow_mut()
-            .insert(sql.to_owned(), statement.clone());
+        let mut statements = self.statements.borrow_mut();
+        // Searches make statements of many shapes: the kept ones are bounded (each is
+        // also kept by the server, per connection), and start over when full.
+        if statements.len() >= STATEMENTS {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 

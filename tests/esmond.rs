@@ -954,6 +954,8 @@ fn metadata_search_filters_and_pages_like_esmond() {
         search("limit=3&offset=6").json()[0]["metadata-next-page"],
         Value::Null
     );
+    // A page past the end is empty.
+    assert_eq!(search("limit=3&offset=9").json(), json!([]));
 }
 }
 

@@ -561,3 +561,49 @@ fn a_restarted_database_is_connected_again() {
         );
     }
 }
+
+/// The months ahead are made before a write needs them (the server does it hourly), and
+/// a write at a time of a month not made yet makes its partition itself.
+#[test]
+fn partitions_are_made_ahead_and_by_the_write_that_needs_one() {
+    use measpipe::esmond::pg;
+    use measpipe::esmond::store::Store;
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.create("archive");
+    assert_eq!(migrate(&url).0, Some(0));
+    let store = Store::open_pg(&url).unwrap();
+    let mut client = pg::connect(&url).unwrap();
+    let names = |client: &mut postgres::Client| -> Vec<String> {
+        pg::partitions(client)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    let january_2030 = 1_893_456_000; // 2030-01-01T00:00:00Z
+    store
+        .prepare_months(january_2030, january_2030 + 31 * 86_400)
+        .unwrap();
+    let made = names(&mut client);
+    assert!(
+        made.contains(&"point_2030_01".to_owned()) && made.contains(&"point_2030_02".to_owned()),
+        "{made:?}"
+    );
+    // A metadata, and a point in 1999: its month is made by the write.
+    let new = measpipe::esmond::store::NewMetadata {
+        subject_type: "point-to-point".into(),
+        subject: vec![
+            ("source", "10.0.0.1".into()),
+            ("destination", "10.0.0.2".into()),
+        ],
+        parameters: vec![],
+        event_types: vec![("throughput".into(), vec![])],
+    };
+    let (key, created) = store.create_metadata(&new).unwrap();
+    assert!(created);
+    let point = (915_148_800, "throughput".into(), serde_json::json!(1)); // 1999-01-01
+    store.write_points(&key, [Ok(vec![point])]).unwrap();
+    assert!(names(&mut client).contains(&"point_1999_01".to_owned()));
+}

@@ -116,6 +116,9 @@ pub fn serve(store: Store, config: Config) -> std::io::Result<()> {
                 config.notice,
             ));
         }
+        if app.store.dir().is_none() {
+            tokio::spawn(months_ahead(app.clone(), config.notice));
+        }
         let kept = app.clone();
         tokio::spawn(async move {
             loop {
@@ -147,6 +150,24 @@ fn no_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and changes a flag of the process.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// On PostgreSQL, makes the partitions of the points of this month and the next, hourly
+/// (writes then never wait for a month's partition to be made, which locks the points'
+/// table for every server until the write commits).
+async fn months_ahead(app: Arc<App>, notice: fn(&str)) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let store = app.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            let now = now_seconds();
+            store.store.prepare_months(now, now + 31 * 86_400)
+        })
+        .await;
+        if let Ok(Err(e)) = made {
+            notice(&format!("warning: partitions of the months ahead: {e}"));
+        }
     }
 }
 

@@ -146,6 +146,49 @@ fn bad_urls_and_absent_servers_are_one_line_each() {
             "esmond-serve: error: --data DIR (or --store URL, for PostgreSQL) is required\n"
         )
     );
+    // Serving from an absent database, from the environment's URL: one line, no password.
+    let out = bin("esmond-serve")
+        .env(
+            "ESMOND_SERVE_STORE",
+            "postgres://esmond:s3cret@127.0.0.1:1/archive",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.starts_with("esmond-serve: error: postgres://esmond:***@127.0.0.1:1/archive: ")
+            && stderr.lines().count() == 1
+            && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+}
+
+/// A server refuses a database `esmond-serve migrate` has not brought up to date, and
+/// says what to run.
+#[test]
+fn a_database_without_the_schema_is_refused_with_the_command_to_run() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.create("archive");
+    let out = bin("esmond-serve")
+        .args(["--store", &url, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (
+            Some(1),
+            format!(
+                "esmond-serve: error: {url}: the database's schema is version 0, this esmond-serve's is 1: run `esmond-serve migrate --store URL`\n"
+            )
+            .as_str()
+        )
+    );
 }
 
 /// Points go to their month's partition; dropping the months before a cutoff removes

@@ -19,6 +19,19 @@ fn migrate(url: &str) -> (Option<i32>, String) {
     )
 }
 
+/// The partitions `esmond-serve migrate` makes at `now`: the months from now to 31 days
+/// on (two, or three from the 29th of a month), joined as it names them.
+fn months_ahead(now: i64) -> String {
+    let mut names = Vec::new();
+    let mut at = now;
+    while at <= now + 31 * 86_400 {
+        let month = measpipe::esmond::pg::partition_of(at).unwrap();
+        names.push(month.name);
+        at = month.end;
+    }
+    names.join(", ")
+}
+
 /// The schema's tables (not the partitions), sorted.
 fn tables(client: &mut postgres::Client) -> Vec<String> {
     client
@@ -40,33 +53,27 @@ fn migrate_creates_the_schema_once_even_from_several_processes() {
         return;
     };
     let url = pg.create("archive");
-    let now = measpipe::clock::now_seconds();
-    let (this, next) = (
-        measpipe::esmond::pg::partition_of(now).unwrap(),
-        measpipe::esmond::pg::partition_of(now + 31 * 86_400).unwrap(),
-    );
+    let months = months_ahead(measpipe::clock::now_seconds());
     let (code, stderr) = migrate(&url);
     assert_eq!(
         (code, stderr),
         (
             Some(0),
-            format!(
-                "esmond-serve: {url}: schema version 1 created; partitions {}, {} created\n",
-                this.name, next.name
-            )
+            format!("esmond-serve: {url}: schema version 2 created; partitions {months} created\n")
         )
     );
     assert_eq!(
         migrate(&url),
         (
             Some(0),
-            format!("esmond-serve: {url}: already at schema version 1\n")
+            format!("esmond-serve: {url}: already at schema version 2\n")
         )
     );
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     assert_eq!(
         tables(&mut client),
         [
+            "measpipe_generation",
             "measpipe_schema",
             "metadata",
             "parameter",
@@ -102,10 +109,10 @@ fn migrate_creates_the_schema_once_even_from_several_processes() {
     assert_eq!(
         said,
         [
-            format!("esmond-serve: {fresh}: already at schema version 1"),
-            format!("esmond-serve: {fresh}: already at schema version 1"),
-            format!("esmond-serve: {fresh}: already at schema version 1"),
-            format!("esmond-serve: {fresh}: schema version 1 created"),
+            format!("esmond-serve: {fresh}: already at schema version 2"),
+            format!("esmond-serve: {fresh}: already at schema version 2"),
+            format!("esmond-serve: {fresh}: already at schema version 2"),
+            format!("esmond-serve: {fresh}: schema version 2 created"),
         ]
     );
     let mut client = postgres::Client::connect(&fresh, postgres::NoTls).unwrap();
@@ -115,7 +122,7 @@ fn migrate_creates_the_schema_once_even_from_several_processes() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
 }
 
 #[test]
@@ -184,7 +191,7 @@ fn a_database_without_the_schema_is_refused_with_the_command_to_run() {
         (
             Some(1),
             format!(
-                "esmond-serve: error: {url}: the database's schema is version 0, this esmond-serve's is 1: run `esmond-serve migrate --store URL`\n"
+                "esmond-serve: error: {url}: the database's schema is version 0, this esmond-serve's is 2: run `esmond-serve migrate --store URL`\n"
             )
             .as_str()
         )
@@ -428,6 +435,25 @@ fn two_servers_on_one_database_are_interchangeable() {
     };
     assert_eq!(put(a.addr, 1_000), 201);
     assert_eq!(points(&b, &metadata), [(1_000, 1_000)]);
+    // A search B answered (and keeps) is answered anew once A has written.
+    let found = |server: &common::BackgroundServer| -> usize {
+        let (status, text) = call(
+            server,
+            "GET",
+            "/esmond/perfsonar/archive/?tool-name=bwctl/iperf3",
+            "",
+            None,
+        );
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&text)
+            .unwrap()
+            .len()
+    };
+    assert_eq!((found(&b), found(&b)), (1, 1));
+    let other = METADATA.replace("10.0.0.2", "10.0.0.3");
+    let (status, text) = call(&a, "POST", "/esmond/perfsonar/archive/", &key, Some(&other));
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(found(&b), 2);
 
     // Writers through both at once; A killed with -9 while they write (a write A did not
     // answer is sent to B, and those writing through A go on through B): every write is
@@ -649,4 +675,49 @@ fn partitions_are_made_ahead_and_by_the_write_that_needs_one() {
     let point = (915_148_800, "throughput".into(), serde_json::json!(1)); // 1999-01-01
     store.write_points(&key, [Ok(vec![point])]).unwrap();
     assert!(names(&mut client).contains(&"point_1999_01".to_owned()));
+}
+
+/// A database at an older schema (version 1, the first release's) is upgraded by
+/// `esmond-serve migrate` in place: what it held stays, and a server then serves it.
+#[test]
+fn migrate_upgrades_an_older_schema_keeping_its_data() {
+    use measpipe::esmond::pg;
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.create("archive");
+    let mut client = pg::connect(&url).unwrap();
+    assert_eq!(
+        pg::migrate_to(&mut client, 1).unwrap(),
+        pg::Migrated { from: 0, to: 1 }
+    );
+    client
+        .batch_execute(r#"INSERT INTO token ("user", hash, created) VALUES ('old', 'x', 1)"#)
+        .unwrap();
+    // A server of this version refuses it until it is upgraded.
+    let out = bin("esmond-serve")
+        .args(["--store", &url, "token", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // (Version 1 made no partitions: migrate makes this month's and the next.)
+    let months = months_ahead(measpipe::clock::now_seconds());
+    assert_eq!(
+        migrate(&url),
+        (
+            Some(0),
+            format!(
+                "esmond-serve: {url}: schema upgraded from version 1 to 2; partitions {months} created\n"
+            )
+        )
+    );
+    let out = bin("esmond-serve")
+        .args(["--store", &url, "token", "list"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "old\t1970-01-01T00:00:01+00:00\n"
+    );
 }

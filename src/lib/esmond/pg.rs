@@ -75,6 +75,12 @@ CREATE INDEX refusal_by_href ON refusal(run_href);
 CREATE TABLE token (
     \"user\" TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
 ",
+    // 2: the archive's write generation, bumped by every write transaction: servers keep
+    // search results while it stands still (another server's write moves it).
+    "
+CREATE TABLE measpipe_generation (n BIGINT NOT NULL);
+INSERT INTO measpipe_generation VALUES (0);
+",
 ];
 
 /// What [`migrate`] did.
@@ -101,23 +107,43 @@ pub fn connect(url: &str) -> Result<Client, Error> {
         .map_err(|e| Error::failed(format!("{}: {}", redact(url), cause(&e))))
 }
 
-/// Brings the schema to [`VERSION`], one migration per transaction, each under the
-/// advisory lock and applied only if no other run applied it meanwhile. A database whose
-/// schema is newer than this binary's is refused.
+/// Brings the schema to [`VERSION`], one migration per transaction, under an advisory
+/// lock: runs at once wait for each other, and the first applies what is due. A database
+/// whose schema is newer than this binary's is refused.
 pub fn migrate(client: &mut Client) -> Result<Migrated, Error> {
+    migrate_to(client, VERSION)
+}
+
+/// [`migrate`] up to schema version `to` only (an older binary's schema, for tests of an
+/// upgrade).
+pub fn migrate_to(client: &mut Client, to: i32) -> Result<Migrated, Error> {
+    let to = to.clamp(0, VERSION);
     let failed = |e: postgres::Error| Error::failed(format!("migrating: {}", cause(&e)));
-    // Under the lock: two runs creating it at once collide on its type's name (IF NOT
+    // One run applies every migration due while the others wait (a session lock, let go
+    // at the end, or by the database should this process die). The bookkeeping table is
+    // made under it too: two runs creating it at once collide on its type's name (IF NOT
     // EXISTS does not keep them apart).
     client
-        .batch_execute(&format!(
-            "BEGIN;
-             SELECT pg_advisory_xact_lock({LOCK});
-             CREATE TABLE IF NOT EXISTS measpipe_schema (
-                 version INTEGER PRIMARY KEY,
-                 applied TIMESTAMPTZ NOT NULL DEFAULT now());
-             COMMIT;"
-        ))
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .map_err(failed)?;
+    let applied = client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS measpipe_schema (
+                 version INTEGER PRIMARY KEY,
+                 applied TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .map_err(failed)
+        .and_then(|()| apply(client, to));
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]);
+    let migrated = applied?;
+    unlocked.map_err(failed)?;
+    Ok(migrated)
+}
+
+/// Applies the migrations after the database's version up to `to`, each in a
+/// transaction of its own; the caller holds the migration lock.
+fn apply(client: &mut Client, to: i32) -> Result<Migrated, Error> {
+    let failed = |e: postgres::Error| Error::failed(format!("migrating: {}", cause(&e)));
     let from = current_version(client).map_err(failed)?;
     if from > VERSION {
         return Err(Error::failed(format!(
@@ -125,21 +151,8 @@ pub fn migrate(client: &mut Client) -> Result<Migrated, Error> {
              {VERSION}: run a newer esmond-serve"
         )));
     }
-    let mut first_applied = None;
-    for version in from + 1..=VERSION {
+    for version in from + 1..=to {
         let mut tx = client.transaction().map_err(failed)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
-            .map_err(failed)?;
-        let applied: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM measpipe_schema WHERE version = $1",
-                &[&version],
-            )
-            .map_err(failed)?
-            .get(0);
-        if applied > 0 {
-            continue;
-        }
         let sql = MIGRATIONS[usize::try_from(version - 1).unwrap_or(0)];
         tx.batch_execute(sql)
             .map_err(|e| Error::failed(format!("migration {version}: {}", cause(&e))))?;
@@ -149,11 +162,11 @@ pub fn migrate(client: &mut Client) -> Result<Migrated, Error> {
         )
         .map_err(failed)?;
         tx.commit().map_err(failed)?;
-        first_applied.get_or_insert(version);
     }
-    // What another run applied meanwhile is not this run's.
-    let from = first_applied.map_or(VERSION, |v| v - 1);
-    Ok(Migrated { from, to: VERSION })
+    Ok(Migrated {
+        from,
+        to: to.max(from),
+    })
 }
 
 /// The database's schema version (0 when `esmond-serve migrate` never ran on it).

@@ -493,10 +493,12 @@ impl Conn {
         match self {
             Conn::Lite(c) => Ok(c.execute_batch("BEGIN IMMEDIATE")?),
             Conn::Pg(pg) => {
+                // The generation moves with the transaction: other servers see it move
+                // when (and only if) it commits, and drop the searches they keep.
                 let begin = || {
                     pg.client()?
                         .batch_execute(&format!(
-                            "BEGIN; SELECT pg_advisory_xact_lock({})",
+                            "BEGIN; SELECT pg_advisory_xact_lock({}); UPDATE measpipe_generation SET n = n + 1",
                             super::pg::WRITE_LOCK
                         ))
                         .map_err(Failure::from)

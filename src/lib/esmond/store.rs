@@ -1298,7 +1298,8 @@ impl Store {
 
     /// The ids `sql` selects, in order, cached until the next write.
     ///
-    /// Not on PostgreSQL ([`search_page`]): other servers write to the database too.
+    /// On PostgreSQL the generation is the database's (other servers write to it too),
+    /// read before the search, so what is kept under it holds every write it counts.
     fn matching_ids(
         &self,
         c: &Conn,
@@ -1311,10 +1312,12 @@ impl Store {
             let values: Vec<Arg> = values.iter().map(Param::arg).collect();
             c.all(sql, &values, |r| r.i64(0))
         };
-        if c.is_pg() {
-            return Ok(Arc::new(select()?));
-        }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = match c.is_pg() {
+            true => c
+                .one("SELECT n FROM measpipe_generation", &[], |r| r.i64(0))?
+                .map_or(0, |n| n as u64),
+            false => self.generation.load(Ordering::Acquire),
+        };
         let key = format!("{sql}\u{0}{values:?}");
         {
             let cached = crate::sync::lock(&self.searches);
@@ -1448,9 +1451,6 @@ impl Store {
             }
         }
         self.read(|c| {
-            if c.is_pg() {
-                return search_page(c, &sql, &values, limit, offset);
-            }
             let ids = self.matching_ids(c, &format!("SELECT m.id{sql} ORDER BY m.key"), &values)?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
             let end = start
@@ -2100,42 +2100,6 @@ impl Store {
             )
         })
     }
-}
-
-/// One page of a search (`sql`: its FROM and WHERE) and the count of every match, on
-/// PostgreSQL: the database counts, and sends only the page (not every match's id: a
-/// search matching 25,000 metadata took 34 ms a page that way, measured).
-fn search_page(
-    c: &Conn,
-    sql: &str,
-    values: &[Param],
-    limit: u64,
-    offset: u64,
-) -> Result<(Vec<Metadata>, u64), Failure> {
-    let mut args: Vec<Arg> = values.iter().map(Param::arg).collect();
-    args.push(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-    args.push(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
-    let page = c.all(
-        &format!("SELECT m.id, count(*) OVER (){sql} ORDER BY m.key LIMIT ? OFFSET ?"),
-        &args,
-        |r| Ok((r.i64(0)?, r.i64(1)?)),
-    )?;
-    let total = match page.first() {
-        Some(&(_, total)) => total,
-        // (A page past the end says nothing of the count.)
-        None => c
-            .one(
-                &format!("SELECT count(*){sql}"),
-                &args[..values.len()],
-                |r| r.i64(0),
-            )?
-            .unwrap_or(0),
-    };
-    let found = page
-        .iter()
-        .map(|&(id, _)| load(c, id))
-        .collect::<Result<_, _>>()?;
-    Ok((found, u64::try_from(total).unwrap_or(0)))
 }
 
 /// Inserts one metadata (or finds its identical twin) inside a transaction.

@@ -200,6 +200,7 @@ pub struct Pg {
     client: RefCell<Option<postgres::Client>>,
     /// Prepared statements by their SQLite spelling.
     statements: RefCell<HashMap<String, postgres::Statement>>,
+    /// A transaction is open ([`Conn::begin`] to its commit or rollback).
     open: Cell<bool>,
     /// The point partitions known to exist in the open transaction, [start, end) each.
     partitions: RefCell<Vec<(i64, i64)>>,

@@ -654,10 +654,11 @@ fn transfer_log(host: &str, n: usize) -> String {
 /// The two GridFTP hosts of the pipeline test.
 const HOSTS: [&str; 2] = ["198.51.100.10", "198.51.100.11"];
 
+on_both_stores! {
 /// The deployment of the README: gridftp-parse | nats-pub on two hosts, nats-sub |
 /// esmond-post into esmond-serve on the archive host. Every transfer is stored once, and
-/// running every stage again over the same logs stores nothing more.
-#[test]
+/// running every stage again over the same logs stores nothing more. On both archive
+/// stores (`name::sqlite`, `name::postgres`): the README's reference deployment.
 fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
     let Some((dir, nats)) = one_node() else {
         return;
@@ -709,6 +710,7 @@ fn transfers_from_two_hosts_reach_the_archive_once_through_jetstream() {
     run_all();
     assert_eq!(stored(), expected);
     assert_eq!(drain(&nats.url(), "gridftp.>").len(), 2 * n);
+}
 }
 
 /// Runs `script` under bash with pipefail.
@@ -820,10 +822,10 @@ fn gridftp_points(archive: &common::serve::Serve) -> Vec<(String, Vec<i64>)> {
     hosts
 }
 
+on_both_stores! {
 /// `nats-sub --ack | esmond-post --ack` with esmond-post killed with -9 mid-stream: nats-sub
 /// sees its reader gone and ends; the rerun delivers the rest, and the archive holds every
 /// transfer once.
-#[test]
 fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
     let Some((dir, nats)) = one_node() else {
         return;
@@ -907,6 +909,7 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
             .iter()
             .find(|t| !stored.iter().any(|h| h.1.contains(t)))
     );
+}
 }
 
 /// The cron pipeline of the README: `gridftp-parse --ack A LOG | nats-pub --ack-cursor A`.

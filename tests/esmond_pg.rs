@@ -24,7 +24,7 @@ fn migrate(url: &str) -> (Option<i32>, String) {
 fn months_ahead(now: i64) -> String {
     let mut names = Vec::new();
     let mut at = now;
-    while at <= now + 31 * 86_400 {
+    while at <= now + measpipe::esmond::pg::AHEAD {
         let month = measpipe::esmond::pg::partition_of(at).unwrap();
         names.push(month.name);
         at = month.end;
@@ -289,12 +289,7 @@ impl Database {
         let pg = Postgres::start()?;
         let url = pg.create("archive");
         assert_eq!(migrate(&url).0, Some(0));
-        let out = bin("esmond-serve")
-            .args(["--store", &url, "token", "add", "writer"])
-            .output()
-            .unwrap();
-        common::assert_success(&out);
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let key = common::serve::Store::postgres(&url).token("writer");
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         Some(Database {

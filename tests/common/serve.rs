@@ -158,15 +158,20 @@ impl Store {
                     .output()
                     .unwrap();
                 super::assert_success(&out);
-                Store {
-                    args: vec!["--store".into(), url.clone().into()],
-                    url: Some(url),
-                }
+                Store::postgres(&url)
             }
             None => Store {
                 args: vec!["--data".into(), data.as_os_str().to_owned()],
                 url: None,
             },
+        }
+    }
+
+    /// The archive in the PostgreSQL database at `url`, as it is.
+    pub fn postgres(url: &str) -> Store {
+        Store {
+            args: vec!["--store".into(), url.into()],
+            url: Some(url.to_owned()),
         }
     }
 

@@ -107,6 +107,28 @@ pub fn connect(url: &str) -> Result<Client, Error> {
         .map_err(|e| Error::failed(format!("{}: {}", redact(url), cause(&e))))
 }
 
+/// How far past now the partitions of the points are made ahead (this month and the
+/// next): by `esmond-serve migrate`, at a server's start and hourly.
+pub const AHEAD: i64 = 31 * 86_400;
+
+/// `esmond-serve migrate`: brings the schema of the database at `url` to [`VERSION`] and
+/// makes the partitions of the months ahead of `now`; what it did, in a line.
+pub fn migrate_database(url: &str, now: i64) -> Result<String, Error> {
+    let mut client = connect(url)?;
+    let migrated = migrate(&mut client)?;
+    let created = ensure_partitions(&mut client, now, now + AHEAD)?;
+    let what = match migrated.from {
+        from if from == migrated.to => format!("already at schema version {from}"),
+        0 => format!("schema version {} created", migrated.to),
+        from => format!("schema upgraded from version {from} to {}", migrated.to),
+    };
+    let partitions = match created.len() {
+        0 => String::new(),
+        _ => format!("; partitions {} created", created.join(", ")),
+    };
+    Ok(format!("{}: {what}{partitions}", redact(url)))
+}
+
 /// Brings the schema to [`VERSION`], one migration per transaction, under an advisory
 /// lock: runs at once wait for each other, and the first applies what is due. A database
 /// whose schema is newer than this binary's is refused.

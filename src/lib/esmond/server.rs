@@ -162,7 +162,7 @@ async fn months_ahead(app: Arc<App>, notice: fn(&str)) {
         let store = app.clone();
         let made = tokio::task::spawn_blocking(move || {
             let now = now_seconds();
-            store.store.prepare_months(now, now + 31 * 86_400)
+            store.store.prepare_months(now, now + super::pg::AHEAD)
         })
         .await;
         if let Ok(Err(e)) = made {

@@ -242,16 +242,6 @@ impl Pg {
                 .is_none_or(postgres::Client::is_closed)
     }
 
-    /// `f`, tried once more on a new connection when it failed because the connection
-    /// was lost outside a transaction (the database restarted since the last statement;
-    /// what was sent on the lost connection was not committed).
-    fn again<T>(&self, f: impl Fn() -> Result<T, Failure>) -> Result<T, Failure> {
-        match f() {
-            Err(_) if self.lost() => f(),
-            other => other,
-        }
-    }
-
     /// The statement for `sql`, prepared once.
     fn statement(&self, sql: &str) -> Result<postgres::Statement, Failure> {
         // A lost connection is made again first: its statements went with it.
@@ -365,14 +355,15 @@ impl Conn {
                 lite_bind(&mut statement, args)?;
                 Ok(statement.raw_execute()?)
             }
-            Conn::Pg(pg) => pg.again(|| {
+            // (Writes run in transactions: one on a lost connection fails with it.)
+            Conn::Pg(pg) => {
                 let statement = pg.statement(sql)?;
                 let typed = Pg::bind(&statement, args)?;
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     typed.iter().map(|t| t as _).collect();
                 let changed = pg.client()?.execute(&statement, &refs)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
-            }),
+            }
         }
     }
 
@@ -397,31 +388,27 @@ impl Conn {
             }
             Conn::Pg(pg) => {
                 use postgres::fallible_iterator::FallibleIterator;
-                // Tried again on a new connection if the first is found lost before a row
-                // came (nothing is delivered twice).
-                for attempt in 0..2 {
-                    let failed: Failure = {
-                        let statement = pg.again(|| pg.statement(sql))?;
-                        let typed = Pg::bind(&statement, args)?;
-                        let mut client = pg.client()?;
-                        let result = client.query_raw(&statement, typed.iter());
-                        match result {
-                            Err(e) => e.into(),
-                            Ok(mut rows) => {
-                                while let Some(row) = rows.next()? {
-                                    if !each(&row)? {
-                                        break;
-                                    }
-                                }
-                                return Ok(());
-                            }
+                let delivered = Cell::new(false);
+                let mut run = || -> Result<(), Failure> {
+                    let statement = pg.statement(sql)?;
+                    let typed = Pg::bind(&statement, args)?;
+                    let mut client = pg.client()?;
+                    let mut rows = client.query_raw(&statement, typed.iter())?;
+                    while let Some(row) = rows.next()? {
+                        delivered.set(true);
+                        if !each(&row)? {
+                            break;
                         }
-                    };
-                    if attempt == 1 || !pg.lost() {
-                        return Err(failed);
                     }
+                    Ok(())
+                };
+                // Run again on a new connection if the first was found lost (the database
+                // restarted since the last statement) before a row came: nothing is
+                // delivered twice.
+                match run() {
+                    Err(_) if !delivered.get() && pg.lost() => run(),
+                    other => other,
                 }
-                Err(Failure::internal("database error: no connection"))
             }
         }
     }

@@ -1099,7 +1099,7 @@ impl Store {
             )));
         }
         let now = crate::clock::now_seconds();
-        pg::ensure_partitions(&mut writer, now, now + 31 * 86_400)?;
+        pg::ensure_partitions(&mut writer, now, now + pg::AHEAD)?;
         let readers = (0..PG_READERS)
             .map(|_| {
                 Ok(Conn::Pg(Box::new(super::sql::Pg::new(

@@ -174,7 +174,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     match args.command {
         Some(Command::Migrate) => match &args.store {
-            Some(url) => migrate(url),
+            Some(url) => {
+                let said = pg::migrate_database(url, crate::clock::now_seconds())?;
+                crate::cli::notice(&said);
+                Ok(())
+            }
             None => Err(Error::Usage(
                 "migrate needs --store URL (or ESMOND_SERVE_STORE): it upgrades a PostgreSQL database; an embedded archive is upgraded when it opens".into(),
             )),
@@ -239,23 +243,4 @@ pub fn run(args: Args) -> Result<(), Error> {
             Ok(())
         }
     }
-}
-
-/// `esmond-serve migrate --store URL`: the schema brought to this binary's version.
-fn migrate(url: &str) -> Result<(), Error> {
-    let mut client = pg::connect(url)?;
-    let migrated = pg::migrate(&mut client)?;
-    let now = crate::clock::now_seconds();
-    let created = pg::ensure_partitions(&mut client, now, now + 31 * 86_400)?;
-    let what = match migrated.from {
-        from if from == migrated.to => format!("already at schema version {from}"),
-        0 => format!("schema version {} created", migrated.to),
-        from => format!("schema upgraded from version {from} to {}", migrated.to),
-    };
-    let partitions = match created.len() {
-        0 => String::new(),
-        _ => format!("; partitions {} created", created.join(", ")),
-    };
-    crate::cli::notice(&format!("{}: {what}{partitions}", pg::redact(url)));
-    Ok(())
 }

@@ -311,6 +311,16 @@ fn usage_errors_and_an_absent_server_are_one_line_each() {
         String::from_utf8(out.stderr).unwrap(),
         "nats-pub: error: \"gridftp.*\" is not a subject to publish on (no wildcards or spaces)\n"
     );
+    let out = Command::new(bin_path("nats-pub"))
+        .args(["--pack", "64", "gridftp.h1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "nats-pub: error: --pack needs --ack or --ack-cursor: a rerun packs again what this \
+         run sent and did not count, and where that starts is kept beside that file\n"
+    );
     let port = free_port();
     let out = Command::new(bin_path("nats-sub"))
         .args([
@@ -401,6 +411,17 @@ fn cluster_of_three(dir: &Path) -> Vec<Nats> {
 /// subscriber's output, once the batch it wrote before its kill is set aside, too.
 #[test]
 fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
+    cluster_node_and_stages_killed(1);
+}
+
+/// The same with 64 records to a message (`nats-pub --pack 64`): the rerun sends what the
+/// killed run left uncounted in the same messages, and the stream drops them.
+#[test]
+fn a_cluster_node_and_each_stage_killed_mid_stream_with_packed_messages() {
+    cluster_node_and_stages_killed(64);
+}
+
+fn cluster_node_and_stages_killed(pack: usize) {
     if !have_nats() {
         return;
     }
@@ -419,6 +440,8 @@ fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
                 "3",
                 "--id-from",
                 "cursor",
+                "--pack",
+                &pack.to_string(),
                 "--resume",
                 "--ack",
             ])
@@ -476,7 +499,8 @@ fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
     assert!(status.success());
 
     // Every record, each once, in the stream; the subscriber wrote each, and wrote again
-    // only what its killed run had not acknowledged (at most one batch of 1,000).
+    // only what its killed run had not acknowledged (at most what the consumer lets wait
+    // for acknowledgement: four batches of 1,000 messages).
     let text = std::fs::read_to_string(&out).unwrap();
     let written: Vec<&str> = text.lines().collect();
     let unique: HashSet<&str> = written.iter().copied().collect();
@@ -489,11 +513,107 @@ fn a_cluster_node_and_each_stage_killed_mid_stream_lose_and_repeat_nothing() {
     );
     let repeated = written.len() - N;
     assert!(
-        repeated <= 4_000,
+        repeated <= 4_000 * pack,
         "{repeated} written twice (the killed run wrote {before_kill})"
     );
     let stream = drain(&urls, "gridftp.>");
     assert_eq!(stream.len(), N, "the stream holds each record once");
+}
+
+/// `nats-pub --pack`: records come in bursts through a pipe, so most messages are cut
+/// early (the input paused for the linger). nats-pub is killed with -9 while messages it
+/// had confirmed are past its ack file, and rerun with --resume over the whole input in a
+/// file (no pauses): it packs what the stream holds past its ack file as the killed run
+/// did, so the stream drops each re-sent message and holds every record once. Packed by
+/// the usual rules instead, the same records make other messages, and the stream keeps
+/// them twice. Tried up to three times, since the kill must land while confirmed messages
+/// are past the ack file (nearly always).
+#[test]
+fn packed_messages_are_cut_again_where_a_killed_run_cut_them() {
+    let Some((dir, nats)) = one_node() else {
+        return;
+    };
+    const N: usize = 20_000;
+    let text = records(N);
+    let lines: Vec<&str> = text.lines().collect();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, &text).unwrap();
+    for attempt in 1..=3 {
+        let subject = format!("packed{attempt}.h1");
+        let ack = dir.path().join(format!("pub{attempt}.ack"));
+        let sequence = dir.path().join(format!("pub{attempt}.ack.seq"));
+        let publisher = || {
+            let mut command = nats_pub(&nats.url());
+            command.args(["--pack", "16", "--linger", "2ms", "--resume", "--ack"]);
+            command.arg(&ack).arg(&subject);
+            command
+        };
+        let mut first = publisher();
+        first.stdin(Stdio::piped()).stderr(Stdio::null());
+        let mut first = first.spawn().unwrap();
+        let mut stdin = first.stdin.take().unwrap();
+        // Bursts of 1–99 records, 5 ms apart, until the pipe breaks.
+        let fed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let feed = {
+            let fed = fed.clone();
+            let lines: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::thread::spawn(move || {
+                let (mut at, mut seed) = (0, 7u64);
+                while at < lines.len() {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let burst = 1 + (seed >> 33) as usize % 99;
+                    let end = (at + burst).min(lines.len());
+                    if std::io::Write::write_all(&mut stdin, lines[at..end].concat().as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    at = end;
+                    fed.store(at, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        until("a quarter confirmed", || count(&ack) >= (N / 4) as u64);
+        // Some bursts more, so that messages are confirmed past the ack file.
+        let then = fed.load(std::sync::atomic::Ordering::SeqCst);
+        until("1,000 records more fed", || {
+            fed.load(std::sync::atomic::Ordering::SeqCst) >= then + 1_000
+        });
+        first.kill().unwrap();
+        first.wait().unwrap();
+        feed.join().unwrap();
+        let acked = count(&ack);
+        let landed = drain(&nats.url(), &subject).len() as u64;
+        assert!(
+            sequence.exists(),
+            "the stream sequence is kept beside the ack file"
+        );
+        if landed == acked {
+            eprintln!("attempt {attempt}: the kill came with nothing confirmed past the ack file");
+            continue;
+        }
+        let out = publisher().arg(&input).output().unwrap();
+        common::assert_success(&out);
+        let dropped = landed - acked;
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let said = " dropped by the stream as duplicates\n";
+        let duplicates: u64 = stderr
+            .strip_suffix(said)
+            .and_then(|s| s.rsplit(", ").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(duplicates >= 1, "{stderr}");
+        assert_eq!(count(&ack), N as u64);
+        let stream = drain(&nats.url(), &subject);
+        let expected: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        same_lines(&stream, &expected);
+        eprintln!("attempt {attempt}: {dropped} records were past the ack file, sent again in {duplicates} messages the stream dropped");
+        return;
+    }
+    panic!("three kills in a row came with nothing confirmed past the ack file");
 }
 
 /// Runs `program` with `args` in `dir`, asserting it succeeds.
@@ -722,16 +842,17 @@ fn bash(script: &str) -> std::process::Output {
 }
 
 /// `n` transfers of `host` written to DIR/transfer.log and published with
-/// `gridftp-parse | nats-pub` to `gridftp.HOST`.
-fn publish_transfers(dir: &Path, nats: &Nats, host: &str, n: usize) {
+/// `gridftp-parse | nats-pub --pack PACK` to `gridftp.HOST`.
+fn publish_transfers(dir: &Path, nats: &Nats, host: &str, n: usize, pack: usize) {
     let log = dir.join("transfer.log");
     std::fs::write(&log, transfer_log(host, n)).unwrap();
     common::assert_success(&bash(&format!(
-        "{} {} | {} -s {} gridftp.{host}",
+        "{} {} | {} -s {} --pack {pack} --ack {} gridftp.{host}",
         bin_path("gridftp-parse").display(),
         log.display(),
         bin_path("nats-pub").display(),
         nats.url(),
+        dir.join("pub.ack").display(),
     )));
 }
 
@@ -746,7 +867,7 @@ fn a_record_in_the_pipe_when_the_sink_fails_comes_again_with_its_ack() {
     let archive = common::serve::Serve::start(&[]);
     // Few enough that all of them fit in the pipe's buffer before esmond-post fails.
     let n = 40;
-    publish_transfers(dir.path(), &nats, HOSTS[0], n);
+    publish_transfers(dir.path(), &nats, HOSTS[0], n, 1);
     let ack = dir.path().join("post.ack");
     let deliver = |key: &str| {
         bash(&format!(
@@ -825,7 +946,8 @@ fn gridftp_points(archive: &common::serve::Serve) -> Vec<(String, Vec<i64>)> {
 on_both_stores! {
 /// `nats-sub --ack | esmond-post --ack` with esmond-post killed with -9 mid-stream: nats-sub
 /// sees its reader gone and ends; the rerun delivers the rest, and the archive holds every
-/// transfer once.
+/// transfer once. The transfers were published 50 to a message (`nats-pub --pack 50`): each
+/// record gets its own cursor, and a message is acknowledged once its last record is.
 fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
     let Some((dir, nats)) = one_node() else {
         return;
@@ -833,7 +955,7 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
     let archive = common::serve::Serve::start(&[]);
     let n = 20_000;
     let host = HOSTS[0];
-    publish_transfers(dir.path(), &nats, host, n);
+    publish_transfers(dir.path(), &nats, host, n, 50);
     let ack = dir.path().join("post.ack");
     let mut sub = Command::new(bin_path("nats-sub"))
         .args([
@@ -916,8 +1038,16 @@ fn esmond_post_killed_mid_stream_behind_nats_sub_loses_and_repeats_nothing() {
 /// A rerun goes on after the last transfer the stream confirmed, through a rotation of
 /// the log (the rotated file finished first, then the new one from its start), and a run
 /// with nothing new publishes nothing: the stream holds every transfer once, in order.
+/// One message per transfer, then 16 to a message (`--pack 16`, its stream sequence kept
+/// beside the cursor file).
 #[test]
 fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
+    for pack in [1, 16] {
+        cron_reruns_across_a_rotation(pack);
+    }
+}
+
+fn cron_reruns_across_a_rotation(pack: usize) {
     let Some((dir, nats)) = one_node() else {
         return;
     };
@@ -932,7 +1062,7 @@ fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
     // stream dropped as duplicates when there are any).
     let run = || {
         let out = bash(&format!(
-            "{} --ack {a} {} | {} -s {} --ack-cursor {a} gridftp.{host}",
+            "{} --ack {a} {} | {} -s {} --pack {pack} --ack-cursor {a} gridftp.{host}",
             bin_path("gridftp-parse").display(),
             log.display(),
             bin_path("nats-pub").display(),
@@ -947,6 +1077,13 @@ fn a_cron_rerun_goes_on_after_the_confirmed_cursor_across_a_log_rotation() {
     assert!(std::fs::read_to_string(&ack)
         .unwrap()
         .starts_with("gridftp"));
+    let sequence = dir.path().join("nats.ack.seq");
+    if pack > 1 {
+        // 63 messages of 16 and the last 8, cut at the input's end.
+        assert_eq!(std::fs::read_to_string(&sequence).unwrap(), "63\n");
+    } else {
+        assert!(!sequence.exists());
+    }
     // 500 more, then the log rotated and 300 more in the new one.
     let mut grown = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut grown, all[1_000..1_500].concat().as_bytes()).unwrap();

@@ -17,7 +17,9 @@ complete -c nats-pub -l duplicate-window -d 'How long a new stream remembers mes
 complete -c nats-pub -l replicas -d 'Copies of a new stream\'s messages in a cluster' -r
 complete -c nats-pub -l id-from -d 'What message ids are made from' -r -f -a "hash\t'A SHA-256 of the line: the same record sent again is dropped'
 cursor\t'The subject and the record\'s cursor (the hash when it has none)'"
-complete -c nats-pub -l max-in-flight -d 'At most this many messages published and not yet confirmed' -r
+complete -c nats-pub -l max-in-flight -d 'At most this many messages published and not yet confirmed (and at most 32 MiB of them)' -r
+complete -c nats-pub -l pack -d 'Up to N records in one message, newline-separated (nats-sub writes them as lines; other consumers see N lines in a message). Several times the throughput, since the server\'s work is per message. A message is also cut before 256 KiB, and early when the input pauses for --linger or ends. A rerun sends what a killed run sent and did not count in the same messages, so that the stream drops them: it reads them from the subject, past the stream sequence kept in FILE.seq beside --ack or --ack-cursor FILE (hence one of them is needed). One publisher per subject, as gridftp.HOST' -r
+complete -c nats-pub -l linger -d 'With --pack: how long a message that is not full waits for more input' -r
 complete -c nats-pub -l ack -d 'Write the number of input records confirmed (or refused as bad lines) to FILE, atomically, while the run goes on and at its end' -r -F
 complete -c nats-pub -l ack-cursor -d 'Write the cursor of the last record the stream confirmed (every one before it confirmed too) to FILE, as esmond-post\'s --ack does, each second and at the end: the producer\'s --ack FILE goes on after it (gridftp-parse --ack FILE | nats-pub --ack-cursor FILE), across log rotations, which a count of records cannot follow' -r -F
 complete -c nats-pub -l tls -d 'Require TLS, whatever the URL says'

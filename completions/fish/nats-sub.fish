@@ -16,7 +16,7 @@ complete -c nats-sub -l durable -d 'A durable consumer: acknowledged messages ar
 complete -c nats-sub -l batch -d 'Messages written before their output is flushed and they are acknowledged' -r
 complete -c nats-sub -l ack-wait -d 'How long the server waits for a batch\'s acknowledgement before delivering it again (after a crash, the unacknowledged batch comes again after this)' -r
 complete -c nats-sub -l idle -d 'Stop (exit 0) when no message came for this long' -r
-complete -c nats-sub -l count -d 'Stop (exit 0) after writing this many messages' -r
+complete -c nats-sub -l count -d 'Stop (exit 0) after writing this many records (the message that reaches N is written whole)' -r
 complete -c nats-sub -l ack -d 'The sink\'s ack file (esmond-post --ack FILE): each record gets a cursor of this run\'s, and its message is acknowledged only when the sink has written that cursor (or a later one) there. A record in the pipe when the sink fails comes again. Lines that are not JSON objects cannot carry a cursor: they are acknowledged once written. At the end the output is closed and the sink\'s last acknowledgement is waited for, up to --ack-wait' -r -F
 complete -c nats-sub -l tls -d 'Require TLS, whatever the URL says'
 complete -c nats-sub -l new -d 'Start a new consumer at messages published from now on'

@@ -638,3 +638,116 @@ mod tests {
         );
     }
 }
+
+/// How nats-pub and nats-sub reach the servers (the flags of the nats CLI).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// NATS server URLs, comma-separated (nats://HOST:PORT; tls://HOST:PORT for TLS).
+    #[arg(
+        short = 's',
+        long = "server",
+        value_name = "URL",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub url: String,
+
+    /// A credentials file (user JWT and NKey seed).
+    #[arg(long, value_name = "FILE", env = "NATS_CREDS")]
+    pub creds: Option<std::path::PathBuf>,
+
+    /// User name (with --password).
+    #[arg(long, value_name = "USER", env = "NATS_USER", requires = "password")]
+    pub user: Option<String>,
+
+    /// Password for --user.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "NATS_PASSWORD",
+        requires = "user"
+    )]
+    pub password: Option<String>,
+
+    /// An authentication token.
+    #[arg(long, value_name = "TOKEN", env = "NATS_TOKEN")]
+    pub token: Option<String>,
+
+    /// CA certificates to trust (PEM).
+    #[arg(long = "tlsca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// A client certificate (PEM; with --tlskey).
+    #[arg(long = "tlscert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's key (PEM).
+    #[arg(long = "tlskey", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require TLS, whatever the URL says.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Keep trying this long when no server answers (or confirms) before giving up.
+    #[arg(long, value_name = "SPAN", default_value = "5min", value_parser = humantime::parse_duration)]
+    pub retry_for: Duration,
+}
+
+impl ServerArgs {
+    /// The domain's server settings.
+    pub fn server(&self) -> crate::nats::Server {
+        crate::nats::Server {
+            url: self.url.clone(),
+            creds: self.creds.clone(),
+            user: self.user.clone().zip(self.password.clone()),
+            token: self.token.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone().zip(self.tls_key.clone()),
+            tls_required: self.tls,
+            retry_for: self.retry_for,
+            name: program().to_owned(),
+            stop: interrupted,
+            warn,
+        }
+    }
+}
+
+/// The stream either end creates when it is missing (both with the same defaults).
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// The stream; by default the subject's first token upper-cased (gridftp.host1 is
+    /// kept in GRIDFTP, which takes gridftp and gridftp.>).
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+
+    /// Messages older than this are dropped from a new stream.
+    #[arg(long, value_name = "SPAN", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub max_age: Duration,
+
+    /// A new stream's size limit in bytes; the oldest messages go first.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
+    pub max_bytes: u64,
+
+    /// How long a new stream remembers message ids to drop re-sends: a rerun after a
+    /// crash must come within it.
+    #[arg(long, value_name = "SPAN", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub duplicate_window: Duration,
+
+    /// Copies of a new stream's messages in a cluster.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+}
+
+impl StreamArgs {
+    /// The domain's stream settings.
+    pub fn spec(&self) -> crate::nats::StreamSpec {
+        crate::nats::StreamSpec {
+            name: self.stream.clone(),
+            max_age: self.max_age,
+            max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
+            duplicate_window: self.duplicate_window,
+            replicas: usize::from(self.replicas),
+        }
+    }
+}

@@ -32,6 +32,10 @@ use crate::error::Error;
 use crate::ndjson::{read_ahead, Ahead, BadLines, LineReader};
 use crate::record::{cursor_of, Text};
 
+mod pack;
+pub use pack::PACK_BYTES;
+use pack::{Pack, Plan};
+
 /// How to reach the NATS servers, as nats users expect to say it.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -147,6 +151,14 @@ pub struct PublishSettings {
     pub ack_cursor: Option<PathBuf>,
     /// Input records to skip (a rerun over the same input).
     pub skip: u64,
+    /// Records per message, at most (1: a message per line). A message is also cut
+    /// before it would pass [`PACK_BYTES`], and when the input pauses for `linger` or ends.
+    pub pack: usize,
+    /// How long a message that is not full waits for more input.
+    pub linger: Duration,
+    /// Where the stream sequence of the last message the ack files count is kept (needed
+    /// with `pack` > 1): a rerun packs what the stream holds past it as it was packed.
+    pub sequence: Option<PathBuf>,
 }
 
 /// What a publish run did.
@@ -163,18 +175,21 @@ pub struct PublishCounts {
     /// The cursor of the last record confirmed with every one before it (with
     /// `ack_cursor` only).
     pub cursor: Option<Box<str>>,
+    /// The stream sequence of the last message confirmed (with `sequence` only).
+    pub sequence: u64,
 }
 
-/// A line read ahead: its payload, message id and (with `ack_cursor`) cursor.
-type Read = (bytes::Bytes, String, Option<Box<str>>);
+/// A line read ahead: its payload, its record's id and (with `ack_cursor`) cursor.
+type Read = (Vec<u8>, String, Option<Box<str>>);
 
-/// A line read, waiting for its confirm.
+/// A message sent, waiting for its confirm.
 struct Pending {
-    /// Its input record number (from 1).
-    index: u64,
+    /// The input record number (from 1) of its first and last record.
+    first: u64,
+    last: u64,
     payload: bytes::Bytes,
     id: String,
-    /// Its cursor (with `ack_cursor` only).
+    /// Its last record's cursor (with `ack_cursor` only).
     cursor: Option<Box<str>>,
     confirm: Option<Confirm>,
 }
@@ -205,7 +220,7 @@ pub fn publish(
         let cursor = read.then(|| cursor_of(line)).flatten();
         let id = id_of(id_kind, &subject, line, cursor.as_deref());
         let cursor = keep.then(|| cursor.map(Box::from)).flatten();
-        Ok((bytes::Bytes::copy_from_slice(line), id, cursor))
+        Ok((line.to_vec(), id, cursor))
     })?;
     let skip = settings.skip;
     let runtime = runtime()?;
@@ -222,7 +237,8 @@ pub fn publish(
     result.map(|()| (counts, bad))
 }
 
-/// Writes the ack files: the count of records done, and the last confirmed cursor.
+/// Writes the ack files: the count of records done, and the last confirmed cursor; then
+/// the stream sequence they reach.
 fn write_acks(settings: &PublishSettings, counts: &PublishCounts) -> Result<(), Error> {
     if let Some(path) = &settings.ack {
         crate::state::write_atomic(path, format!("{}\n", counts.done).as_bytes())?;
@@ -230,7 +246,159 @@ fn write_acks(settings: &PublishSettings, counts: &PublishCounts) -> Result<(), 
     if let (Some(path), Some(cursor)) = (&settings.ack_cursor, &counts.cursor) {
         crate::state::write_atomic(path, format!("{cursor}\n").as_bytes())?;
     }
-    Ok(())
+    match &settings.sequence {
+        Some(path) => pack::write_sequence(path, counts.sequence),
+        None => Ok(()),
+    }
+}
+
+/// At most this many bytes of messages wait for their confirms, whatever --max-in-flight
+/// says: the memory they hold, and what a lost connection sends again.
+const IN_FLIGHT_BYTES: usize = 32 << 20;
+
+/// What the publish loop sends with.
+struct Sender<'a> {
+    context: &'a jetstream::Context,
+    subject: &'a str,
+    most: usize,
+    pack: Pack,
+    /// The messages of a killed run to send again as they were.
+    plan: Plan,
+    /// The records the pack must hold, when it is one of those.
+    target: Option<usize>,
+    pending: VecDeque<Pending>,
+    /// The bytes of the pending messages.
+    pending_bytes: usize,
+}
+
+impl Sender<'_> {
+    /// Whether another message may be sent before a confirm comes.
+    fn room(&self, most: usize) -> bool {
+        self.pending.len() < most && self.pending_bytes < IN_FLIGHT_BYTES
+    }
+
+    /// The oldest message, confirmed.
+    fn confirmed(&mut self) -> Option<Pending> {
+        let first = self.pending.pop_front()?;
+        self.pending_bytes -= first.payload.len();
+        Some(first)
+    }
+
+    /// Adds a record to the pack, sending it when full; a record that would not fit sends
+    /// the pack before it first.
+    async fn add(&mut self, index: u64, read: Read) {
+        let (line, id, cursor) = read;
+        if !self.pack.fits(line.len()) {
+            self.send().await;
+        }
+        if self.pack.is_empty() {
+            self.target = self.plan.take(&id);
+        }
+        self.pack.push(index, line, id, cursor);
+        if self.pack.count >= self.target.unwrap_or(self.most) {
+            self.send().await;
+        }
+    }
+
+    /// Whether the pack may be sent before it is full, when the input pauses: not when it
+    /// is to be a message the stream holds already.
+    fn may_linger(&self) -> bool {
+        !self.pack.is_empty() && self.target.is_none()
+    }
+
+    /// Sends the pack as one message.
+    async fn send(&mut self) {
+        self.target = None;
+        let message = self.pack.take();
+        let confirm = send(self.context, self.subject, &message.payload, &message.id).await;
+        self.pending_bytes += message.payload.len();
+        self.pending.push_back(Pending {
+            first: message.first,
+            last: message.last,
+            payload: message.payload,
+            id: message.id,
+            cursor: message.cursor,
+            confirm,
+        });
+    }
+}
+
+/// The bytes one pull asks for at most: several packed messages, and at least the largest
+/// message the server takes. (Unbounded, a pull of 1,000 messages of 256 records is
+/// ~90 MB, which the server did not deliver within the pull's expiry; the messages left
+/// came again only after the ack wait.)
+fn pull_bytes(context: &jetstream::Context) -> usize {
+    let largest = context.client().server_info().max_payload;
+    (8 << 20).max(largest)
+}
+
+/// Whether a pull ended because the next message would pass its bytes: the usual end of
+/// one asked for with `max_bytes` (the server says `409 Message Size Exceeds MaxBytes`;
+/// async-nats gives it as an error whose text alone names it).
+fn full(e: &async_nats::Error) -> bool {
+    e.to_string().contains("Exceeds MaxBytes")
+}
+
+/// The messages on `subject` past stream sequence `after`, as a rerun packs them again.
+async fn landed(
+    context: &jetstream::Context,
+    stream: &stream::Stream,
+    settings: &PublishSettings,
+    after: u64,
+) -> Result<Plan, Error> {
+    let url = &settings.server.url;
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::failed(format!("{url}: reading what the last run sent: {e}"))
+    };
+    let config = consumer::pull::Config {
+        filter_subject: settings.subject.clone(),
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        },
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut left = consumer.info().await.map_err(|e| failed(&e))?.num_pending;
+    let mut plan = Plan::default();
+    while left > 0 {
+        let mut messages = consumer
+            .batch()
+            .max_messages(usize::try_from(left.min(1000)).unwrap_or(1000))
+            .max_bytes(pull_bytes(context))
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|e| failed(&e))?;
+        let before = left;
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(e) if full(&e) => break,
+                Err(e) => return Err(failed(&e)),
+            };
+            let first = message.payload.split(|&b| b == b'\n').next().unwrap_or(&[]);
+            let cursor = (settings.id == MessageId::Cursor)
+                .then(|| cursor_of(first))
+                .flatten();
+            let records = 1 + memchr::memchr_iter(b'\n', &message.payload).count();
+            plan.landed(
+                id_of(settings.id, &settings.subject, first, cursor.as_deref()),
+                records,
+            );
+            left -= 1;
+        }
+        if left == before {
+            return Err(failed(&"no messages came"));
+        }
+    }
+    let name = consumer.cached_info().name.clone();
+    let _ = stream.delete_consumer(&name).await;
+    Ok(plan)
 }
 
 async fn publish_loop(
@@ -249,8 +417,30 @@ async fn publish_loop(
         .ack_timeout(Duration::from_secs(5))
         .max_ack_inflight(settings.max_in_flight.saturating_mul(16).max(1 << 16))
         .build(client);
-    ensure_stream(&context, &settings.stream, &settings.subject).await?;
-    let mut pending: VecDeque<Pending> = VecDeque::with_capacity(settings.max_in_flight);
+    let stream = ensure_stream(&context, &settings.stream, &settings.subject).await?;
+    let mut plan = Plan::default();
+    if let Some(path) = &settings.sequence {
+        match pack::read_sequence(path)? {
+            Some(after) => {
+                counts.sequence = after;
+                plan = landed(&context, &stream, settings, after).await?;
+            }
+            None => {
+                counts.sequence = stream.cached_info().state.last_sequence;
+                pack::write_sequence(path, counts.sequence)?;
+            }
+        }
+    }
+    let mut out = Sender {
+        context: &context,
+        subject: &settings.subject,
+        most: settings.pack.max(1),
+        pack: Pack::new(),
+        plan,
+        target: None,
+        pending: VecDeque::with_capacity(settings.max_in_flight),
+        pending_bytes: 0,
+    };
     let mut end: Option<u64> = None;
     let mut last_ack = Instant::now();
     let mut failing_since: Option<Instant> = None;
@@ -258,36 +448,61 @@ async fn publish_loop(
         if let Some(signal) = (server.stop)() {
             return Err(Error::Interrupted(signal));
         }
-        if let (Some(total), true) = (end, pending.is_empty()) {
+        if let (Some(total), true) = (end, out.pending.is_empty()) {
             counts.done = total;
             return Ok(());
         }
-        let room = pending.len() < settings.max_in_flight && end.is_none();
-        let waiting = pending.front().is_some_and(|p| p.confirm.is_some());
-        let unsent = pending.front().is_some_and(|p| p.confirm.is_none());
-        let front = pending.front_mut().and_then(|p| p.confirm.as_mut());
+        let room = out.room(settings.max_in_flight) && end.is_none();
+        let lingering = room && out.may_linger();
+        let linger = tokio::time::sleep_until((out.pack.opened + settings.linger).into());
+        let waiting = out.pending.front().is_some_and(|p| p.confirm.is_some());
+        let unsent = out.pending.front().is_some_and(|p| p.confirm.is_none());
+        let front = out.pending.front_mut().and_then(|p| p.confirm.as_mut());
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
             read = rx.recv(), if room => match read {
-                Some(Ahead::Item(index, (payload, id, cursor))) => {
-                    let confirm = send(&context, &settings.subject, &payload, &id).await;
-                    pending.push_back(Pending { index, payload, id, cursor, confirm });
+                Some(Ahead::Item(index, read)) => out.add(index, read).await,
+                Some(Ahead::End(total)) => {
+                    end = Some(total);
+                    if !out.pack.is_empty() {
+                        out.send().await;
+                    }
                 }
-                Some(Ahead::End(total)) => end = Some(total),
                 Some(Ahead::Failed(err)) => return Err(err),
                 None => return Err(Error::failed("the input thread stopped")),
+            },
+            () = linger, if lingering => {
+                // What the input has ready goes in first: the pack is cut early only when
+                // nothing is, or the input has ended.
+                let sent = out.pending.len();
+                while out.pending.len() == sent {
+                    match rx.try_recv() {
+                        Ok(Ahead::Item(index, read)) => out.add(index, read).await,
+                        Ok(Ahead::End(total)) => {
+                            end = Some(total);
+                            out.send().await;
+                        }
+                        Ok(Ahead::Failed(err)) => return Err(err),
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => out.send().await,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                            return Err(Error::failed("the input thread stopped"));
+                        }
+                    }
+                }
             },
             confirmed = async { front.expect("a confirm to wait for").await }, if waiting => {
                 match confirmed {
                     Ok(ack) => {
-                        let first = pending.pop_front();
-                        let done = first.as_ref().map_or(0, |p| p.index);
+                        let first = out.confirmed();
+                        let done = first.as_ref().map_or(0, |p| p.last);
                         if let Some(cursor) = first.and_then(|p| p.cursor) {
                             counts.cursor = Some(cursor);
                         }
+                        // A duplicate's is the sequence of the message it repeats.
+                        counts.sequence = counts.sequence.max(ack.sequence);
                         // Bad lines between confirmed ones are done too (those after the
                         // last, once the input has ended: at the loop's top).
-                        counts.done = pending.front().map_or(done, |next| next.index - 1);
+                        counts.done = out.pending.front().map_or(done, |next| next.first - 1);
                         counts.confirmed += 1;
                         counts.duplicates += u64::from(ack.duplicate);
                         failing_since = None;
@@ -303,7 +518,7 @@ async fn publish_loop(
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         // Everything not confirmed is sent again, in order, under the same
                         // ids: what did land is dropped by the stream as a duplicate.
-                        for item in pending.iter_mut() {
+                        for item in out.pending.iter_mut() {
                             item.confirm = send(&context, &settings.subject, &item.payload, &item.id).await;
                             counts.resent += 1;
                         }
@@ -319,7 +534,7 @@ async fn publish_loop(
                         server.url, server.retry_for
                     )));
                 }
-                for item in pending.iter_mut().filter(|p| p.confirm.is_none()) {
+                for item in out.pending.iter_mut().filter(|p| p.confirm.is_none()) {
                     item.confirm = send(&context, &settings.subject, &item.payload, &item.id).await;
                     counts.resent += 1;
                 }
@@ -369,7 +584,7 @@ pub struct SubscribeSettings {
     pub ack_wait: Duration,
     /// End (0) when no message came for this long.
     pub idle: Option<Duration>,
-    /// End (0) after this many messages.
+    /// End (0) after this many records (the message that reaches it written whole).
     pub count: Option<u64>,
     /// The sink's ack file: a record is acknowledged only once the cursor written there
     /// has passed the one this run gave it.
@@ -380,8 +595,9 @@ pub struct SubscribeSettings {
     pub output_gone: fn() -> bool,
 }
 
-/// Writes every message on the subject to `out`, one line each, acknowledging a batch's
-/// messages once they are written and flushed. Returns the number of messages written.
+/// Writes every message on the subject to `out`, as its lines (one record, or several
+/// from `nats-pub --pack`), acknowledging a batch's messages once they are written and
+/// flushed. Returns the number of records written.
 pub fn subscribe(
     settings: SubscribeSettings,
     out: &mut dyn Write,
@@ -393,7 +609,7 @@ pub fn subscribe(
 /// Where a subscribe run is, for a status line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubscribeCounts {
-    /// Messages written.
+    /// Records written.
     pub written: u64,
     /// Of those, the ones waiting for the sink's acknowledgement (with `ack`).
     pub waiting: u64,
@@ -452,7 +668,7 @@ async fn subscribe_loop(
             waiting: trail.as_ref().map_or(0, |t| t.waiting.len() as u64),
         });
         // Only what will be written is asked for: nothing waits unacknowledged in this
-        // process when it stops.
+        // process when it stops. (A message holds one record at least.)
         let want = match settings.count {
             Some(n) if written >= n => return finish(settings, out, trail, written).await,
             Some(n) => batch.min(usize::try_from(n - written).unwrap_or(usize::MAX)),
@@ -479,6 +695,7 @@ async fn subscribe_loop(
         let mut messages = match consumer
             .batch()
             .max_messages(want)
+            .max_bytes(pull_bytes(&context))
             .expires(Duration::from_millis(500))
             .messages()
             .await
@@ -507,17 +724,19 @@ async fn subscribe_loop(
         while let Some(message) = messages.next().await {
             match message {
                 Ok(message) => {
-                    written += 1;
+                    written += 1 + memchr::memchr_iter(b'\n', &message.payload).count() as u64;
                     if let Some(trail) = &mut trail {
                         if let Some(n) = trail.stamp(&message.payload, out)? {
                             trail.waiting.push_back((n, message));
                             continue;
                         }
+                    } else {
+                        out.write_all(&message.payload).map_err(stdout)?;
+                        out.write_all(b"\n").map_err(stdout)?;
                     }
-                    out.write_all(&message.payload).map_err(stdout)?;
-                    out.write_all(b"\n").map_err(stdout)?;
                     written_now.push(message);
                 }
+                Err(e) if full(&e) => break,
                 Err(e) => {
                     (server.warn)(&format!("{}: {e}", server.url));
                     break;
@@ -633,19 +852,25 @@ impl Trail {
         }
     }
 
-    /// Writes `payload` with this run's next cursor in place of its own; that cursor's
-    /// number, or `None` (nothing written) when it is not a JSON object and cannot carry
-    /// one.
+    /// Writes each line of `payload` with this run's next cursor in place of its own; the
+    /// last cursor's number, or `None` when no line is a JSON object that can carry one
+    /// (such lines are written as they are).
     fn stamp(&mut self, payload: &[u8], out: &mut dyn Write) -> Result<Option<u64>, Error> {
-        self.cursor.clear();
-        let _ = write!(self.cursor, "{}{}", self.prefix, self.next);
-        if !with_cursor(payload, &self.cursor, &mut self.line) {
-            return Ok(None);
+        let mut last = None;
+        for line in payload.split(|&b| b == b'\n') {
+            self.cursor.clear();
+            let _ = write!(self.cursor, "{}{}", self.prefix, self.next);
+            if with_cursor(line, &self.cursor, &mut self.line) {
+                self.line.push(b'\n');
+                out.write_all(&self.line).map_err(stdout)?;
+                last = Some(self.next);
+                self.next += 1;
+            } else {
+                out.write_all(line).map_err(stdout)?;
+                out.write_all(b"\n").map_err(stdout)?;
+            }
         }
-        self.line.push(b'\n');
-        out.write_all(&self.line).map_err(stdout)?;
-        self.next += 1;
-        Ok(Some(self.next - 1))
+        Ok(last)
     }
 
     /// Says once when every record nats-sub may hold waits for the sink, and the sink has

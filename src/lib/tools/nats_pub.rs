@@ -1,13 +1,14 @@
-//! `nats-pub`: an NDJSON stream → NATS JetStream, one message per line, losing nothing.
+//! `nats-pub`: an NDJSON stream → NATS JetStream, a message per line (or per --pack lines),
+//! losing nothing.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args as ClapArgs, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 
-use crate::cli::{self, AckArgs, InputArgs};
+use crate::cli::{self, AckArgs, InputArgs, ServerArgs, StreamArgs};
 use crate::error::Error;
-use crate::nats::{self, MessageId, PublishSettings, Server, StreamSpec};
+use crate::nats::{self, MessageId, PublishSettings};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,119 +26,6 @@ Examples:
   nats-sub --durable archive --ack /var/lib/measpipe/post.ack 'gridftp.>' \\
       | esmond-post --ack /var/lib/measpipe/post.ack";
 
-/// How nats-pub and nats-sub reach the servers (the flags of the nats CLI).
-#[derive(Debug, Clone, ClapArgs)]
-pub struct ServerArgs {
-    /// NATS server URLs, comma-separated (nats://HOST:PORT; tls://HOST:PORT for TLS).
-    #[arg(
-        short = 's',
-        long = "server",
-        value_name = "URL",
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub url: String,
-
-    /// A credentials file (user JWT and NKey seed).
-    #[arg(long, value_name = "FILE", env = "NATS_CREDS")]
-    pub creds: Option<PathBuf>,
-
-    /// User name (with --password).
-    #[arg(long, value_name = "USER", env = "NATS_USER", requires = "password")]
-    pub user: Option<String>,
-
-    /// Password for --user.
-    #[arg(
-        long,
-        value_name = "PASSWORD",
-        env = "NATS_PASSWORD",
-        requires = "user"
-    )]
-    pub password: Option<String>,
-
-    /// An authentication token.
-    #[arg(long, value_name = "TOKEN", env = "NATS_TOKEN")]
-    pub token: Option<String>,
-
-    /// CA certificates to trust (PEM).
-    #[arg(long = "tlsca", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// A client certificate (PEM; with --tlskey).
-    #[arg(long = "tlscert", value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The client certificate's key (PEM).
-    #[arg(long = "tlskey", value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Require TLS, whatever the URL says.
-    #[arg(long)]
-    pub tls: bool,
-
-    /// Keep trying this long when no server answers (or confirms) before giving up.
-    #[arg(long, value_name = "SPAN", default_value = "5min", value_parser = humantime::parse_duration)]
-    pub retry_for: Duration,
-}
-
-impl ServerArgs {
-    /// The domain's server settings.
-    pub fn server(&self) -> Server {
-        Server {
-            url: self.url.clone(),
-            creds: self.creds.clone(),
-            user: self.user.clone().zip(self.password.clone()),
-            token: self.token.clone(),
-            tls_ca: self.tls_ca.clone(),
-            tls_cert: self.tls_cert.clone().zip(self.tls_key.clone()),
-            tls_required: self.tls,
-            retry_for: self.retry_for,
-            name: cli::program().to_owned(),
-            stop: cli::interrupted,
-            warn: cli::warn,
-        }
-    }
-}
-
-/// The stream either end creates when it is missing (both with the same defaults).
-#[derive(Debug, Clone, ClapArgs)]
-pub struct StreamArgs {
-    /// The stream; by default the subject's first token upper-cased (gridftp.host1 is
-    /// kept in GRIDFTP, which takes gridftp and gridftp.>).
-    #[arg(long, value_name = "NAME")]
-    pub stream: Option<String>,
-
-    /// Messages older than this are dropped from a new stream.
-    #[arg(long, value_name = "SPAN", default_value = "7days", value_parser = humantime::parse_duration)]
-    pub max_age: Duration,
-
-    /// A new stream's size limit in bytes; the oldest messages go first.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
-    pub max_bytes: u64,
-
-    /// How long a new stream remembers message ids to drop re-sends: a rerun after a
-    /// crash must come within it.
-    #[arg(long, value_name = "SPAN", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub duplicate_window: Duration,
-
-    /// Copies of a new stream's messages in a cluster.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
-    pub replicas: u8,
-}
-
-impl StreamArgs {
-    /// The domain's stream settings.
-    pub fn spec(&self) -> StreamSpec {
-        StreamSpec {
-            name: self.stream.clone(),
-            max_age: self.max_age,
-            max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
-            duplicate_window: self.duplicate_window,
-            replicas: usize::from(self.replicas),
-        }
-    }
-}
-
 /// How a message id is made from a record.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum IdFrom {
@@ -151,9 +39,10 @@ enum IdFrom {
 ///
 /// Each line (a JSON value; others are bad lines, see --on-error) is published on SUBJECT
 /// with a Nats-Msg-Id made from the record, so the stream's duplicate window drops a
-/// re-send. The stream is created when missing (see the stream options; nats-sub creates
-/// the same one). At most --max-in-flight messages wait for the stream's confirm: a slow
-/// or absent server holds the input back instead of filling memory. When a connection
+/// re-send (with --pack, several lines to a message, its id made from theirs). The stream
+/// is created when missing (see the stream options; nats-sub creates the same one). At
+/// most --max-in-flight messages (and 32 MiB) wait for the stream's confirm: a slow or
+/// absent server holds the input back instead of filling memory. When a connection
 /// fails, everything unconfirmed is sent again under the same ids; nats-pub gives up, with
 /// exit status 1, only when no server answers for --retry-for. --ack FILE holds the number
 /// of input records confirmed, rewritten atomically each second and at the end; with
@@ -179,9 +68,24 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = IdFrom::Hash)]
     id_from: IdFrom,
 
-    /// At most this many messages published and not yet confirmed.
+    /// At most this many messages published and not yet confirmed (and at most 32 MiB of
+    /// them).
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_in_flight: u64,
+
+    /// Up to N records in one message, newline-separated (nats-sub writes them as lines;
+    /// other consumers see N lines in a message). Several times the throughput, since the
+    /// server's work is per message. A message is also cut before 256 KiB, and early when
+    /// the input pauses for --linger or ends. A rerun sends what a killed run sent and did
+    /// not count in the same messages, so that the stream drops them: it reads them from
+    /// the subject, past the stream sequence kept in FILE.seq beside --ack or --ack-cursor
+    /// FILE (hence one of them is needed). One publisher per subject, as gridftp.HOST.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pack: u64,
+
+    /// With --pack: how long a message that is not full waits for more input.
+    #[arg(long, value_name = "SPAN", default_value = "50ms", value_parser = humantime::parse_duration)]
+    linger: Duration,
 
     #[command(flatten)]
     ack: AckArgs,
@@ -208,6 +112,20 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     cli::stop_on_signal();
     let skip = args.ack.skip("a nats-pub ack file")?;
+    let sequence = match (
+        args.pack,
+        args.ack.ack.as_ref().or(args.ack_cursor.as_ref()),
+    ) {
+        (1, _) => None,
+        (_, Some(ack)) => Some(PathBuf::from(format!("{}.seq", ack.display()))),
+        (_, None) => {
+            return Err(Error::Usage(
+                "--pack needs --ack or --ack-cursor: a rerun packs again what this run \
+                 sent and did not count, and where that starts is kept beside that file"
+                    .into(),
+            ))
+        }
+    };
     let settings = PublishSettings {
         server: args.server.server(),
         stream: args.stream.spec(),
@@ -220,6 +138,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         ack: args.ack.ack.clone(),
         ack_cursor: args.ack_cursor.clone(),
         skip,
+        pack: usize::try_from(args.pack).unwrap_or(usize::MAX),
+        linger: args.linger,
+        sequence,
     };
     let bad = args.input.bad_lines().warn_each(cli::warn);
     let mut status = cli::Status::new(args.quiet);

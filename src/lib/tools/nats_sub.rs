@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli;
+use crate::cli::{self, ServerArgs, StreamArgs};
 use crate::error::Error;
 use crate::nats::{self, SubscribeSettings};
-use crate::tools::nats_pub::{ServerArgs, StreamArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,7 +31,8 @@ Examples:
 /// delivered the record: nothing is lost in the sink either. After a crash what was not
 /// acknowledged comes again, so a record may be written twice; sinks that take a record
 /// twice as once (esmond-post into the archive) store each exactly once. Runs until
-/// SIGINT/SIGTERM, --count messages, or --idle without any.
+/// SIGINT/SIGTERM, --count records, or --idle without any. A message nats-pub --pack made
+/// holds several records, one per line: each is written as a line.
 #[derive(Debug, Parser)]
 #[command(name = "nats-sub", version, after_help = EXAMPLES)]
 pub struct Args {
@@ -67,7 +67,8 @@ pub struct Args {
     #[arg(long, value_name = "SPAN", value_parser = humantime::parse_duration)]
     idle: Option<Duration>,
 
-    /// Stop (exit 0) after writing this many messages.
+    /// Stop (exit 0) after writing this many records (the message that reaches N is
+    /// written whole).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
 

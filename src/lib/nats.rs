@@ -264,8 +264,8 @@ struct Sender<'a> {
     pack: Pack,
     /// The messages of a killed run to send again as they were.
     plan: Plan,
-    /// The records the pack must hold, when it is one of those.
-    target: Option<usize>,
+    /// The ids (hashed) of the records the pack must hold, when it is one of those.
+    target: Option<Vec<u64>>,
     pending: VecDeque<Pending>,
     /// The bytes of the pending messages.
     pending_bytes: usize,
@@ -291,11 +291,17 @@ impl Sender<'_> {
         if !self.pack.fits(line.len()) {
             self.send().await;
         }
-        if self.pack.is_empty() {
-            self.target = self.plan.take(&id);
+        if let Some(ids) = &self.target {
+            // A record other than the one the message held: the plan does not apply.
+            if ids.get(self.pack.count) != Some(&pack::id_hash(&id)) {
+                self.target = None;
+            }
+        } else if self.pack.is_empty() {
+            self.target = self.plan.take(pack::id_hash(&id));
         }
         self.pack.push(index, line, id, cursor);
-        if self.pack.count >= self.target.unwrap_or(self.most) {
+        let full = self.target.as_ref().map_or(self.most, Vec::len);
+        if self.pack.count >= full {
             self.send().await;
         }
     }
@@ -381,15 +387,32 @@ async fn landed(
                 Err(e) if full(&e) => break,
                 Err(e) => return Err(failed(&e)),
             };
-            let first = message.payload.split(|&b| b == b'\n').next().unwrap_or(&[]);
-            let cursor = (settings.id == MessageId::Cursor)
-                .then(|| cursor_of(first))
-                .flatten();
-            let records = 1 + memchr::memchr_iter(b'\n', &message.payload).count();
-            plan.landed(
-                id_of(settings.id, &settings.subject, first, cursor.as_deref()),
-                records,
-            );
+            let ids = message
+                .payload
+                .split(|&b| b == b'\n')
+                .map(|line| {
+                    let cursor = (settings.id == MessageId::Cursor)
+                        .then(|| cursor_of(line))
+                        .flatten();
+                    pack::id_hash(&id_of(
+                        settings.id,
+                        &settings.subject,
+                        line,
+                        cursor.as_deref(),
+                    ))
+                })
+                .collect();
+            if !plan.landed(ids) {
+                (settings.server.warn)(&format!(
+                    "{}: more than {} records on {} past the stream sequence kept beside the \
+                     ack file; the rest is packed anew (and may be kept twice)",
+                    url,
+                    pack::PLAN_RECORDS,
+                    settings.subject
+                ));
+                left = 0;
+                break;
+            }
             left -= 1;
         }
         if left == before {
@@ -422,6 +445,8 @@ async fn publish_loop(
     if let Some(path) = &settings.sequence {
         match pack::read_sequence(path)? {
             Some(after) => {
+                // A stream made again since starts its sequence anew.
+                let after = after.min(stream.cached_info().state.last_sequence);
                 counts.sequence = after;
                 plan = landed(&context, &stream, settings, after).await?;
             }

@@ -121,30 +121,49 @@ impl Pack {
 }
 
 /// The messages a killed run sent that the stream holds and its ack files do not count,
-/// each by its first record's id and its number of records, in stream order: a rerun packs
-/// the same records into the same messages, and the stream drops each as a duplicate.
+/// each as its records' ids (hashed), in stream order: a rerun packs the same records into
+/// the same messages, and the stream drops each as a duplicate.
 #[derive(Debug, Default)]
 pub struct Plan {
-    landed: VecDeque<(String, usize)>,
+    landed: VecDeque<Vec<u64>>,
+    records: usize,
 }
 
+/// A record id's hash, as a plan keeps it (a collision could only cost a duplicate).
+pub fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// At most this many records are kept in a plan (~8 MB): past it, the rest is packed by
+/// the usual rules.
+pub const PLAN_RECORDS: usize = 1_000_000;
+
 impl Plan {
-    /// Notes a message held by the stream: its first record's id, and its records.
-    pub fn landed(&mut self, first_id: String, records: usize) {
-        self.landed.push_back((first_id, records));
+    /// Notes a message held by the stream by its records' ids; false (nothing noted) once
+    /// the plan holds [`PLAN_RECORDS`].
+    pub fn landed(&mut self, ids: Vec<u64>) -> bool {
+        if self.records + ids.len() > PLAN_RECORDS {
+            return false;
+        }
+        self.records += ids.len();
+        self.landed.push_back(ids);
+        true
     }
 
-    /// How many records the message starting with record `id` must hold: that of the
-    /// landed message starting with it (those before it are passed over), or `None` (the
-    /// pack follows the usual rules; the plan is forgotten when no message starts there).
-    pub fn take(&mut self, id: &str) -> Option<usize> {
+    /// The records' ids of the landed message that starts with record `id` (those before
+    /// it are passed over), or `None`: the pack follows the usual rules, and the plan is
+    /// forgotten when no message starts there.
+    pub fn take(&mut self, id: u64) -> Option<Vec<u64>> {
         if self.landed.is_empty() {
             return None;
         }
-        match self.landed.iter().position(|(first, _)| first == id) {
+        match self.landed.iter().position(|ids| ids.first() == Some(&id)) {
             Some(at) => {
                 self.landed.drain(..at);
-                self.landed.pop_front().map(|(_, records)| records)
+                self.landed.pop_front()
             }
             None => {
                 self.landed.clear();
@@ -224,15 +243,21 @@ mod tests {
     #[test]
     fn a_plan_passes_over_messages_before_the_first_record_and_ends_where_none_starts() {
         let mut plan = Plan::default();
-        for (first, records) in [("a", 3), ("d", 16), ("t", 2), ("v", 1)] {
-            plan.landed(first.into(), records);
+        for ids in [vec![1, 2, 3], vec![4, 5], vec![6], vec![7]] {
+            assert!(plan.landed(ids));
         }
-        assert_eq!(plan.take("d"), Some(16));
-        assert_eq!(plan.take("t"), Some(2));
+        assert_eq!(plan.take(4), Some(vec![4, 5]));
+        assert_eq!(plan.take(6), Some(vec![6]));
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan.take("w"), None);
+        assert_eq!(plan.take(8), None);
         assert_eq!(plan.len(), 0);
-        assert_eq!(plan.take("v"), None);
+        assert_eq!(plan.take(7), None);
+        let mut big = Plan::default();
+        assert!(big.landed(vec![0; PLAN_RECORDS - 1]));
+        assert!(big.landed(vec![1]));
+        assert!(!big.landed(vec![2]));
+        assert_eq!(id_hash("a"), id_hash("a"));
+        assert_ne!(id_hash("a"), id_hash("b"));
     }
 
     #[test]

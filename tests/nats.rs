@@ -520,6 +520,70 @@ fn cluster_node_and_stages_killed(pack: usize) {
     assert_eq!(stream.len(), N, "the stream holds each record once");
 }
 
+/// `nats-pub --pack`, step by step: a run sends 40 records 10 to a message, and leaves its
+/// ack file and stream sequence as a kill after its first message would (10 counted,
+/// sequence 1). The rerun, asked for 16 to a message, reads back the three messages past
+/// it and sends their records in the same messages, which the stream drops (16 to a
+/// message, they would be two new ones, stored). When a record there differs, the message
+/// it was in is sent anew, ending where that one did, and the next ones are the same again.
+#[test]
+fn a_rerun_sends_what_the_stream_holds_past_its_sequence_in_the_same_messages() {
+    let Some((dir, nats)) = one_node() else {
+        return;
+    };
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, records(40)).unwrap();
+    let ack = dir.path().join("pub.ack");
+    let sequence = dir.path().join("pub.ack.seq");
+    let publish = |pack: &str| {
+        let out = nats_pub(&nats.url())
+            .args(["--pack", pack, "--resume", "--ack"])
+            .arg(&ack)
+            .args(["gridftp.h1"])
+            .arg(&input)
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert_eq!(publish("10"), "");
+    assert_eq!(count(&ack), 40);
+    assert_eq!(std::fs::read_to_string(&sequence).unwrap(), "4\n");
+    let killed = || {
+        std::fs::write(&ack, "10\n").unwrap();
+        std::fs::write(&sequence, "1\n").unwrap();
+    };
+    killed();
+    assert_eq!(
+        publish("16"),
+        format!(
+            "nats-pub: {}: 3 messages confirmed; 0 sent again, 3 dropped by the stream as duplicates\n",
+            nats.url()
+        )
+    );
+    assert_eq!(count(&ack), 40);
+    assert_eq!(std::fs::read_to_string(&sequence).unwrap(), "4\n");
+    let expected: Vec<String> = records(40).lines().map(str::to_owned).collect();
+    same_lines(&drain(&nats.url(), "gridftp.>"), &expected);
+
+    // Record 15 differs now: records 11–20 are a new message, the next two the same.
+    let mut changed = expected.clone();
+    changed[14] = changed[14].replace("\"throughput\":98", "\"throughput\":99");
+    assert_ne!(changed[14], expected[14]);
+    std::fs::write(&input, changed.join("\n") + "\n").unwrap();
+    killed();
+    assert_eq!(
+        publish("16"),
+        format!(
+            "nats-pub: {}: 3 messages confirmed; 0 sent again, 2 dropped by the stream as duplicates\n",
+            nats.url()
+        )
+    );
+    let mut stream = expected.clone();
+    stream.extend(changed[10..20].iter().cloned());
+    same_lines(&drain(&nats.url(), "gridftp.>"), &stream);
+}
+
 /// `nats-pub --pack`: records come in bursts through a pipe, so most messages are cut
 /// early (the input paused for the linger). nats-pub is killed with -9 while messages it
 /// had confirmed are past its ack file, and rerun with --resume over the whole input in a

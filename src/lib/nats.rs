@@ -264,8 +264,9 @@ struct Sender<'a> {
     pack: Pack,
     /// The messages of a killed run to send again as they were.
     plan: Plan,
-    /// The ids (hashed) of the records the pack must hold, when it is one of those.
-    target: Option<Vec<u64>>,
+    /// The ids (hashed) of the records the pack must hold, when it is one of those, and
+    /// whether it has held them so far.
+    target: Option<(Vec<u64>, bool)>,
     pending: VecDeque<Pending>,
     /// The bytes of the pending messages.
     pending_bytes: usize,
@@ -291,25 +292,24 @@ impl Sender<'_> {
         if !self.pack.fits(line.len()) {
             self.send().await;
         }
-        if let Some(ids) = &self.target {
-            // A record other than the one the message held: the plan does not apply.
-            if ids.get(self.pack.count) != Some(&pack::id_hash(&id)) {
-                self.target = None;
-            }
+        if let Some((ids, same)) = &mut self.target {
+            // A record other than the one the message held: the message will be new, but
+            // it ends where that one did, so that the next ones are the same again.
+            *same &= ids.get(self.pack.count) == Some(&pack::id_hash(&id));
         } else if self.pack.is_empty() {
-            self.target = self.plan.take(pack::id_hash(&id));
+            self.target = self.plan.take(pack::id_hash(&id)).map(|ids| (ids, true));
         }
         self.pack.push(index, line, id, cursor);
-        let full = self.target.as_ref().map_or(self.most, Vec::len);
+        let full = self.target.as_ref().map_or(self.most, |(ids, _)| ids.len());
         if self.pack.count >= full {
             self.send().await;
         }
     }
 
-    /// Whether the pack may be sent before it is full, when the input pauses: not when it
+    /// Whether the pack may be sent before it is full, when the input pauses: not while it
     /// is to be a message the stream holds already.
     fn may_linger(&self) -> bool {
-        !self.pack.is_empty() && self.target.is_none()
+        !self.pack.is_empty() && !self.target.as_ref().is_some_and(|(_, same)| *same)
     }
 
     /// Sends the pack as one message.

@@ -1523,8 +1523,10 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
         ack.display(),
         log.display()
     );
+    // The dead archive refuses connections at once; the timeout is for a live one under
+    // load (a request of the first half took over 2 s once, on PostgreSQL in CI).
     let options = format!(
-        "--ack {} --retries 2 --backoff 0.05 --timeout 2",
+        "--ack {} --retries 2 --backoff 0.05 --timeout 30",
         ack.display()
     );
     // The first run sends the first half, then waits on a gate (a FIFO) that the test opens
@@ -1563,6 +1565,11 @@ fn stopping_the_archive_mid_stream_loses_and_repeats_nothing() {
     let acked_half = format!(":{half}\n");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !std::fs::read_to_string(&ack).is_ok_and(|a| a.ends_with(&acked_half)) {
+        if first.try_wait().unwrap().is_some() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("the first run ended before the half was acknowledged: {stderr}");
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "the first half was never acknowledged"

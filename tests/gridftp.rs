@@ -766,6 +766,12 @@ fn soak(mode: &str) -> Option<Soaked> {
     let site = Arc::new(Site::new());
     let done = Arc::new(AtomicBool::new(false));
     let posted = Arc::new(AtomicU64::new(0));
+    // Rotations done, and (one more than) the most rotations done when a run that went
+    // through started: the shipped logrotate stanza promises no more than a run between
+    // two rotations finds the rotated file, so the next rotation waits for such a run
+    // (under load a run can take longer than the 1.5 s between rotations).
+    let rotations = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
     let command = site.cron_command();
     // The server's log exists before cron first runs (else a run says it is missing, as it
     // should: the runners below must not start before the writer has made it).
@@ -776,7 +782,9 @@ fn soak(mode: &str) -> Option<Soaked> {
         .unwrap();
     let run = {
         let (site, command, posted) = (site.clone(), command.clone(), posted.clone());
+        let (rotations, finished) = (rotations.clone(), finished.clone());
         move || {
+            let epoch = rotations.load(Ordering::SeqCst);
             let out = Command::new("sh")
                 .args(["-c", &command])
                 .env("ESMOND_KEY", &site.key)
@@ -794,6 +802,7 @@ fn soak(mode: &str) -> Option<Soaked> {
                 .unwrap_or_else(|| panic!("no summary: {stderr}"));
             let records: u64 = summary.split(',').next().unwrap().parse().unwrap();
             posted.fetch_add(records, Ordering::SeqCst);
+            finished.fetch_max(epoch + 1, Ordering::SeqCst);
             stderr
         }
     };
@@ -850,9 +859,18 @@ fn soak(mode: &str) -> Option<Soaked> {
             n
         })
     };
-    for _ in 0..6 {
+    for rotation in 0..6 {
         std::thread::sleep(Duration::from_millis(1500));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while finished.load(Ordering::SeqCst) <= rotation {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no run went through since rotation {rotation}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         site.rotate(mode);
+        rotations.fetch_add(1, Ordering::SeqCst);
     }
     let written = writer.join().unwrap();
     done.store(true, Ordering::SeqCst);

@@ -2752,6 +2752,76 @@ mod tests {
         );
     }
 
+    /// A test's later run registers the extra series its metadata lacks and folds into
+    /// them, and a run after that folds the same.
+    #[test]
+    fn a_later_run_registers_the_extra_series_it_lacks_and_folds_into_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut metadata = throughput_metadata();
+        metadata.event_types = vec![("throughput".into(), vec![(Summary::Average, 86_400)])];
+        let run = |id: &'static str, ts: i64, throughput: f64, histogram: Option<Value>| {
+            let mut values = vec![("throughput".to_owned(), json!(throughput))];
+            let mut extra = vec![];
+            if let Some(histogram) = histogram {
+                values.push(("histogram-rtt".to_owned(), histogram));
+                extra.push((
+                    "histogram-rtt".to_owned(),
+                    vec![(Summary::Aggregation, 3_600)],
+                ));
+            }
+            let new = NewRun {
+                id,
+                metadata: metadata.clone(),
+                extra,
+                ts,
+                values,
+                received: 0,
+                test_type: "rtt",
+                tool: "ping",
+                succeeded: true,
+                run_href: None,
+                task_href: None,
+                test_checksum: "x",
+                observer: None,
+                body: "{}",
+            };
+            match store.write_run(&new).unwrap() {
+                RunOutcome::Stored(key, collided) if collided.is_empty() => key,
+                other => panic!("{other:?}"),
+            }
+        };
+        let key = run("a", 7_200, 1000.0, None);
+        assert_eq!(run("b", 10_800, 2000.0, Some(json!({"0.5": 2}))), key);
+        assert_eq!(run("c", 10_801, 3000.0, Some(json!({"0.5": 1}))), key);
+        let point = |event_type: &str, summary: Summary, window: i64| {
+            store
+                .points(&SeriesQuery {
+                    key: &key,
+                    event_type,
+                    summary,
+                    window,
+                    begin: 0,
+                    end: 100_000,
+                    limit: 10,
+                    offset: 0,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            point("throughput", Summary::Average, 86_400),
+            r#"[{"ts":0,"val":2000.0}]"#
+        );
+        assert_eq!(
+            point("histogram-rtt", Summary::Aggregation, 3_600),
+            r#"[{"ts":10800,"val":{"0.5":3}}]"#
+        );
+        assert_eq!(
+            point("histogram-rtt", Summary::Base, 0),
+            r#"[{"ts":10800,"val":{"0.5":2}},{"ts":10801,"val":{"0.5":1}}]"#
+        );
+    }
+
     /// Histogram summaries merged point by point (each bin from what it held) are what
     /// merging every base histogram of the bin gives, also when a base histogram is
     /// replaced by another (the bin is then made again from its base points).

@@ -7,6 +7,7 @@
 #
 # Prints records/s and the CPU seconds of nats-pub, nats-sub and the server for each.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 old=$1 new=$2 records=${3:-1000000} runs=${4:-3}
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -17,15 +18,7 @@ trap cleanup EXIT
 for _ in $(seq 300); do grep -q 'Server is ready' "$work/server.log" && break; sleep 0.05; done
 url="nats://127.0.0.1:$port"
 # The records of benches/nats.sh.
-python3 - "$records" > "$work/in.ndjson" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"kind": "measurement", "metadata": {"subject-type": "point-to-point",
-        "source": "10.0.%d.1" % (i % 200), "destination": "10.1.0.2", "tool-name": "gridftp",
-        "input-source": "gridftp-a.example.net", "input-destination": "gridftp-b.example.net"},
-        "ts": 1796000000 + i, "values": {"throughput": 1.0e9 + i, "gridftp-bytes-transferred": 2**30 + i},
-        "cursor": "/var/log/gridftp.log:%d" % (i * 330)}, separators=(",", ":")))
-PY
+python3 "$root/benches/gridftp-records.py" "$records" > "$work/in.ndjson"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 for run in $(seq "$runs"); do

@@ -28,15 +28,7 @@ url="nats://127.0.0.1:$port"
 # default) of the server's storage: 1 GiB each lets several fit.
 limit=(--max-bytes $((1 << 30)))
 # GridFTP-like measurement records (~330 bytes), each distinct.
-python3 - "$records" > "$work/in.ndjson" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"kind": "measurement", "metadata": {"subject-type": "point-to-point",
-        "source": "10.0.%d.1" % (i % 200), "destination": "10.1.0.2", "tool-name": "gridftp",
-        "input-source": "gridftp-a.example.net", "input-destination": "gridftp-b.example.net"},
-        "ts": 1796000000 + i, "values": {"throughput": 1.0e9 + i, "gridftp-bytes-transferred": 2**30 + i},
-        "cursor": "/var/log/gridftp.log:%d" % (i * 330)}, separators=(",", ":")))
-PY
+python3 "$root/benches/gridftp-records.py" "$records" > "$work/in.ndjson"
 bytes=$(wc -c < "$work/in.ndjson")
 echo "input: $records records, $bytes bytes"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }

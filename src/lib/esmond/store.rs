@@ -2671,6 +2671,54 @@ mod tests {
             .unwrap()
     }
 
+    /// A pScheduler run of `metadata` at `ts`, for the tests.
+    fn test_run<'a>(
+        id: &'a str,
+        metadata: &NewMetadata,
+        extra: Vec<(String, Vec<(Summary, i64)>)>,
+        ts: i64,
+        values: Vec<(String, Value)>,
+    ) -> NewRun<'a> {
+        NewRun {
+            id,
+            metadata: metadata.clone(),
+            extra,
+            ts,
+            values,
+            received: 0,
+            test_type: "rtt",
+            tool: "ping",
+            succeeded: true,
+            run_href: None,
+            task_href: None,
+            test_checksum: "x",
+            observer: None,
+            body: "{}",
+        }
+    }
+
+    /// The points (at most 10) of a series of the metadata `key` in 0–100,000 s, as JSON.
+    fn series_points(
+        store: &Store,
+        key: &str,
+        event_type: &str,
+        summary: Summary,
+        window: i64,
+    ) -> String {
+        store
+            .points(&SeriesQuery {
+                key,
+                event_type,
+                summary,
+                window,
+                begin: 0,
+                end: 100_000,
+                limit: 10,
+                offset: 0,
+            })
+            .unwrap()
+    }
+
     /// A run whose time already holds another numeric value of one event type is stored
     /// with that event type noted as collided (the held value stays); its other values,
     /// and a histogram (raw: replaced), are written and summarised.
@@ -2690,23 +2738,9 @@ mod tests {
                 ("packet-retransmits".to_owned(), json!(retransmits)),
                 ("histogram-rtt".to_owned(), json!({ bucket: 3 })),
             ];
-            let new = NewRun {
-                id,
-                metadata: metadata.clone(),
-                extra: vec![],
-                ts: 7_200,
-                values,
-                received: 0,
-                test_type: "throughput",
-                tool: "iperf3",
-                succeeded: true,
-                run_href: None,
-                task_href: None,
-                test_checksum: "x",
-                observer: None,
-                body: "{}",
-            };
-            store.write_run(&new).unwrap()
+            store
+                .write_run(&test_run(id, &metadata, vec![], 7_200, values))
+                .unwrap()
         };
         let RunOutcome::Stored(key, collided) = run("a", 1000.0, 2, "0.5") else {
             panic!("the first run is stored");
@@ -2717,18 +2751,7 @@ mod tests {
         };
         assert_eq!(collided, ["throughput"]);
         let point = |event_type: &str, summary: Summary, window: i64| {
-            store
-                .points(&SeriesQuery {
-                    key: &key,
-                    event_type,
-                    summary,
-                    window,
-                    begin: 0,
-                    end: 100_000,
-                    limit: 10,
-                    offset: 0,
-                })
-                .unwrap()
+            series_points(&store, &key, event_type, summary, window)
         };
         assert_eq!(
             point("throughput", Summary::Base, 0),
@@ -2770,23 +2793,10 @@ mod tests {
                     vec![(Summary::Aggregation, 3_600)],
                 ));
             }
-            let new = NewRun {
-                id,
-                metadata: metadata.clone(),
-                extra,
-                ts,
-                values,
-                received: 0,
-                test_type: "rtt",
-                tool: "ping",
-                succeeded: true,
-                run_href: None,
-                task_href: None,
-                test_checksum: "x",
-                observer: None,
-                body: "{}",
-            };
-            match store.write_run(&new).unwrap() {
+            match store
+                .write_run(&test_run(id, &metadata, extra, ts, values))
+                .unwrap()
+            {
                 RunOutcome::Stored(key, collided) if collided.is_empty() => key,
                 other => panic!("{other:?}"),
             }
@@ -2795,18 +2805,7 @@ mod tests {
         assert_eq!(run("b", 10_800, 2000.0, Some(json!({"0.5": 2}))), key);
         assert_eq!(run("c", 10_801, 3000.0, Some(json!({"0.5": 1}))), key);
         let point = |event_type: &str, summary: Summary, window: i64| {
-            store
-                .points(&SeriesQuery {
-                    key: &key,
-                    event_type,
-                    summary,
-                    window,
-                    begin: 0,
-                    end: 100_000,
-                    limit: 10,
-                    offset: 0,
-                })
-                .unwrap()
+            series_points(&store, &key, event_type, summary, window)
         };
         assert_eq!(
             point("throughput", Summary::Average, 86_400),

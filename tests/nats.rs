@@ -520,6 +520,43 @@ fn cluster_node_and_stages_killed(pack: usize) {
     assert_eq!(stream.len(), N, "the stream holds each record once");
 }
 
+/// Messages of 256 records (~20 KB each here) read by a pull of up to 1,000 messages:
+/// each pull asks for at most 8 MiB, and its end by the server (`409 Message Size Exceeds
+/// MaxBytes`) is the usual end of a pull, not a warning. Every record comes once, in
+/// order. (Unbounded, such pulls dropped messages at their expiry, and those came again
+/// out of order after the ack wait.)
+#[test]
+fn large_packed_messages_are_read_in_bounded_pulls_quietly_and_in_order() {
+    let Some((dir, nats)) = one_node() else {
+        return;
+    };
+    const N: usize = 120_000;
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, records(N)).unwrap();
+    let out = nats_pub(&nats.url())
+        .args(["--pack", "256", "--ack"])
+        .arg(dir.path().join("pub.ack"))
+        .arg("big.h1")
+        .arg(&input)
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    let out = nats_sub(&nats.url())
+        .args(["--durable", "all", "--count", &N.to_string(), "big.>"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let expected: Vec<String> = records(N).lines().map(str::to_owned).collect();
+    same_lines(&got, &expected);
+}
+
 /// `nats-pub --pack`, step by step: a run sends 40 records 10 to a message, and leaves its
 /// ack file and stream sequence as a kill after its first message would (10 counted,
 /// sequence 1). The rerun, asked for 16 to a message, reads back the three messages past

@@ -371,7 +371,9 @@ fn the_dashboard_shows_each_pair_its_charts_and_a_changed_traceroute_path() {
             Vec::<String>::new(),
             "{name}"
         );
-        let shot = artifacts.join(format!("{name}.png"));
+        // The sqlite and postgres variants run at once: each keeps its own screenshots
+        // (one removed the other's before it was read, once in CI).
+        let shot = artifacts.join(format!("{name}-{}.png", common::serve::store_name()));
         let _ = std::fs::remove_file(&shot);
         common::chromium(
             &url,

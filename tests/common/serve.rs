@@ -120,6 +120,15 @@ thread_local! {
     static DATABASES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// The store the calling test's archives run on, to name what the test keeps by it
+/// (`sqlite` or `postgres`): the two variants of a test run at once.
+pub fn store_name() -> &'static str {
+    match POSTGRES.with(|pg| pg.borrow().is_some()) {
+        true => "postgres",
+        false => "sqlite",
+    }
+}
+
 /// Runs the calling test's archives on a PostgreSQL of its own from now on; false (a skip,
 /// a failure under MEASPIPE_REQUIRE_LIVE) when PostgreSQL is not installed.
 pub fn on_postgres() -> bool {
